@@ -1,0 +1,139 @@
+import Foundation
+import NIOCore
+
+/// A job as it travels through Redis: the stream entry's fields.
+///
+/// On the wire (README, "Wire format") every field is a string; `payload` is JSON; times and
+/// durations are integer milliseconds. Only `type` and `payload` are required, so another
+/// language can enqueue with a plain `XADD harrow:{q}:stream * type T payload {}`.
+public struct JobEnvelope: Sendable, Hashable {
+    /// UUIDv7; for an entry added without one, the stream entry id.
+    public var id: String
+    public var type: String
+    public var queue: String
+    /// The job's JSON, kept as bytes until a handler decodes it.
+    public var payload: ByteBuffer
+    /// Which run this is, from 1.
+    public var attempt: Int
+    /// How many runs are allowed before the job is dead-lettered.
+    public var maxAttempts: Int
+    /// When the job was first enqueued (ms since the epoch).
+    public var enqueuedAt: Int64
+    /// How long one run may take, in milliseconds; `nil` uses the job type's default.
+    public var timeout: Int64?
+    /// How long an in-flight job may go without a heartbeat before it is redelivered (ms);
+    /// `nil` uses ``JobQueue/Options/defaultVisibilityTimeout``.
+    public var visibilityTimeout: Int64?
+    public var uniqueKey: String?
+    /// W3C trace context of whoever enqueued the job.
+    public var traceparent: String?
+
+    public static let defaultMaxAttempts = 25
+
+    public init(
+        id: String = JobID.make(),
+        type: String,
+        queue: String,
+        payload: ByteBuffer,
+        attempt: Int = 1,
+        maxAttempts: Int = JobEnvelope.defaultMaxAttempts,
+        enqueuedAt: Int64 = JobEnvelope.nowMilliseconds(),
+        timeout: Int64? = nil,
+        visibilityTimeout: Int64? = nil,
+        uniqueKey: String? = nil,
+        traceparent: String? = nil
+    ) {
+        self.id = id
+        self.type = type
+        self.queue = queue
+        self.payload = payload
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.enqueuedAt = enqueuedAt
+        self.timeout = timeout
+        self.visibilityTimeout = visibilityTimeout
+        self.uniqueKey = uniqueKey
+        self.traceparent = traceparent
+    }
+
+    public static func nowMilliseconds() -> Int64 {
+        Int64(Date().timeIntervalSince1970 * 1000)
+    }
+
+    /// The payload as text (for display).
+    public var payloadString: String { String(buffer: payload) }
+
+    /// The envelope as alternating field names and values, as XADD and HSET take them.
+    public var fieldArguments: [RESPArgument] {
+        var arguments: [RESPArgument] = [
+            "id", .string(id), "type", .string(type), "queue", .string(queue), "payload", .bytes(payload),
+            "attempt", .int(attempt), "max_attempts", .int(maxAttempts), "enqueued_at", .int(Int(enqueuedAt)),
+        ]
+        if let timeout { arguments += ["timeout", .int(Int(timeout))] }
+        if let visibilityTimeout { arguments += ["visibility_timeout", .int(Int(visibilityTimeout))] }
+        if let uniqueKey { arguments += ["unique_key", .string(uniqueKey)] }
+        if let traceparent { arguments += ["traceparent", .string(traceparent)] }
+        return arguments
+    }
+
+    /// The envelope as a string map, the form dead letters keep.
+    public var fields: [String: String] {
+        var fields: [String: String] = [
+            "id": id, "type": type, "queue": queue, "payload": payloadString, "attempt": String(attempt),
+            "max_attempts": String(maxAttempts), "enqueued_at": String(enqueuedAt),
+        ]
+        if let timeout { fields["timeout"] = String(timeout) }
+        if let visibilityTimeout { fields["visibility_timeout"] = String(visibilityTimeout) }
+        if let uniqueKey { fields["unique_key"] = uniqueKey }
+        if let traceparent { fields["traceparent"] = traceparent }
+        return fields
+    }
+
+    /// Reads an envelope from a stream entry's or hash's fields.
+    ///
+    /// - Parameters:
+    ///   - fallbackID: the id to use when the entry has none (the stream entry id).
+    /// - Throws: a ``QueueError`` with code `invalidJob` saying which field is wrong.
+    public init(fields: [String: ByteBuffer], queue: String, fallbackID: String) throws(QueueError) {
+        func invalid(_ why: String) -> QueueError {
+            QueueError(code: .invalidJob, message: "malformed job entry: \(why)")
+        }
+        func text(_ name: String) -> String? { fields[name].map { String(buffer: $0) } }
+        func integer(_ name: String) throws(QueueError) -> Int64? {
+            guard let value = text(name) else { return nil }
+            guard let number = Int64(value) else { throw invalid("field \(name) is not an integer") }
+            return number
+        }
+        guard let type = text("type"), !type.isEmpty else { throw invalid("missing field type") }
+        guard let payload = fields["payload"] else { throw invalid("missing field payload") }
+        self.id = text("id").flatMap { $0.isEmpty ? nil : $0 } ?? fallbackID
+        self.type = type
+        self.queue = queue
+        self.payload = payload
+        self.attempt = Int(try integer("attempt") ?? 1)
+        self.maxAttempts = Int(try integer("max_attempts") ?? Int64(JobEnvelope.defaultMaxAttempts))
+        self.enqueuedAt = try integer("enqueued_at") ?? 0
+        self.timeout = try integer("timeout")
+        self.visibilityTimeout = try integer("visibility_timeout")
+        self.uniqueKey = text("unique_key")
+        self.traceparent = text("traceparent")
+        guard attempt >= 1 else { throw invalid("attempt must be at least 1") }
+        guard maxAttempts >= 1 else { throw invalid("max_attempts must be at least 1") }
+        if let timeout, timeout <= 0 { throw invalid("timeout must be positive") }
+        if let visibilityTimeout, visibilityTimeout <= 0 { throw invalid("visibility_timeout must be positive") }
+    }
+}
+
+extension Dictionary where Key == String, Value == ByteBuffer {
+    /// Builds a field map from a flat `[name, value, name, value, …]` reply.
+    init?(flatReply values: [RESPValue]) {
+        guard values.count % 2 == 0 else { return nil }
+        self.init(minimumCapacity: values.count / 2)
+        var index = 0
+        while index < values.count {
+            guard let name = values[index].string, let value = values[index + 1].bytes else { return nil }
+            self[name] = value
+            index += 2
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import NIOCore
+
+/// A finished job to acknowledge.
+public struct Acknowledgement: Sendable, Hashable {
+    public var queue: String
+    public var entryID: String
+    public var jobID: String
+    public var uniqueKey: String?
+
+    public init(queue: String, entryID: String, jobID: String, uniqueKey: String? = nil) {
+        self.queue = queue
+        self.entryID = entryID
+        self.jobID = jobID
+        self.uniqueKey = uniqueKey
+    }
+}
+
+extension JobQueue {
+    /// Acknowledges finished jobs in one round trip: one XACK and one XDEL per queue with all
+    /// its entry ids, and the release of their uniqueness locks.
+    public func acknowledge(_ acknowledgements: [Acknowledgement]) async throws {
+        guard !acknowledgements.isEmpty else { return }
+        var byQueue: [String: [RESPArgument]] = [:]
+        var items: [RedisPipelineItem] = []
+        for ack in acknowledgements {
+            byQueue[ack.queue, default: []].append(.string(ack.entryID))
+            if let unique = ack.uniqueKey {
+                items.append(
+                    .script(
+                        RedisScript.Call(QueueScripts.releaseUnique, keys: [keys(ack.queue).unique(unique)], arguments: [.string(ack.jobID)])))
+            }
+        }
+        for (queue, ids) in byQueue {
+            let stream = keys(queue).stream
+            items.append(.command(RedisCommand("XACK", [.string(stream), "workers"] + ids)))
+            items.append(.command(RedisCommand("XDEL", [.string(stream)] + ids)))
+        }
+        let replies = try await redis.pipeline(items)
+        for (index, reply) in replies.enumerated() {
+            if case .error(let message) = reply { throw RedisError.server(message, command: items[index].name) }
+        }
+    }
+
+    /// Acknowledges the entry and schedules the job again at `runAt` (ms since the epoch) with
+    /// the envelope given (its attempt already counted). Returns `false` when the entry was no
+    /// longer this worker's (it had been reclaimed), in which case nothing changed.
+    @discardableResult
+    public func retry(entryID: String, envelope: JobEnvelope, runAt: Int64) async throws -> Bool {
+        let keys = keys(envelope.queue)
+        let reply = try await redis.run(
+            QueueScripts.retry, keys: [keys.stream, keys.delayed, keys.job(envelope.id)],
+            arguments: [.string(entryID), .int(Int(runAt)), .string(envelope.id)] + envelope.fieldArguments)
+        return reply.int == 1
+    }
+
+    /// Acknowledges the entry and pushes a dead letter with `fields` and `error`. Returns
+    /// `false` when the entry was no longer this worker's.
+    @discardableResult
+    public func deadLetter(
+        queue: String, entryID: String, fields: [String: String], error: String, worker: String
+    ) async throws -> Bool {
+        let keys = keys(queue)
+        let record = DeadLetter.encode(fields: fields, error: error, failedAt: JobEnvelope.nowMilliseconds(), worker: worker)
+        let jobID = fields["unique_key"] == nil ? "" : (fields["id"] ?? "")
+        let reply = try await redis.run(
+            QueueScripts.deadLetter, keys: [keys.stream, keys.dead, keys.unique(fields["unique_key"] ?? "")],
+            arguments: [.string(entryID), .string(record), .int(options.deadLetterLimit), .string(jobID)])
+        return reply.int == 1
+    }
+
+    /// Puts entries this consumer holds back at the end of their stream at once, without
+    /// counting an attempt (graceful shutdown). Returns how many went back.
+    @discardableResult
+    public func handBack(queue: String, entryIDs: [String], consumer: String) async throws -> Int {
+        guard !entryIDs.isEmpty else { return 0 }
+        let reply = try await redis.run(
+            QueueScripts.handBack, keys: [keys(queue).stream], arguments: [.string(consumer)] + entryIDs.map { .string($0) })
+        return reply.int ?? 0
+    }
+
+    /// Resets the idle time of in-flight entries (a heartbeat), so the reclaimer leaves them
+    /// alone. One XCLAIM … JUSTID per queue, in one round trip.
+    public func refresh(_ entries: [(queue: String, entryID: String)], consumer: String) async throws {
+        guard !entries.isEmpty else { return }
+        var byQueue: [String: [RESPArgument]] = [:]
+        for entry in entries { byQueue[entry.queue, default: []].append(.string(entry.entryID)) }
+        let items = byQueue.map { queue, ids in
+            RedisPipelineItem.command(
+                RedisCommand("XCLAIM", [.string(keys(queue).stream), "workers", .string(consumer), "0"] + ids + ["JUSTID"]))
+        }
+        let replies = try await redis.pipeline(items)
+        for reply in replies {
+            if case .error(let message) = reply { throw RedisError.server(message, command: "XCLAIM") }
+        }
+    }
+
+    /// The entry ids `consumer` holds in `queue` (delivered, not acknowledged).
+    public func pendingEntryIDs(queue: String, consumer: String, limit: Int = 10_000) async throws -> [String] {
+        let reply = try await redis.send(
+            "XPENDING", [.string(keys(queue).stream), "workers", "-", "+", .int(limit), .string(consumer)])
+        return (reply.array ?? []).compactMap { $0.array?.first?.string }
+    }
+}

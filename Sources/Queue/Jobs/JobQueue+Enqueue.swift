@@ -1,0 +1,157 @@
+import Foundation
+import NIOCore
+
+/// What to enqueue: a job's type, queue, JSON payload and options.
+public struct EnqueueRequest: Sendable {
+    public var type: String
+    public var queue: String
+    /// The job's JSON.
+    public var payload: ByteBuffer
+    public var options: EnqueueOptions
+
+    public init(type: String, queue: String, payload: ByteBuffer, options: EnqueueOptions = EnqueueOptions()) {
+        self.type = type
+        self.queue = queue
+        self.payload = payload
+        self.options = options
+    }
+
+    public init(type: String, queue: String, json: String, options: EnqueueOptions = EnqueueOptions()) {
+        self.init(type: type, queue: queue, payload: ByteBuffer(string: json), options: options)
+    }
+}
+
+/// How a job should be enqueued.
+public struct EnqueueOptions: Sendable, Hashable {
+    /// The job id; a new UUIDv7 when `nil`. The outbox passes its row id here.
+    public var id: String?
+    /// Run no earlier than this (ms since the epoch); `nil` runs as soon as a worker is free.
+    public var runAt: Int64?
+    public var maxAttempts: Int
+    public var timeout: Duration?
+    public var visibilityTimeout: Duration?
+    /// While a job with this key is waiting, delayed or running, enqueueing another with the same
+    /// key returns the first one's id instead of adding a job.
+    public var uniqueKey: String?
+    /// How long the uniqueness lock lasts at most; ``JobQueue/Options/defaultUniqueFor`` when `nil`.
+    public var uniqueFor: Duration?
+    public var traceparent: String?
+
+    public init(
+        id: String? = nil,
+        runAt: Int64? = nil,
+        maxAttempts: Int = JobEnvelope.defaultMaxAttempts,
+        timeout: Duration? = nil,
+        visibilityTimeout: Duration? = nil,
+        uniqueKey: String? = nil,
+        uniqueFor: Duration? = nil,
+        traceparent: String? = nil
+    ) {
+        self.id = id
+        self.runAt = runAt
+        self.maxAttempts = maxAttempts
+        self.timeout = timeout
+        self.visibilityTimeout = visibilityTimeout
+        self.uniqueKey = uniqueKey
+        self.uniqueFor = uniqueFor
+        self.traceparent = traceparent
+    }
+
+    /// Runs the job after `delay` from now.
+    public static func delayed(by delay: Duration) -> EnqueueOptions {
+        EnqueueOptions(runAt: JobEnvelope.nowMilliseconds() + JobQueue.milliseconds(delay))
+    }
+}
+
+/// The outcome of an enqueue.
+public struct EnqueueResult: Sendable, Hashable {
+    /// The job's id: the new job's, or for a duplicate unique job, the id of the job holding the key.
+    public var id: String
+    /// `false` when a unique job with the same key already existed and nothing was added.
+    public var enqueued: Bool
+}
+
+extension JobQueue {
+    /// Enqueues one job.
+    @discardableResult
+    public func enqueue(_ request: EnqueueRequest) async throws -> EnqueueResult {
+        try await enqueue(batch: [request])[0]
+    }
+
+    /// Enqueues one job.
+    @discardableResult
+    public func enqueue(
+        type: String, queue: String, payload: ByteBuffer, options: EnqueueOptions = EnqueueOptions()
+    ) async throws -> EnqueueResult {
+        try await enqueue(EnqueueRequest(type: type, queue: queue, payload: payload, options: options))
+    }
+
+    /// Enqueues many jobs in one round trip. Results come back in the order of `requests`.
+    ///
+    /// Each job is added atomically on its own; a failure of one (say, a full Redis) is thrown
+    /// after the others were sent, so the caller may retry the batch: ids are fixed before
+    /// sending when given in the options.
+    public func enqueue(batch requests: [EnqueueRequest]) async throws -> [EnqueueResult] {
+        guard !requests.isEmpty else { return [] }
+        let now = JobEnvelope.nowMilliseconds()
+        var items = registrationCommands(for: Set(requests.map(\.queue)))
+        let registrationCount = items.count
+        var ids: [String] = []
+        ids.reserveCapacity(requests.count)
+        for request in requests {
+            try QueueName.validate(request.queue)
+            guard !request.type.isEmpty else {
+                throw QueueError(code: .invalidJob, message: "a job needs a type")
+            }
+            guard request.options.maxAttempts >= 1 else {
+                throw QueueError(code: .invalidJob, message: "maxAttempts must be at least 1")
+            }
+            let options = request.options
+            let envelope = JobEnvelope(
+                id: options.id ?? JobID.make(),
+                type: request.type,
+                queue: request.queue,
+                payload: request.payload,
+                maxAttempts: options.maxAttempts,
+                enqueuedAt: now,
+                timeout: options.timeout.map(Self.milliseconds),
+                visibilityTimeout: options.visibilityTimeout.map(Self.milliseconds),
+                uniqueKey: options.uniqueKey,
+                traceparent: options.traceparent
+            )
+            ids.append(envelope.id)
+            let keys = keys(request.queue)
+            let runAt = options.runAt.flatMap { $0 > now ? $0 : nil } ?? 0
+            if options.uniqueKey == nil && runAt == 0 {
+                items.append(.command(RedisCommand("XADD", [.string(keys.stream), "*"] + envelope.fieldArguments)))
+            } else {
+                let uniqueTTL = options.uniqueKey == nil ? 0 : Self.milliseconds(options.uniqueFor ?? self.options.defaultUniqueFor)
+                let lock = keys.unique(options.uniqueKey ?? "")
+                let call = RedisScript.Call(
+                    QueueScripts.enqueue,
+                    keys: [keys.stream, keys.delayed, keys.job(envelope.id), lock],
+                    arguments: [.string(envelope.id), .int(Int(runAt)), .int(Int(max(uniqueTTL, options.uniqueKey == nil ? 0 : 1)))]
+                        + envelope.fieldArguments)
+                items.append(.script(call))
+            }
+        }
+        let replies = try await redis.pipeline(items)
+        try Self.checkRegistration(Array(replies.prefix(registrationCount)))
+        var results: [EnqueueResult] = []
+        results.reserveCapacity(requests.count)
+        for (index, reply) in replies.dropFirst(registrationCount).enumerated() {
+            switch reply {
+            case .error(let message):
+                throw RedisError.server(message, command: items[registrationCount + index].name)
+            case .array(let values):
+                guard values.count == 2, let added = values[0].int, let id = values[1].string else {
+                    throw RedisError.unexpected(reply, command: "EVALSHA enqueue")
+                }
+                results.append(EnqueueResult(id: id, enqueued: added == 1))
+            default:
+                results.append(EnqueueResult(id: ids[index], enqueued: true))
+            }
+        }
+        return results
+    }
+}

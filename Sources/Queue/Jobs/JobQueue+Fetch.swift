@@ -1,0 +1,134 @@
+import NIOCore
+
+/// A stream entry a worker received.
+public enum Delivery: Sendable {
+    /// A well-formed job.
+    case job(FetchedJob)
+    /// An entry that cannot be a job (missing type, a non-number attempt, …). It belongs in the
+    /// dead list with `reason`; it must never stop a worker.
+    case malformed(MalformedEntry)
+
+    public var queue: String {
+        switch self {
+        case .job(let job): return job.queue
+        case .malformed(let entry): return entry.queue
+        }
+    }
+
+    public var entryID: String {
+        switch self {
+        case .job(let job): return job.entryID
+        case .malformed(let entry): return entry.entryID
+        }
+    }
+}
+
+/// A job taken from a queue's stream, pending for this worker until acknowledged.
+public struct FetchedJob: Sendable {
+    public var queue: String { envelope.queue }
+    /// The stream entry id (`1700000000000-0`), which ack/retry/dead-letter need.
+    public var entryID: String
+    public var envelope: JobEnvelope
+}
+
+/// A stream entry that is not a valid job.
+public struct MalformedEntry: Sendable {
+    public var queue: String
+    public var entryID: String
+    /// The raw fields, kept for the dead letter.
+    public var fields: [String: String]
+    public var reason: String
+}
+
+/// What one fetch asks for: queues in the order to serve them and how many from each.
+public struct FetchRequest: Sendable {
+    /// Queue names in priority order, each with the most entries to take from it.
+    public var queues: [(name: String, limit: Int)]
+    /// The most entries to take in all.
+    public var total: Int
+
+    public init(queues: [(name: String, limit: Int)], total: Int) {
+        self.queues = queues
+        self.total = total
+    }
+}
+
+extension JobQueue {
+    /// Takes ready entries without blocking, in the request's queue order, skipping paused
+    /// queues. Returns the deliveries and the names of the queues found paused.
+    public func fetchReady(_ request: FetchRequest, consumer: String) async throws -> (deliveries: [Delivery], paused: Set<String>) {
+        guard !request.queues.isEmpty, request.total > 0 else { return ([], []) }
+        let scriptKeys = request.queues.map { self.keys($0.name).stream } + request.queues.map { self.keys($0.name).paused }
+        let reply = try await redis.run(
+            QueueScripts.fetch, keys: scriptKeys,
+            arguments: [.string(consumer)] + request.queues.map { .int($0.limit) } + [.int(request.total)])
+        guard let parts = reply.array, parts.count == 2, let flags = parts[0].array, let groups = parts[1].array else {
+            throw RedisError.unexpected(reply, command: "EVALSHA fetch")
+        }
+        var paused = Set<String>()
+        for (index, flag) in flags.enumerated() where flag.int == 1 && index < request.queues.count {
+            paused.insert(request.queues[index].name)
+        }
+        var deliveries: [Delivery] = []
+        for group in groups {
+            guard let pair = group.array, pair.count == 2, let index = pair[0].int, index >= 1,
+                index <= request.queues.count, let entries = pair[1].array
+            else { throw RedisError.unexpected(group, command: "EVALSHA fetch") }
+            Self.decode(entries: entries, queue: request.queues[index - 1].name, into: &deliveries)
+        }
+        return (deliveries, paused)
+    }
+
+    /// Waits up to `block` for entries on any of `queues` with `XREADGROUP … BLOCK` on a
+    /// dedicated connection, taking at most `count` from each. Creates missing consumer groups.
+    public func fetchBlocking(
+        queues: [String], count: Int, block: Duration, consumer: String, connection: RedisConnection
+    ) async throws -> [Delivery] {
+        guard !queues.isEmpty, count > 0 else { return [] }
+        let streams = queues.map { keys($0).stream }
+        let command = RedisCommand(
+            "XREADGROUP",
+            ["GROUP", "workers", .string(consumer), "COUNT", .int(count), "BLOCK", .int(Int(Self.milliseconds(block))), "STREAMS"]
+                + streams.map { .string($0) } + streams.map { _ in ">" })
+        let timeout = TimeAmount.milliseconds(Self.milliseconds(block)) + connection.configuration.commandTimeout
+        var reply = try await connection.sendRaw(command, timeout: timeout)
+        if case .error(let message) = reply, message.hasPrefix("NOGROUP") {
+            // The stream or its group vanished (FLUSHALL, a Redis without persistence restarted).
+            let create = streams.map { RedisCommand("XGROUP", ["CREATE", .string($0), "workers", "0", "MKSTREAM"]) }
+            try Self.checkRegistration(try await connection.pipeline(create))
+            reply = try await connection.sendRaw(command, timeout: timeout)
+        }
+        if case .error(let message) = reply { throw RedisError.server(message, command: "XREADGROUP") }
+        guard let perStream = reply.array else { return [] }
+        var deliveries: [Delivery] = []
+        for item in perStream {
+            guard let pair = item.array, pair.count == 2, let stream = pair[0].string, let entries = pair[1].array,
+                let index = streams.firstIndex(of: stream)
+            else { throw RedisError.unexpected(item, command: "XREADGROUP") }
+            Self.decode(entries: entries, queue: queues[index], into: &deliveries)
+        }
+        return deliveries
+    }
+
+    static func decode(entries: [RESPValue], queue: String, into deliveries: inout [Delivery]) {
+        for entry in entries {
+            guard let pair = entry.array, pair.count == 2, let entryID = pair[0].string else { continue }
+            let flat = pair[1].array ?? []
+            guard let fields = [String: ByteBuffer](flatReply: flat) else {
+                deliveries.append(
+                    .malformed(MalformedEntry(queue: queue, entryID: entryID, fields: [:], reason: "malformed job entry: fields are not name/value pairs")))
+                continue
+            }
+            do {
+                let envelope = try JobEnvelope(fields: fields, queue: queue, fallbackID: entryID)
+                deliveries.append(.job(FetchedJob(entryID: entryID, envelope: envelope)))
+            } catch {
+                deliveries.append(
+                    .malformed(
+                        MalformedEntry(
+                            queue: queue, entryID: entryID, fields: fields.mapValues { String(buffer: $0) },
+                            reason: error.message)))
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+import Foundation
+import NIOCore
+
+/// What one reclaim pass did.
+public struct ReclaimResult: Sendable, Hashable {
+    /// Entries put back into the stream (their attempt counted).
+    public var requeued = 0
+    /// Entries that were out of attempts and went to the dead list.
+    public var deadLettered = 0
+
+    public init(requeued: Int = 0, deadLettered: Int = 0) {
+        self.requeued = requeued
+        self.deadLettered = deadLettered
+    }
+
+    static func + (lhs: ReclaimResult, rhs: ReclaimResult) -> ReclaimResult {
+        ReclaimResult(requeued: lhs.requeued + rhs.requeued, deadLettered: lhs.deadLettered + rhs.deadLettered)
+    }
+}
+
+/// A live worker, as it registers itself.
+public struct WorkerInfo: Sendable, Hashable {
+    public var id: String
+    public var host: String
+    public var pid: Int
+    public var queues: [String]
+    public var concurrency: Int
+    /// ms since the epoch.
+    public var startedAt: Int64
+    /// Last heartbeat, ms since the epoch (Redis clock).
+    public var lastSeen: Int64
+
+    public init(id: String, host: String, pid: Int, queues: [String], concurrency: Int, startedAt: Int64, lastSeen: Int64 = 0) {
+        self.id = id
+        self.host = host
+        self.pid = pid
+        self.queues = queues
+        self.concurrency = concurrency
+        self.startedAt = startedAt
+        self.lastSeen = lastSeen
+    }
+}
+
+extension JobQueue {
+    /// Moves due delayed jobs of `queue` into its stream. Returns how many moved and how long
+    /// until the next one is due (`nil` when none is waiting).
+    public func promoteDue(queue: String, limit: Int = 1000) async throws -> (moved: Int, nextDueIn: Duration?) {
+        let keys = keys(queue)
+        let reply = try await redis.run(
+            QueueScripts.promote, keys: [keys.stream, keys.delayed], arguments: [.string(keys.job("")), .int(limit)])
+        guard let values = reply.array, values.count == 2, let moved = values[0].int, let wait = values[1].int else {
+            throw RedisError.unexpected(reply, command: "EVALSHA promote")
+        }
+        return (moved, wait < 0 ? nil : .milliseconds(wait))
+    }
+
+    /// Redelivers entries of `queue` idle longer than their visibility timeout (the job's own, or
+    /// ``Options/defaultVisibilityTimeout``). `minimumIdle` bounds the scan: entries idle less
+    /// than it are not even looked at.
+    public func reclaimStalled(queue: String, minimumIdle: Duration = .seconds(5)) async throws -> ReclaimResult {
+        try await reclaim(queue: queue, consumer: "", minimumIdle: minimumIdle)
+    }
+
+    /// Redelivers every entry `consumer` holds in `queue` at once, whatever its idle time: the
+    /// consumer's worker is gone. Then removes the consumer from the group.
+    public func reclaimConsumer(queue: String, consumer: String) async throws -> ReclaimResult {
+        let result = try await reclaim(queue: queue, consumer: consumer, minimumIdle: .zero)
+        _ = try await redis.sendRaw(RedisCommand("XGROUP", ["DELCONSUMER", .string(keys(queue).stream), "workers", .string(consumer)]))
+        return result
+    }
+
+    private func reclaim(queue: String, consumer: String, minimumIdle: Duration) async throws -> ReclaimResult {
+        let keys = keys(queue)
+        var total = ReclaimResult()
+        var start = "-"
+        let batch = 100
+        while true {
+            let reply = try await redis.run(
+                QueueScripts.reclaim, keys: [keys.stream, keys.dead],
+                arguments: [
+                    .string(consumer), .int(Int(Self.milliseconds(minimumIdle))),
+                    .int(Int(Self.milliseconds(options.defaultVisibilityTimeout))), .int(batch), .int(options.deadLetterLimit),
+                    .string(start),
+                ])
+            guard let values = reply.array, values.count == 4, let scanned = values[0].int, let requeued = values[1].int,
+                let dead = values[2].int
+            else { throw RedisError.unexpected(reply, command: "EVALSHA reclaim") }
+            total = total + ReclaimResult(requeued: requeued, deadLettered: dead)
+            guard scanned == batch, let last = values[3].string, !last.isEmpty else { return total }
+            start = "(" + last
+        }
+    }
+
+    /// The consumers of `queue`'s group and how many entries each holds.
+    public func consumers(queue: String) async throws -> [(name: String, pending: Int, idle: Duration)] {
+        let reply = try await redis.sendRaw(RedisCommand("XINFO", ["CONSUMERS", .string(keys(queue).stream), "workers"]))
+        if case .error = reply { return [] }
+        return (reply.array ?? []).compactMap { item in
+            guard let flat = item.array else { return nil }
+            var info: [String: RESPValue] = [:]
+            var index = 0
+            while index + 1 < flat.count {
+                if let key = flat[index].string { info[key] = flat[index + 1] }
+                index += 2
+            }
+            guard let name = info["name"]?.string else { return nil }
+            return (name, info["pending"]?.int ?? 0, .milliseconds(info["idle"]?.int ?? 0))
+        }
+    }
+
+    /// Records a worker's heartbeat (and its description, kept a little longer than it would
+    /// take to be declared dead), and re-registers its queues.
+    public func heartbeat(_ worker: WorkerInfo, ttl: Duration) async throws {
+        var items: [RedisPipelineItem] = [
+            .script(RedisScript.Call(QueueScripts.heartbeat, keys: [globalKeys.workers], arguments: [.string(worker.id)])),
+            .command(
+                RedisCommand(
+                    "HSET",
+                    [
+                        .string(globalKeys.worker(worker.id)), "host", .string(worker.host), "pid", .int(worker.pid), "queues",
+                        .string(worker.queues.joined(separator: ",")), "concurrency", .int(worker.concurrency), "started_at",
+                        .int(Int(worker.startedAt)),
+                    ])),
+            .command(RedisCommand("PEXPIRE", [.string(globalKeys.worker(worker.id)), .int(Int(Self.milliseconds(ttl)))])),
+        ]
+        if !worker.queues.isEmpty {
+            items.append(.command(RedisCommand("SADD", [.string(globalKeys.queues)] + worker.queues.map { .string($0) })))
+        }
+        let replies = try await redis.pipeline(items)
+        for (index, reply) in replies.enumerated() {
+            if case .error(let message) = reply { throw RedisError.server(message, command: items[index].name) }
+        }
+    }
+
+    /// Removes a worker from the live set (clean shutdown).
+    public func deregister(workerID: String) async throws {
+        _ = try await redis.pipeline([
+            RedisCommand("ZREM", [.string(globalKeys.workers), .string(workerID)]),
+            RedisCommand("DEL", [.string(globalKeys.worker(workerID))]),
+        ])
+    }
+
+    /// Workers whose last heartbeat is within `maxAge`, with their descriptions.
+    public func liveWorkers(maxAge: Duration = .seconds(30)) async throws -> [WorkerInfo] {
+        let stale = try await redis.run(QueueScripts.staleWorkers, keys: [globalKeys.workers], arguments: [.int(0)])
+        guard let now = stale.array?.first?.int else { throw RedisError.unexpected(stale, command: "EVALSHA stale-workers") }
+        let reply = try await redis.send(
+            "ZRANGEBYSCORE", [.string(globalKeys.workers), .int(now - Int(Self.milliseconds(maxAge))), "+inf", "WITHSCORES"])
+        let flat = reply.array ?? []
+        var ids: [(String, Int)] = []
+        var index = 0
+        while index + 1 < flat.count {
+            if let id = flat[index].string, let score = flat[index + 1].int { ids.append((id, score)) }
+            index += 2
+        }
+        let infos = try await redis.pipeline(ids.map { RedisCommand("HGETALL", [.string(globalKeys.worker($0.0))]) })
+        return zip(ids, infos).map { pair, info in
+            var map: [String: String] = [:]
+            let flat = info.array ?? []
+            var i = 0
+            while i + 1 < flat.count {
+                if let key = flat[i].string, let value = flat[i + 1].string { map[key] = value }
+                i += 2
+            }
+            return WorkerInfo(
+                id: pair.0, host: map["host"] ?? "", pid: Int(map["pid"] ?? "") ?? 0,
+                queues: (map["queues"] ?? "").split(separator: ",").map(String.init), concurrency: Int(map["concurrency"] ?? "") ?? 0,
+                startedAt: Int64(map["started_at"] ?? "") ?? 0, lastSeen: Int64(pair.1))
+        }
+    }
+
+    /// Finds consumers whose worker stopped heartbeating more than `deadAfter` ago (or never
+    /// registered and have been idle that long), redelivers what they held, and forgets them.
+    public func reclaimDeadWorkers(deadAfter: Duration) async throws -> ReclaimResult {
+        let live = Set(try await liveWorkers(maxAge: deadAfter).map(\.id))
+        var total = ReclaimResult()
+        for queue in try await knownQueues() {
+            for consumer in try await consumers(queue: queue) where !live.contains(consumer.name) && consumer.idle >= deadAfter {
+                total = total + (try await reclaimConsumer(queue: queue, consumer: consumer.name))
+            }
+        }
+        let reply = try await redis.run(
+            QueueScripts.staleWorkers, keys: [globalKeys.workers], arguments: [.int(Int(Self.milliseconds(deadAfter)))])
+        if let stale = reply.array, stale.count == 2, let ids = stale[1].array, !ids.isEmpty {
+            _ = try await redis.send(RedisCommand("ZREM", [.string(globalKeys.workers)] + ids.compactMap(\.string).map { .string($0) }))
+        }
+        return total
+    }
+
+    /// Takes or renews the lease `name` for `holder` for `ttl`. Returns whether `holder` holds it.
+    public func acquireLease(_ name: String, holder: String, ttl: Duration) async throws -> Bool {
+        let reply = try await redis.run(
+            QueueScripts.acquireLease, keys: [globalKeys.lease(name)], arguments: [.string(holder), .int(Int(Self.milliseconds(ttl)))])
+        return reply.int == 1
+    }
+
+    /// Gives the lease up if `holder` still holds it.
+    public func releaseLease(_ name: String, holder: String) async throws {
+        _ = try await redis.run(QueueScripts.releaseLease, keys: [globalKeys.lease(name)], arguments: [.string(holder)])
+    }
+}

@@ -1,0 +1,23 @@
+/// A failure of a queue operation that is not a Redis failure: bad input, a missing job.
+public struct QueueError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What kind of failure this is. New codes may be added.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        let name: String
+        public var description: String { name }
+
+        public static let invalidQueueName = Code(name: "invalidQueueName")
+        public static let invalidJob = Code(name: "invalidJob")
+        public static let jobNotFound = Code(name: "jobNotFound")
+        public static let jobIsRunning = Code(name: "jobIsRunning")
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(code: Code, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,162 @@
+import NIOCore
+
+/// What a caller hands to the channel: commands to write and where their replies go.
+struct RedisRequest {
+    enum Completion {
+        case single(EventLoopPromise<RESPValue>)
+        case pipeline(EventLoopPromise<[RESPValue]>)
+    }
+
+    var commands: [RedisCommand]
+    var completion: Completion
+    var timeout: TimeAmount?
+}
+
+/// Writes commands and matches replies to them in order, so any number of commands can be in
+/// flight on one connection (pipelining).
+///
+/// Replies are parsed with hiredis's reader. A reply that does not arrive within the command's
+/// timeout, a protocol error, or the connection closing fails every pending command and closes
+/// the channel: after any of these, which reply belongs to which command is no longer known.
+final class RedisChannelHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = RedisRequest
+    typealias OutboundOut = ByteBuffer
+
+    private struct Pending {
+        var completion: RedisRequest.Completion
+        var names: [String]
+        var replies: [RESPValue]
+        var deadline: NIODeadline?
+    }
+
+    private let parser: RESPReplyParser
+    private var pending = CircularBuffer<Pending>(initialCapacity: 16)
+    private var closedError: RedisError?
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
+
+    init(maxReplyBytes: Int) {
+        self.parser = RESPReplyParser(maxBufferedBytes: maxReplyBytes)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let request = unwrapOutboundIn(data)
+        if let closedError {
+            fail(request.completion, closedError)
+            promise?.fail(closedError)
+            return
+        }
+        if request.commands.isEmpty {
+            if case .pipeline(let p) = request.completion { p.succeed([]) }
+            promise?.succeed()
+            return
+        }
+        let deadline = request.timeout.map { NIODeadline.now() + $0 }
+        pending.append(
+            Pending(
+                completion: request.completion,
+                names: request.commands.map(\.name),
+                replies: [],
+                deadline: deadline
+            ))
+        if request.commands.count == 1 {
+            context.write(wrapOutboundOut(request.commands[0].encoded), promise: promise)
+        } else {
+            var total = 0
+            for command in request.commands { total += command.encoded.readableBytes }
+            var buffer = context.channel.allocator.buffer(capacity: total)
+            for command in request.commands { buffer.writeImmutableBuffer(command.encoded) }
+            context.write(wrapOutboundOut(buffer), promise: promise)
+        }
+        if let deadline { armTimer(context: context, deadline: deadline) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        do {
+            try parser.feed(buffer)
+            while let reply = try parser.next() {
+                deliver(reply, context: context)
+            }
+        } catch {
+            failAll(error)
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        failAll(RedisError(code: .connectionClosed, message: "connection closed"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        failAll(RedisError(code: .connectionClosed, message: "connection failed: \(error)"))
+        context.close(promise: nil)
+    }
+
+    private func deliver(_ reply: RESPValue, context: ChannelHandlerContext) {
+        guard !pending.isEmpty else {
+            // A reply nobody asked for means we lost track of the stream of replies.
+            failAll(RedisError(code: .protocolError, message: "unsolicited reply"))
+            context.close(promise: nil)
+            return
+        }
+        pending[pending.startIndex].replies.append(reply)
+        let head = pending[pending.startIndex]
+        if head.replies.count < head.names.count { return }
+        _ = pending.removeFirst()
+        switch head.completion {
+        case .single(let promise):
+            promise.succeed(reply)
+        case .pipeline(let promise):
+            promise.succeed(head.replies)
+        }
+    }
+
+    private func armTimer(context: ChannelHandlerContext, deadline: NIODeadline) {
+        if let timerDeadline, timerDeadline <= deadline { return }
+        timer?.cancel()
+        timerDeadline = deadline
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (handler, context) = loopBound.value
+            handler.timerFired(context: context)
+        }
+    }
+
+    private func timerFired(context: ChannelHandlerContext) {
+        timer = nil
+        timerDeadline = nil
+        let now = NIODeadline.now()
+        var next: NIODeadline?
+        for entry in pending {
+            guard let deadline = entry.deadline else { continue }
+            if deadline <= now {
+                let name = entry.names.first ?? "command"
+                failAll(RedisError(code: .timeout, command: name, message: "no reply within the command timeout"))
+                context.close(promise: nil)
+                return
+            }
+            next = min(next ?? deadline, deadline)
+        }
+        if let next { armTimer(context: context, deadline: next) }
+    }
+
+    private func failAll(_ error: RedisError) {
+        if closedError == nil { closedError = error }
+        timer?.cancel()
+        timer = nil
+        timerDeadline = nil
+        while let entry = pending.popFirst() {
+            fail(entry.completion, error)
+        }
+    }
+
+    private func fail(_ completion: RedisRequest.Completion, _ error: RedisError) {
+        switch completion {
+        case .single(let promise): promise.fail(error)
+        case .pipeline(let promise): promise.fail(error)
+        }
+    }
+}

@@ -1,0 +1,194 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// A small pool of pipelined connections to Redis for ordinary (non-blocking) commands.
+///
+/// Commands are spread over the pool's connections round-robin; many callers share one
+/// connection at once, since replies are matched to commands in order. A connection that
+/// drops is replaced on the next command; while the server stays unreachable, reconnects back
+/// off exponentially (``RedisConfiguration/reconnectDelay`` doubling up to
+/// ``RedisConfiguration/maxReconnectDelay``) and commands fail fast with `unreachable`
+/// instead of piling up.
+public final class RedisClient: Sendable {
+    public let configuration: RedisConfiguration
+    let eventLoopGroup: any EventLoopGroup
+    let logger: Logger
+    private let slots: [ConnectionSlot]
+    private let nextSlot = NIOLockedValueBox(0)
+
+    public init(
+        configuration: RedisConfiguration,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger
+    ) {
+        self.configuration = configuration
+        self.eventLoopGroup = eventLoopGroup
+        self.logger = logger
+        self.slots = (0..<configuration.poolSize).map { _ in ConnectionSlot() }
+    }
+
+    /// Sends one command; an error reply is thrown as a ``RedisError`` naming the command.
+    @discardableResult
+    public func send(_ command: RedisCommand) async throws(RedisError) -> RESPValue {
+        try await connection().send(command)
+    }
+
+    /// Convenience for `send(RedisCommand(name, arguments))`.
+    @discardableResult
+    public func send(_ name: String, _ arguments: [RESPArgument]) async throws(RedisError) -> RESPValue {
+        try await connection().send(RedisCommand(name, arguments))
+    }
+
+    /// Sends one command and returns its reply as is, error replies included.
+    public func sendRaw(_ command: RedisCommand) async throws(RedisError) -> RESPValue {
+        try await connection().sendRaw(command)
+    }
+
+    /// Sends several commands in one round trip; replies come back in order, error replies
+    /// included.
+    public func pipeline(_ commands: [RedisCommand]) async throws(RedisError) -> [RESPValue] {
+        try await connection().pipeline(commands)
+    }
+
+    /// Runs a Lua script by its SHA1, loading it with `EVAL` when the server does not know it
+    /// (first use, or after a restart or `SCRIPT FLUSH`).
+    @discardableResult
+    public func run(_ script: RedisScript, keys: [String], arguments: [RESPArgument]) async throws(RedisError) -> RESPValue {
+        let connection = try await connection()
+        var reply = try await connection.sendRaw(script.evalSHA(keys: keys, arguments: arguments))
+        if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
+            reply = try await connection.sendRaw(script.eval(keys: keys, arguments: arguments))
+        }
+        if case .error(let message) = reply {
+            throw RedisError.server(message, command: "EVALSHA \(script.name)")
+        }
+        return reply
+    }
+
+    /// Sends plain commands and script calls in one round trip, reloading scripts the server
+    /// does not know. Replies come back in order, error replies included.
+    public func pipeline(_ items: [RedisPipelineItem]) async throws(RedisError) -> [RESPValue] {
+        let connection = try await connection()
+        var replies = try await connection.pipeline(items.map(\.command))
+        let missing = replies.indices.filter {
+            guard case .script = items[$0], case .error(let message) = replies[$0] else { return false }
+            return message.hasPrefix("NOSCRIPT")
+        }
+        if !missing.isEmpty {
+            let retried = try await connection.pipeline(
+                missing.map { index -> RedisCommand in
+                    guard case .script(let call) = items[index] else { return items[index].command }
+                    return call.script.eval(keys: call.keys, arguments: call.arguments)
+                })
+            for (index, reply) in zip(missing, retried) { replies[index] = reply }
+        }
+        return replies
+    }
+
+    /// Opens a connection of its own, for blocking commands. The caller closes it.
+    public func makeDedicatedConnection() async throws(RedisError) -> RedisConnection {
+        try await RedisConnection.connect(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger)
+    }
+
+    /// Closes every pooled connection; later commands reconnect.
+    public func close() async {
+        for slot in slots {
+            await slot.close()
+        }
+    }
+
+    private func connection() async throws(RedisError) -> RedisConnection {
+        let index = nextSlot.withLockedValue { value in
+            value = (value + 1) % slots.count
+            return value
+        }
+        return try await slots[index].connection(for: self)
+    }
+}
+
+/// One pooled connection and its reconnect state.
+final class ConnectionSlot: Sendable {
+    private enum State {
+        case idle(failures: Int, retryAt: NIODeadline, lastError: RedisError?)
+        case connecting(EventLoopFuture<RedisConnection>)
+        case connected(RedisConnection)
+    }
+
+    private let state = NIOLockedValueBox(State.idle(failures: 0, retryAt: .uptimeNanoseconds(0), lastError: nil))
+
+    func connection(for client: RedisClient) async throws(RedisError) -> RedisConnection {
+        enum Step {
+            case ready(RedisConnection)
+            case wait(EventLoopFuture<RedisConnection>)
+            case failFast(RedisError)
+        }
+        let step: Step = state.withLockedValue { state in
+            switch state {
+            case .connected(let connection) where connection.isActive:
+                return .ready(connection)
+            case .connecting(let future):
+                return .wait(future)
+            case .idle(let failures, let retryAt, let lastError) where failures > 0 && NIODeadline.now() < retryAt:
+                return .failFast(
+                    lastError ?? RedisError(code: .unreachable, message: "reconnecting"))
+            case .idle, .connected:
+                let failures: Int
+                if case .idle(let count, _, _) = state { failures = count } else { failures = 0 }
+                let eventLoop = client.eventLoopGroup.any()
+                let future = eventLoop.makeFutureWithTask { () async throws -> RedisConnection in
+                    try await RedisConnection.connect(
+                        configuration: client.configuration, eventLoopGroup: eventLoop, logger: client.logger)
+                }
+                state = .connecting(future)
+                future.whenComplete { [self] result in
+                    self.state.withLockedValue { state in
+                        switch result {
+                        case .success(let connection):
+                            state = .connected(connection)
+                        case .failure(let error):
+                            let redisError = error as? RedisError
+                            let attempts = failures + 1
+                            let base = client.configuration.reconnectDelay.nanoseconds
+                            let delay = min(
+                                base << min(attempts - 1, 20), client.configuration.maxReconnectDelay.nanoseconds)
+                            state = .idle(failures: attempts, retryAt: .now() + .nanoseconds(delay), lastError: redisError)
+                        }
+                    }
+                    if case .failure(let error) = result {
+                        client.logger.warning(
+                            "redis connect failed",
+                            metadata: ["redis": "\(client.configuration.redactedDescription)", "error": "\(error)"])
+                    }
+                }
+                return .wait(future)
+            }
+        }
+        switch step {
+        case .ready(let connection):
+            return connection
+        case .failFast(let error):
+            throw error
+        case .wait(let future):
+            do {
+                return try await future.get()
+            } catch let error as RedisError {
+                throw error
+            } catch {
+                throw RedisError(code: .unreachable, message: "\(error)")
+            }
+        }
+    }
+
+    func close() async {
+        let connection: RedisConnection? = state.withLockedValue { state in
+            if case .connected(let connection) = state {
+                state = .idle(failures: 0, retryAt: .uptimeNanoseconds(0), lastError: nil)
+                return connection
+            }
+            return nil
+        }
+        await connection?.close()
+    }
+}
