@@ -1,0 +1,131 @@
+import Logging
+import NIOCore
+import Queue
+
+extension Worker {
+    /// Runs one job and settles it: acknowledge, retry, dead-letter or hand back.
+    func process(_ job: FetchedJob) async {
+        let envelope = job.envelope
+        var logger = self.logger
+        logger[metadataKey: "job_id"] = "\(envelope.id)"
+        logger[metadataKey: "job_type"] = "\(envelope.type)"
+        logger[metadataKey: "queue"] = "\(envelope.queue)"
+        logger[metadataKey: "attempt"] = "\(envelope.attempt)"
+        let context = JobContext(
+            id: envelope.id, type: envelope.type, queue: envelope.queue, attempt: envelope.attempt,
+            maxAttempts: envelope.maxAttempts, enqueuedAt: envelope.enqueuedAt, traceparent: envelope.traceparent,
+            workerID: workerID, logger: logger, jobQueue: jobQueue)
+        let start = ContinuousClock.now
+        guard let entry = registry[envelope.type] else {
+            let error = "unknown job type \(envelope.type): no handler is registered for it in this worker"
+            let outcome = await settleFailure(job, message: error, failure: nil, policy: .default, logger: logger)
+            finish(context, outcome, since: start)
+            return
+        }
+        let timeout = envelope.timeout.map { Duration.milliseconds($0) } ?? entry.timeout
+        let visibility =
+            envelope.visibilityTimeout.map { Duration.milliseconds($0) } ?? entry.visibilityTimeout
+            ?? jobQueue.options.defaultVisibilityTimeout
+        inFlight.insert(
+            entryID: job.entryID,
+            InFlightTable.Entry(queue: job.queue, refreshEvery: visibility / 3, lastRefresh: start, refreshUntil: start + timeout + visibility))
+        defer { inFlight.remove(entryID: job.entryID) }
+
+        let result: Result<Void, any Error>
+        do {
+            try await Self.withTimeout(timeout) { try await self.runChain(entry, payload: envelope.payload, context: context) }
+            result = .success(())
+        } catch {
+            result = .failure(error)
+        }
+
+        let outcome: JobOutcome
+        switch result {
+        case .success:
+            acks.add(Acknowledgement(queue: job.queue, entryID: job.entryID, jobID: envelope.id, uniqueKey: envelope.uniqueKey))
+            outcome = .succeeded
+        case .failure where Task.isCancelled && isStopping:
+            outcome = await handBack(job, logger: logger)
+        case .failure(let error):
+            let message = Self.describe(error)
+            outcome = await settleFailure(job, message: message, failure: error as? JobFailure, policy: entry.retryPolicy, logger: logger)
+        }
+        finish(context, outcome, since: start)
+    }
+
+    private func finish(_ context: JobContext, _ outcome: JobOutcome, since start: ContinuousClock.Instant) {
+        let duration = ContinuousClock.now - start
+        for middleware in middleware {
+            middleware.finished(context, outcome: outcome, duration: duration)
+        }
+    }
+
+    private func runChain(_ entry: JobRegistry.Entry, payload: ByteBuffer, context: JobContext) async throws {
+        var next: @Sendable (JobContext) async throws -> Void = { context in try await entry.run(payload, context) }
+        for middleware in middleware.reversed() {
+            let inner = next
+            next = { context in try await middleware.run(context, next: inner) }
+        }
+        try await next(context)
+    }
+
+    /// Decides between retry and dead letter and records it. A Redis failure here leaves the
+    /// entry pending: the reclaimer delivers it again later (at-least-once).
+    private func settleFailure(
+        _ job: FetchedJob, message: String, failure: JobFailure?, policy: RetryPolicy, logger: Logger
+    ) async -> JobOutcome {
+        let envelope = job.envelope
+        var delay: Duration?
+        switch failure?.kind {
+        case .permanent:
+            delay = nil
+        case .retryAfter(let requested):
+            delay = requested
+        case nil:
+            delay = policy.backoff.delay(afterAttempt: envelope.attempt)
+        }
+        if envelope.attempt >= envelope.maxAttempts { delay = nil }
+        do {
+            if let delay {
+                var next = envelope
+                next.attempt += 1
+                try await jobQueue.retry(entryID: job.entryID, envelope: next, runAt: JobClock.nowMilliseconds() + delay.milliseconds)
+                return .retried(error: message, delay: delay)
+            }
+            let reason =
+                failure.map { if case .permanent = $0.kind { return true } else { return false } } == true
+                ? message : "\(message) (attempt \(envelope.attempt) of \(envelope.maxAttempts))"
+            try await jobQueue.deadLetter(queue: job.queue, entryID: job.entryID, fields: envelope.fields, error: reason, worker: workerID)
+            return .deadLettered(error: reason)
+        } catch {
+            logger.error("could not record the job's failure; it will be delivered again", metadata: ["error": "\(error)"])
+            return .retried(error: message, delay: .zero)
+        }
+    }
+
+    private func handBack(_ job: FetchedJob, logger: Logger) async -> JobOutcome {
+        do {
+            try await jobQueue.handBack(queue: job.queue, entryIDs: [job.entryID], consumer: workerID)
+        } catch {
+            logger.warning("could not hand the job back; it will be reclaimed", metadata: ["error": "\(error)"])
+        }
+        return .handedBack
+    }
+
+    static func withTimeout(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> Void) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await body() }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw JobTimeoutError(timeout: timeout)
+            }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        let text = String(describing: error)
+        return text.count > 4000 ? String(text.prefix(4000)) + "…" : text
+    }
+}

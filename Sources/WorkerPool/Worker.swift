@@ -1,0 +1,288 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import Queue
+import ServiceLifecycle
+
+/// Runs jobs from Redis queues: fetches as many as it has free slots with one read across its
+/// queues (blocking while idle, never polling), runs each handler under its type's timeout,
+/// acknowledges in batches, retries with backoff, dead-letters what cannot succeed, keeps its
+/// running jobs alive with heartbeats, and on graceful shutdown stops fetching, lets running
+/// jobs finish within ``Options/shutdownTimeout`` and hands the rest back at once.
+///
+/// A `Service`: run it in a `ServiceGroup`, which triggers the graceful shutdown on SIGTERM.
+public final class Worker: Service, Sendable {
+    public let jobQueue: JobQueue
+    public let options: Options
+    let registry: JobRegistry
+    let middleware: [any JobMiddleware]
+    let logger: Logger
+    let gate: SlotGate
+    let inFlight = InFlightTable()
+    let acks: AckBatcher
+    private let lifecycle = NIOLockedValueBox(Lifecycle())
+
+    private struct Lifecycle {
+        var stopping = false
+        var blockingConnection: RedisConnection?
+    }
+
+    public init(
+        queue: JobQueue,
+        registry: JobRegistry,
+        options: Options,
+        middleware: [any JobMiddleware] = [LoggingMiddleware(), MetricsMiddleware()],
+        logger: Logger
+    ) {
+        self.jobQueue = queue
+        self.registry = registry
+        self.options = options
+        self.middleware = middleware
+        var logger = logger
+        logger[metadataKey: "worker"] = "\(options.workerID)"
+        self.logger = logger
+        self.gate = SlotGate(capacity: options.concurrency)
+        self.acks = AckBatcher(queue: queue, logger: logger)
+    }
+
+    var workerID: String { options.workerID }
+
+    var isStopping: Bool { lifecycle.withLockedValue { $0.stopping } }
+
+    public func run() async throws {
+        let info = WorkerInfo(
+            id: workerID, host: ProcessInfo.processInfo.hostName, pid: Int(ProcessInfo.processInfo.processIdentifier),
+            queues: options.queues.names, concurrency: options.concurrency, startedAt: JobClock.nowMilliseconds())
+        await withGracefulShutdownHandler {
+            guard await self.register(info) else { return }
+            self.logger.info(
+                "worker started",
+                metadata: [
+                    "queues": "\(self.options.queues.names.joined(separator: ","))", "concurrency": "\(self.options.concurrency)",
+                    "types": "\(self.registry.typeNames.joined(separator: ","))",
+                ])
+            await withDiscardingTaskGroup { background in
+                background.addTask { await self.heartbeatLoop(info) }
+                if self.options.runsMaintenance {
+                    let maintenance = QueueMaintenance(jobQueue: self.jobQueue, options: self.options, logger: self.logger)
+                    background.addTask { await maintenance.run() }
+                }
+                await withDiscardingTaskGroup { processing in
+                    processing.addTask { await self.acks.run() }
+                    await self.processJobs()
+                    self.acks.finish()
+                }
+                await self.handBackLeftovers()
+                background.cancelAll()
+            }
+            do {
+                try await self.jobQueue.deregister(workerID: self.workerID)
+            } catch {
+                self.logger.warning("could not deregister worker", metadata: ["error": "\(error)"])
+            }
+            self.logger.info("worker stopped")
+        } onGracefulShutdown: {
+            self.beginShutdown()
+        }
+    }
+
+    /// Stops fetching and interrupts a blocking read. Running jobs go on.
+    func beginShutdown() {
+        let connection = lifecycle.withLockedValue { state -> RedisConnection? in
+            state.stopping = true
+            defer { state.blockingConnection = nil }
+            return state.blockingConnection
+        }
+        logger.info("worker stopping: no new jobs", metadata: ["running": "\(gate.running)"])
+        gate.close()
+        connection?.closeNow()
+    }
+
+    /// Creates the queues' groups and the first heartbeat, retrying while Redis is unreachable.
+    private func register(_ info: WorkerInfo) async -> Bool {
+        var failures = 0
+        while !isStopping && !Task.isCancelled {
+            do {
+                try await jobQueue.prepare(queues: options.queues.names)
+                try await jobQueue.heartbeat(info, ttl: options.deadWorkerAfter * 2)
+                return true
+            } catch {
+                failures += 1
+                logger.warning("cannot reach Redis to start; retrying", metadata: ["error": "\(error)"])
+                await sleepUnlessStopping(backoff(failures))
+            }
+        }
+        return false
+    }
+
+    // MARK: Fetching
+
+    private func processJobs() async {
+        await withDiscardingTaskGroup { jobs in
+            await fetchLoop(jobs: &jobs)
+            if await !gate.waitUntilIdle(timeout: options.shutdownTimeout) {
+                logger.warning(
+                    "shutdown timeout reached; cancelling running jobs and handing them back", metadata: ["running": "\(gate.running)"])
+                jobs.cancelAll()
+            }
+        }
+    }
+
+    private func fetchLoop(jobs: inout DiscardingTaskGroup) async {
+        var overflow: [Delivery] = []
+        var failures = 0
+        var random = SystemRandomNumberGenerator()
+        while !isStopping && !Task.isCancelled {
+            let slots = gate.snapshot()
+            if slots.closed { break }
+            if slots.free <= 0 {
+                await gate.waitForChange(from: slots.generation)
+                continue
+            }
+            if !overflow.isEmpty {
+                let count = min(slots.free, overflow.count)
+                await dispatch(overflow.prefix(count), jobs: &jobs)
+                overflow.removeFirst(count)
+                continue
+            }
+            let open = options.queues.order(using: &random).compactMap { entry -> (name: String, limit: Int)? in
+                let limit = entry.concurrencyLimit.map { min(slots.free, $0 - (slots.perQueue[entry.name] ?? 0)) } ?? slots.free
+                return limit > 0 ? (entry.name, limit) : nil
+            }
+            if open.isEmpty {
+                await gate.waitForChange(from: slots.generation)
+                continue
+            }
+            do {
+                let ready = try await jobQueue.fetchReady(FetchRequest(queues: open, total: slots.free), consumer: workerID)
+                failures = 0
+                if !ready.deliveries.isEmpty {
+                    await dispatch(ready.deliveries[...], jobs: &jobs)
+                    continue
+                }
+                let active = open.filter { !ready.paused.contains($0.name) }
+                if active.isEmpty {
+                    await sleepUnlessStopping(options.blockTimeout)
+                    continue
+                }
+                let connection = try await blockingConnection()
+                let delivered = try await jobQueue.fetchBlocking(
+                    queues: active.map(\.name), count: slots.free, block: options.blockTimeout, consumer: workerID,
+                    connection: connection)
+                let count = min(delivered.count, slots.free)
+                await dispatch(delivered.prefix(count), jobs: &jobs)
+                overflow.append(contentsOf: delivered.dropFirst(count))
+            } catch {
+                if isStopping || Task.isCancelled { break }
+                failures += 1
+                dropBlockingConnection()
+                let level: Logger.Level = failures == 1 ? .warning : .debug
+                logger.log(level: level, "fetching failed; retrying", metadata: ["error": "\(error)", "failures": "\(failures)"])
+                await sleepUnlessStopping(backoff(failures))
+            }
+        }
+    }
+
+    private func dispatch(_ deliveries: ArraySlice<Delivery>, jobs: inout DiscardingTaskGroup) async {
+        for delivery in deliveries {
+            switch delivery {
+            case .malformed(let entry):
+                await deadLetterMalformed(entry)
+            case .job(let job):
+                gate.acquire(queue: job.queue)
+                jobs.addTask {
+                    await self.process(job)
+                    self.gate.release(queue: job.queue)
+                }
+            }
+        }
+    }
+
+    private func deadLetterMalformed(_ entry: MalformedEntry) async {
+        logger.error(
+            "malformed job entry dead-lettered", metadata: ["queue": "\(entry.queue)", "entry_id": "\(entry.entryID)", "reason": "\(entry.reason)"])
+        do {
+            try await jobQueue.deadLetter(
+                queue: entry.queue, entryID: entry.entryID, fields: entry.fields, error: entry.reason, worker: workerID)
+        } catch {
+            logger.warning("could not dead-letter a malformed entry; it will be reclaimed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func blockingConnection() async throws -> RedisConnection {
+        if let existing = lifecycle.withLockedValue({ $0.blockingConnection }), existing.isActive {
+            return existing
+        }
+        let connection = try await jobQueue.redis.makeDedicatedConnection()
+        let keep = lifecycle.withLockedValue { state -> Bool in
+            guard !state.stopping else { return false }
+            state.blockingConnection = connection
+            return true
+        }
+        if !keep {
+            await connection.close()
+            throw CancellationError()
+        }
+        return connection
+    }
+
+    private func dropBlockingConnection() {
+        let connection = lifecycle.withLockedValue { state -> RedisConnection? in
+            defer { state.blockingConnection = nil }
+            return state.blockingConnection
+        }
+        connection?.closeNow()
+    }
+
+    // MARK: Heartbeats and shutdown
+
+    private func heartbeatLoop(_ info: WorkerInfo) async {
+        while !Task.isCancelled {
+            do {
+                try await Task.sleep(for: options.heartbeatInterval)
+            } catch {
+                return
+            }
+            do {
+                try await jobQueue.heartbeat(info, ttl: options.deadWorkerAfter * 2)
+                let due = inFlight.due(within: options.heartbeatInterval)
+                if !due.isEmpty {
+                    try await jobQueue.refresh(due, consumer: workerID)
+                }
+            } catch {
+                logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Hands back everything this worker still holds: deliveries fetched but never started, and
+    /// any a blocking read received as its connection was closed.
+    private func handBackLeftovers() async {
+        for queue in options.queues.names {
+            do {
+                let held = try await jobQueue.pendingEntryIDs(queue: queue, consumer: workerID)
+                let returned = try await jobQueue.handBack(queue: queue, entryIDs: held, consumer: workerID)
+                if returned > 0 {
+                    logger.info("handed back jobs at shutdown", metadata: ["queue": "\(queue)", "jobs": "\(returned)"])
+                }
+                _ = try? await jobQueue.redis.sendRaw(
+                    RedisCommand("XGROUP", ["DELCONSUMER", .string(jobQueue.keys(queue).stream), "workers", .string(workerID)]))
+            } catch {
+                logger.warning(
+                    "could not hand back jobs at shutdown; they will be reclaimed", metadata: ["queue": "\(queue)", "error": "\(error)"])
+            }
+        }
+    }
+
+    private func sleepUnlessStopping(_ duration: Duration) async {
+        let deadline = ContinuousClock.now + duration
+        while !isStopping && !Task.isCancelled && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: min(.milliseconds(100), deadline - ContinuousClock.now))
+        }
+    }
+
+    func backoff(_ failures: Int) -> Duration {
+        .milliseconds(min(5000, 100 << min(failures - 1, 6)))
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+
+extension Worker {
+    /// How a worker runs.
+    public struct Options: Sendable {
+        /// The queues to read, in order or with weights.
+        public var queues: QueueSelection
+        /// Most jobs running at once in this process.
+        public var concurrency: Int
+        /// How long in-flight jobs may run on after SIGTERM before they are cancelled and handed
+        /// back to the queue.
+        public var shutdownTimeout: Duration
+        /// How often the worker reports itself alive and refreshes its running jobs.
+        public var heartbeatInterval: Duration
+        /// A worker whose heartbeat is older than this is dead: its jobs are reclaimed at once.
+        public var deadWorkerAfter: Duration
+        /// How long one blocking read waits before the worker looks at pauses and shutdown again.
+        public var blockTimeout: Duration
+        /// Whether this worker takes part in running the singleton loops (promoter, reclaimer).
+        public var runsMaintenance: Bool
+        /// How often the promoter looks for due delayed jobs (it wakes earlier when one is due).
+        public var promoteInterval: Duration
+        /// How often the reclaimer looks for dead workers and stalled jobs.
+        public var reclaimInterval: Duration
+        /// This worker's id, the consumer name in every group. Unique per process.
+        public var workerID: String
+
+        public init(
+            queues: QueueSelection,
+            concurrency: Int = 10,
+            shutdownTimeout: Duration = .seconds(25),
+            heartbeatInterval: Duration = .seconds(5),
+            deadWorkerAfter: Duration = .seconds(30),
+            blockTimeout: Duration = .seconds(2),
+            runsMaintenance: Bool = true,
+            promoteInterval: Duration = .seconds(1),
+            reclaimInterval: Duration = .seconds(5),
+            workerID: String = Worker.makeWorkerID()
+        ) {
+            self.queues = queues
+            self.concurrency = max(1, concurrency)
+            self.shutdownTimeout = shutdownTimeout
+            self.heartbeatInterval = heartbeatInterval
+            self.deadWorkerAfter = deadWorkerAfter
+            self.blockTimeout = blockTimeout
+            self.runsMaintenance = runsMaintenance
+            self.promoteInterval = promoteInterval
+            self.reclaimInterval = reclaimInterval
+            self.workerID = workerID
+        }
+    }
+
+    /// `host:pid:random`, readable in `queue-inspect workers` and unique across restarts.
+    public static func makeWorkerID() -> String {
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
+        let random = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        return "\(host):\(ProcessInfo.processInfo.processIdentifier):\(random)"
+    }
+}

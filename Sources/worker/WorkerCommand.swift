@@ -1,0 +1,77 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Queue
+import ServiceLifecycle
+import UnixSignals
+import WorkerPool
+
+@main
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Runs Harrow jobs from Redis queues.",
+        discussion: """
+            Reads the given queues with one blocking read, runs up to --concurrency jobs at once,
+            and stops gracefully on SIGTERM or SIGINT. Any number of workers may run, on any
+            number of machines, against the same Redis.
+            """)
+
+    @Option(help: "Queues to read: strict order (mail,keys) or weighted (mail:3,keys:1). Env: HARROW_QUEUES.")
+    var queues: String = ProcessInfo.processInfo.environment["HARROW_QUEUES"] ?? "default"
+
+    @Option(help: "Most jobs running at once in this process. Env: HARROW_CONCURRENCY.")
+    var concurrency: Int = Int(ProcessInfo.processInfo.environment["HARROW_CONCURRENCY"] ?? "") ?? 10
+
+    @Option(name: .customLong("redis-url"), help: "redis://[user:password@]host:port/db or unix:///path. Env: REDIS_URL.")
+    var redisURL: String = ProcessInfo.processInfo.environment["REDIS_URL"] ?? "redis://127.0.0.1:6379/0"
+
+    @Option(help: "Seconds running jobs may take to finish after SIGTERM before they are handed back.")
+    var shutdownTimeout: Double = 25
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical. Env: LOG_LEVEL.")
+    var logLevel: String = ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info"
+
+    @Flag(help: "Do not take part in the singleton loops (delayed-job promoter, reclaimer).")
+    var noMaintenance = false
+
+    @Option(help: "Key prefix of every Redis key. Env: HARROW_KEY_PREFIX.")
+    var keyPrefix: String = ProcessInfo.processInfo.environment["HARROW_KEY_PREFIX"] ?? "harrow"
+
+    func validate() throws {
+        guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+        guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must not be negative") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        do {
+            _ = try QueueSelection(parsing: queues)
+            _ = try RedisConfiguration(url: redisURL)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "harrow.worker")
+        let redis = RedisClient(configuration: try RedisConfiguration(url: redisURL), logger: logger)
+        let jobQueue = JobQueue(redis: redis, options: JobQueue.Options(keyPrefix: keyPrefix))
+        var registry = JobRegistry()
+        try registry.registerDiagnosticJobs()
+        let worker = Worker(
+            queue: jobQueue, registry: registry,
+            options: Worker.Options(
+                queues: try QueueSelection(parsing: queues), concurrency: concurrency,
+                shutdownTimeout: .milliseconds(Int64(shutdownTimeout * 1000)), runsMaintenance: !noMaintenance),
+            logger: logger)
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [.init(service: worker)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        await redis.close()
+    }
+}
