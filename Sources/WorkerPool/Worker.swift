@@ -202,9 +202,11 @@ public final class Worker: Service, Sendable {
     private func deadLetterMalformed(_ entry: MalformedEntry) async {
         logger.error(
             "malformed job entry dead-lettered", metadata: ["queue": "\(entry.queue)", "entry_id": "\(entry.entryID)", "reason": "\(entry.reason)"])
+        var fields = entry.fields
+        if fields["id"] == nil { fields["id"] = entry.entryID }
         do {
             try await jobQueue.deadLetter(
-                queue: entry.queue, entryID: entry.entryID, fields: entry.fields, error: entry.reason, worker: workerID)
+                queue: entry.queue, entryID: entry.entryID, fields: fields, error: entry.reason, worker: workerID)
         } catch {
             logger.warning("could not dead-letter a malformed entry; it will be reclaimed", metadata: ["error": "\(error)"])
         }

@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import Queue
+
+/// Options every subcommand takes.
+struct GlobalOptions: ParsableArguments {
+    @Option(name: .customLong("redis-url"), help: "redis://[user:password@]host:port/db or unix:///path. Env: REDIS_URL.")
+    var redisURL: String = ProcessInfo.processInfo.environment["REDIS_URL"] ?? "redis://127.0.0.1:6379/0"
+
+    @Option(help: "Key prefix of every Redis key. Env: HARROW_KEY_PREFIX.")
+    var keyPrefix: String = ProcessInfo.processInfo.environment["HARROW_KEY_PREFIX"] ?? "harrow"
+
+    @Flag(help: "Print JSON instead of tables.")
+    var json = false
+}
+
+/// A connected queue for one command, and the helpers every command uses to print and fail.
+struct InspectContext {
+    let queue: JobQueue
+    let options: GlobalOptions
+
+    /// Connects, runs `body`, closes; any error becomes a one-line message and exit status 1.
+    static func run(_ options: GlobalOptions, _ body: (InspectContext) async throws -> Void) async throws {
+        var logger = Logger(label: "harrow.queue-inspect")
+        logger.logLevel = .critical
+        let redis: RedisClient
+        do {
+            var configuration = try RedisConfiguration(url: options.redisURL)
+            configuration.connectTimeout = .seconds(3)
+            configuration.poolSize = 1
+            redis = RedisClient(configuration: configuration, logger: logger)
+        } catch {
+            fail("\(error)")
+        }
+        let context = InspectContext(queue: JobQueue(redis: redis, options: JobQueue.Options(keyPrefix: options.keyPrefix)), options: options)
+        do {
+            try await body(context)
+            await redis.close()
+        } catch let error as ExitCode {
+            await redis.close()
+            throw error
+        } catch {
+            await redis.close()
+            fail(Self.message(for: error))
+        }
+    }
+
+    static func message(for error: any Error) -> String {
+        if let error = error as? RedisError, error.code == .unreachable {
+            return "Redis is unreachable: \(error.message)"
+        }
+        return "\(error)"
+    }
+
+    static func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("queue-inspect: \(message)\n".utf8))
+        Foundation.exit(1)
+    }
+
+    /// Fails unless `name` is a queue Redis knows.
+    func requireKnown(_ name: String) async throws {
+        try QueueName.validate(name)
+        let known = try await queue.knownQueues()
+        guard known.contains(name) else {
+            let list = known.isEmpty ? "none" : known.joined(separator: ", ")
+            Self.fail("unknown queue \(name) (known queues: \(list))")
+        }
+    }
+
+    func printJSON(_ value: Any) {
+        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys])) ?? Data("null".utf8)
+        print(String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// Prints rows as an aligned table under a header.
+func printTable(_ header: [String], _ rows: [[String]]) {
+    var widths = header.map(\.count)
+    for row in rows {
+        for (index, cell) in row.enumerated() where index < widths.count {
+            widths[index] = max(widths[index], cell.count)
+        }
+    }
+    func line(_ cells: [String]) -> String {
+        cells.enumerated().map { index, cell in
+            index == cells.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+        }.joined(separator: "  ")
+    }
+    print(line(header))
+    for row in rows { print(line(row)) }
+}
+
+func formatMilliseconds(_ ms: Int?) -> String {
+    guard let ms else { return "-" }
+    if ms < 1000 { return "\(ms)ms" }
+    if ms < 60_000 { return String(format: "%.1fs", Double(ms) / 1000) }
+    if ms < 3_600_000 { return String(format: "%.1fm", Double(ms) / 60_000) }
+    return String(format: "%.1fh", Double(ms) / 3_600_000)
+}
+
+func formatTime(_ ms: Int64) -> String {
+    guard ms > 0 else { return "-" }
+    let formatter = ISO8601DateFormatter()
+    return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+}

@@ -1,0 +1,89 @@
+import ArgumentParser
+import Foundation
+import Queue
+
+struct Stats: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Ready, pending, delayed and dead jobs per queue.")
+
+    @OptionGroup var global: GlobalOptions
+    @Argument(help: "Queues to show; all known queues when none is given.")
+    var queues: [String] = []
+
+    func run() async throws {
+        try await InspectContext.run(global) { context in
+            var names = queues
+            if names.isEmpty {
+                names = try await context.queue.knownQueues()
+            } else {
+                for name in names { try await context.requireKnown(name) }
+            }
+            let stats = try await context.queue.stats(queues: names)
+            if global.json {
+                context.printJSON(
+                    stats.map { s -> [String: Any] in
+                        [
+                            "queue": s.queue, "ready": s.ready, "pending": s.pending, "delayed": s.delayed, "dead": s.dead,
+                            "consumers": s.consumers, "oldest_ready_age_ms": s.oldestReadyAgeMilliseconds.map { $0 as Any } ?? NSNull(),
+                            "paused": s.paused,
+                        ]
+                    })
+                return
+            }
+            printTable(
+                ["QUEUE", "READY", "PENDING", "DELAYED", "DEAD", "CONSUMERS", "OLDEST", "PAUSED"],
+                stats.map {
+                    [
+                        $0.queue, "\($0.ready)", "\($0.pending)", "\($0.delayed)", "\($0.dead)", "\($0.consumers)",
+                        formatMilliseconds($0.oldestReadyAgeMilliseconds), $0.paused ? "yes" : "no",
+                    ]
+                })
+        }
+    }
+}
+
+struct Queues: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the known queues.")
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        try await InspectContext.run(global) { context in
+            let names = try await context.queue.knownQueues()
+            if global.json {
+                context.printJSON(names)
+            } else {
+                names.forEach { print($0) }
+            }
+        }
+    }
+}
+
+struct Workers: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List live workers (heartbeat within the last 30 s).")
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        try await InspectContext.run(global) { context in
+            let workers = try await context.queue.liveWorkers()
+            if global.json {
+                context.printJSON(
+                    workers.map {
+                        [
+                            "id": $0.id, "host": $0.host, "pid": $0.pid, "queues": $0.queues, "concurrency": $0.concurrency,
+                            "started_at": $0.startedAt, "last_seen": $0.lastSeen,
+                        ] as [String: Any]
+                    })
+                return
+            }
+            printTable(
+                ["WORKER", "HOST", "PID", "QUEUES", "CONCURRENCY", "STARTED", "LAST SEEN"],
+                workers.map {
+                    [
+                        $0.id, $0.host, "\($0.pid)", $0.queues.joined(separator: ","), "\($0.concurrency)", formatTime($0.startedAt),
+                        formatTime($0.lastSeen),
+                    ]
+                })
+        }
+    }
+}
