@@ -32,6 +32,12 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical. Env: LOG_LEVEL.")
     var logLevel: String = ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info"
 
+    @Option(help: "Seconds between heartbeats (liveness and refresh of running jobs).")
+    var heartbeatInterval: Double = 5
+
+    @Option(help: "Seconds without a heartbeat after which a worker counts as dead and its jobs are reclaimed.")
+    var deadWorkerAfter: Double = 30
+
     @Flag(help: "Do not take part in the singleton loops (delayed-job promoter, reclaimer).")
     var noMaintenance = false
 
@@ -41,6 +47,9 @@ struct WorkerCommand: AsyncParsableCommand {
     func validate() throws {
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
         guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must not be negative") }
+        guard heartbeatInterval > 0, deadWorkerAfter > heartbeatInterval * 2 else {
+            throw ValidationError("--dead-worker-after must be more than twice --heartbeat-interval")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         do {
             _ = try QueueSelection(parsing: queues)
@@ -66,7 +75,9 @@ struct WorkerCommand: AsyncParsableCommand {
             queue: jobQueue, registry: registry,
             options: Worker.Options(
                 queues: try QueueSelection(parsing: queues), concurrency: concurrency,
-                shutdownTimeout: .milliseconds(Int64(shutdownTimeout * 1000)), runsMaintenance: !noMaintenance),
+                shutdownTimeout: .milliseconds(Int64(shutdownTimeout * 1000)),
+                heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)),
+                deadWorkerAfter: .milliseconds(Int64(deadWorkerAfter * 1000)), runsMaintenance: !noMaintenance),
             logger: logger)
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

@@ -6,6 +6,9 @@ import Queue
 /// benchmark can check that every job ran (`SCARD`).
 public struct NoopJob: Job {
     public static let name = "noop"
+    /// Diagnostic jobs retry within seconds, not Sidekiq's minutes: they exist to watch the
+    /// queue work.
+    public static let retryPolicy = RetryPolicy(backoff: .exponential(base: .seconds(1), maximum: .seconds(30)))
     public var record: String?
 
     public init(record: String? = nil) {
@@ -17,6 +20,7 @@ public struct NoopJob: Job {
 /// that takes time. `record` works as for ``NoopJob``.
 public struct SleepJob: Job {
     public static let name = "sleep"
+    public static let retryPolicy = NoopJob.retryPolicy
     public var ms: Int
     public var record: String?
 
