@@ -61,6 +61,21 @@ public struct QueueSelection: Sendable, Hashable {
 
     public var names: [String] { entries.map(\.name) }
 
+    /// Applies per-queue concurrency limits given as `mail=5,keys=2`.
+    public mutating func applyLimits(parsing text: String) throws {
+        for part in text.split(separator: ",", omittingEmptySubsequences: true) {
+            let pieces = part.split(separator: "=")
+            guard pieces.count == 2, let limit = Int(pieces[1].trimmingCharacters(in: .whitespaces)), limit >= 1 else {
+                throw WorkerError(code: .invalidOptions, message: "queue limit \"\(part)\" is not queue=N with N at least 1")
+            }
+            let name = pieces[0].trimmingCharacters(in: .whitespaces)
+            guard let index = entries.firstIndex(where: { $0.name == name }) else {
+                throw WorkerError(code: .invalidOptions, message: "queue limit for \(name), which is not among the queues read")
+            }
+            entries[index].concurrencyLimit = limit
+        }
+    }
+
     /// The order to serve the queues in for one fetch.
     func order<G: RandomNumberGenerator>(using generator: inout G) -> [Entry] {
         guard isWeighted else { return entries }

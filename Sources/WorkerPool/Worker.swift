@@ -268,8 +268,7 @@ public final class Worker: Service, Sendable {
                 if returned > 0 {
                     logger.info("handed back jobs at shutdown", metadata: ["queue": "\(queue)", "jobs": "\(returned)"])
                 }
-                _ = try? await jobQueue.redis.sendRaw(
-                    RedisCommand("XGROUP", ["DELCONSUMER", .string(jobQueue.keys(queue).stream), "workers", .string(workerID)]))
+                try await jobQueue.removeConsumer(queue: queue, consumer: workerID)
             } catch {
                 logger.warning(
                     "could not hand back jobs at shutdown; they will be reclaimed", metadata: ["queue": "\(queue)", "error": "\(error)"])

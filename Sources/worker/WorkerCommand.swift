@@ -23,6 +23,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Most jobs running at once in this process. Env: HARROW_CONCURRENCY.")
     var concurrency: Int = Int(ProcessInfo.processInfo.environment["HARROW_CONCURRENCY"] ?? "") ?? 10
 
+    @Option(help: "Per-queue limits on running jobs in this process, e.g. operations=4,mail=10.")
+    var queueConcurrency: String?
+
     @Option(name: .customLong("redis-url"), help: "redis://[user:password@]host:port/db or unix:///path. Env: REDIS_URL.")
     var redisURL: String = ProcessInfo.processInfo.environment["REDIS_URL"] ?? "redis://127.0.0.1:6379/0"
 
@@ -52,11 +55,17 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         do {
-            _ = try QueueSelection(parsing: queues)
+            _ = try queueSelection()
             _ = try RedisConfiguration(url: redisURL)
         } catch {
             throw ValidationError("\(error)")
         }
+    }
+
+    func queueSelection() throws -> QueueSelection {
+        var selection = try QueueSelection(parsing: queues)
+        if let queueConcurrency { try selection.applyLimits(parsing: queueConcurrency) }
+        return selection
     }
 
     func run() async throws {
@@ -74,7 +83,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let worker = Worker(
             queue: jobQueue, registry: registry,
             options: Worker.Options(
-                queues: try QueueSelection(parsing: queues), concurrency: concurrency,
+                queues: try queueSelection(), concurrency: concurrency,
                 shutdownTimeout: .milliseconds(Int64(shutdownTimeout * 1000)),
                 heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)),
                 deadWorkerAfter: .milliseconds(Int64(deadWorkerAfter * 1000)), runsMaintenance: !noMaintenance),

@@ -62,11 +62,19 @@ extension JobQueue {
     }
 
     /// Redelivers every entry `consumer` holds in `queue` at once, whatever its idle time: the
-    /// consumer's worker is gone. Then removes the consumer from the group.
+    /// consumer's worker is gone. Then removes the consumer from the group, unless it took new
+    /// entries meanwhile (it was alive after all).
     public func reclaimConsumer(queue: String, consumer: String) async throws -> ReclaimResult {
         let result = try await reclaim(queue: queue, consumer: consumer, minimumIdle: .zero)
-        _ = try await redis.sendRaw(RedisCommand("XGROUP", ["DELCONSUMER", .string(keys(queue).stream), "workers", .string(consumer)]))
+        try await removeConsumer(queue: queue, consumer: consumer)
         return result
+    }
+
+    /// Removes `consumer` from `queue`'s group if it holds no entries. Returns whether it is gone.
+    @discardableResult
+    public func removeConsumer(queue: String, consumer: String) async throws -> Bool {
+        let reply = try await redis.run(QueueScripts.deleteIdleConsumer, keys: [keys(queue).stream], arguments: [.string(consumer)])
+        return reply.int != -1
     }
 
     private func reclaim(queue: String, consumer: String, minimumIdle: Duration) async throws -> ReclaimResult {

@@ -174,6 +174,28 @@ enum QueueScripts {
             return {#pending, requeued, dead, last}
             """)
 
+    /// Removes a consumer from the group only if it holds nothing: `XGROUP DELCONSUMER` drops a
+    /// consumer's pending entries, which would lose those jobs for good.
+    /// KEYS: stream. ARGV: consumer. Returns 1 deleted, 0 absent, -1 still holding entries.
+    static let deleteIdleConsumer = RedisScript(
+        name: "delete-idle-consumer",
+        source: """
+            local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1], 'workers')
+            if not ok then return 0 end
+            for _, c in ipairs(consumers) do
+              local info = {}
+              for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+              if info['name'] == ARGV[1] then
+                if info['pending'] == 0 then
+                  redis.call('XGROUP', 'DELCONSUMER', KEYS[1], 'workers', ARGV[1])
+                  return 1
+                end
+                return -1
+              end
+            end
+            return 0
+            """)
+
     /// Moves due delayed jobs into the stream.
     /// KEYS: stream, delayed. ARGV: job hash key prefix, limit.
     /// Returns {moved, ms until the next due job or -1}.
