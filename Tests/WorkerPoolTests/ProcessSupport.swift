@@ -47,7 +47,7 @@ enum ProcessSupport {
         let err = Pipe()
         process.standardOutput = out
         process.standardError = err
-        try process.run()
+        try process.runWithUnblockedSignals()
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         try await eventually("queue-inspect exits", timeout: .seconds(30), poll: .milliseconds(10)) { !process.isRunning }
@@ -77,7 +77,7 @@ final class WorkerProcess {
         let log = try FileHandle(forWritingTo: logURL)
         process.standardOutput = log
         process.standardError = log
-        try process.run()
+        try process.runWithUnblockedSignals()
     }
 
     var isRunning: Bool { process.isRunning }

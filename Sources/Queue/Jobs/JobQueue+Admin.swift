@@ -156,11 +156,11 @@ extension JobQueue {
         var total = 0
         while true {
             let reply = try await redis.run(QueueScripts.retryAllDead, keys: [keys.dead, keys.stream], arguments: [.int(1000)])
-            guard let values = reply.array, values.count == 2, let retried = values[0].int else {
+            guard let values = reply.array, values.count == 2, let retried = values[0].int, let kept = values[1].int else {
                 throw RedisError.unexpected(reply, command: "EVALSHA retry-all-dead")
             }
             total += retried
-            if retried < 1000 { return total }
+            if retried == 0 || retried + kept < 1000 { return total }
         }
     }
 
@@ -205,15 +205,24 @@ extension JobQueue {
     public func delete(queue: String, id: String) async throws {
         let keys = keys(queue)
         let removed = try await redis.pipeline([
+            RedisCommand("HGET", [.string(keys.job(id)), "unique_key"]),
             RedisCommand("ZREM", [.string(keys.delayed), .string(id)]), RedisCommand("DEL", [.string(keys.job(id))]),
         ])
-        if removed[0].int == 1 { return }
+        if removed[1].int == 1 {
+            if let unique = removed[0].string {
+                try await redis.run(QueueScripts.releaseUnique, keys: [keys.unique(unique)], arguments: [.string(id)])
+            }
+            return
+        }
         guard let entry = try await findInStream(queue: queue, id: id), let entryID = entry.entryID else {
             throw QueueError(code: .jobNotFound, message: "no waiting or delayed job \(id) in queue \(queue)")
         }
         let reply = try await redis.run(QueueScripts.deleteWaiting, keys: [keys.stream], arguments: [.string(entryID)])
         if reply.int == -1 {
             throw QueueError(code: .jobIsRunning, message: "job \(id) in queue \(queue) is running; it cannot be deleted")
+        }
+        if reply.int == 1, let unique = entry.fields["unique_key"] {
+            try await redis.run(QueueScripts.releaseUnique, keys: [keys.unique(unique)], arguments: [.string(id)])
         }
     }
 

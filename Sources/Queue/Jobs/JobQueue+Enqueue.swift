@@ -94,6 +94,15 @@ extension JobQueue {
     public func enqueue(batch requests: [EnqueueRequest]) async throws -> [EnqueueResult] {
         guard !requests.isEmpty else { return [] }
         let now = JobEnvelope.nowMilliseconds()
+        for request in requests {
+            try QueueName.validate(request.queue)
+            guard !request.type.isEmpty else {
+                throw QueueError(code: .invalidJob, message: "a job needs a type")
+            }
+            guard request.options.maxAttempts >= 1 else {
+                throw QueueError(code: .invalidJob, message: "maxAttempts must be at least 1")
+            }
+        }
         var items = registrationCommands(for: Set(requests.map(\.queue)))
         let registrationCount = items.count
         var ids: [String] = []

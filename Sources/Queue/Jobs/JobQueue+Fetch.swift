@@ -88,7 +88,8 @@ extension JobQueue {
         let streams = queues.map { keys($0).stream }
         let command = RedisCommand(
             "XREADGROUP",
-            ["GROUP", "workers", .string(consumer), "COUNT", .int(count), "BLOCK", .int(Int(Self.milliseconds(block))), "STREAMS"]
+            ["GROUP", "workers", .string(consumer), "COUNT", .int(count)]
+                + (Self.milliseconds(block) > 0 ? ["BLOCK", .int(Int(Self.milliseconds(block)))] : []) + ["STREAMS"]
                 + streams.map { .string($0) } + streams.map { _ in ">" })
         let timeout = TimeAmount.milliseconds(Self.milliseconds(block)) + connection.configuration.commandTimeout
         var reply = try await connection.sendRaw(command, timeout: timeout)

@@ -88,7 +88,7 @@ extension JobQueue {
                 arguments: [
                     .string(consumer), .int(Int(Self.milliseconds(minimumIdle))),
                     .int(Int(Self.milliseconds(options.defaultVisibilityTimeout))), .int(batch), .int(options.deadLetterLimit),
-                    .string(start),
+                    .string(start), .string(keys.unique("")),
                 ])
             guard let values = reply.array, values.count == 4, let scanned = values[0].int, let requeued = values[1].int,
                 let dead = values[2].int

@@ -160,6 +160,10 @@ enum QueueScripts {
                     job['worker'] = owner
                     redis.call('LPUSH', KEYS[2], cjson.encode(job))
                     redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
+                    if job['unique_key'] and job['id'] then
+                      local lock = ARGV[7] .. job['unique_key']
+                      if redis.call('GET', lock) == job['id'] then redis.call('DEL', lock) end
+                    end
                     dead = dead + 1
                   else
                     job['attempt'] = tostring(attempt + 1)

@@ -35,10 +35,6 @@ final class RESPReplyParser {
         if status != REDIS_OK {
             throw fail(readerError() ?? "reader refused input")
         }
-        let buffered = reader.pointee.len - reader.pointee.pos
-        if buffered > maxBufferedBytes {
-            throw fail("reply exceeds \(maxBufferedBytes) bytes")
-        }
     }
 
     /// The next complete reply, or `nil` when more bytes are needed.
@@ -48,7 +44,12 @@ final class RESPReplyParser {
         if redisReaderGetReply(reader, &raw) != REDIS_OK {
             throw fail(readerError() ?? "malformed reply")
         }
-        guard let raw else { return nil }
+        guard let raw else {
+            if reader.pointee.len - reader.pointee.pos > maxBufferedBytes {
+                throw fail("reply exceeds \(maxBufferedBytes) bytes")
+            }
+            return nil
+        }
         let reply = raw.assumingMemoryBound(to: redisReply.self)
         defer { freeReplyObject(raw) }
         return convert(reply)

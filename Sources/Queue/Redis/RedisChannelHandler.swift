@@ -42,9 +42,11 @@ final class RedisChannelHandler: ChannelDuplexHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let request = unwrapOutboundIn(data)
-        if let closedError {
-            fail(request.completion, closedError)
-            promise?.fail(closedError)
+        if closedError != nil {
+            let error = RedisError(
+                code: .connectionClosed, command: request.commands.first?.name, message: "connection closed")
+            fail(request.completion, error)
+            promise?.fail(error)
             return
         }
         if request.commands.isEmpty {
@@ -80,13 +82,12 @@ final class RedisChannelHandler: ChannelDuplexHandler {
                 deliver(reply, context: context)
             }
         } catch {
-            failAll(error)
-            context.close(promise: nil)
+            closeThenFailAll(error, context: context)
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        failAll(RedisError(code: .connectionClosed, message: "connection closed"))
+        failAll(closedError ?? RedisError(code: .connectionClosed, message: "connection closed"))
         context.fireChannelInactive()
     }
 
@@ -98,8 +99,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     private func deliver(_ reply: RESPValue, context: ChannelHandlerContext) {
         guard !pending.isEmpty else {
             // A reply nobody asked for means we lost track of the stream of replies.
-            failAll(RedisError(code: .protocolError, message: "unsolicited reply"))
-            context.close(promise: nil)
+            closeThenFailAll(RedisError(code: .protocolError, message: "unsolicited reply"), context: context)
             return
         }
         pending[pending.startIndex].replies.append(reply)
@@ -134,13 +134,20 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             guard let deadline = entry.deadline else { continue }
             if deadline <= now {
                 let name = entry.names.first ?? "command"
-                failAll(RedisError(code: .timeout, command: name, message: "no reply within the command timeout"))
-                context.close(promise: nil)
+                closeThenFailAll(
+                    RedisError(code: .timeout, command: name, message: "no reply within the command timeout"), context: context)
                 return
             }
             next = min(next ?? deadline, deadline)
         }
         if let next { armTimer(context: context, deadline: next) }
+    }
+
+    /// Closes first, so that whoever the failure wakes up already sees the connection inactive.
+    private func closeThenFailAll(_ error: RedisError, context: ChannelHandlerContext) {
+        if closedError == nil { closedError = error }
+        context.close(promise: nil)
+        failAll(error)
     }
 
     private func failAll(_ error: RedisError) {

@@ -91,7 +91,11 @@ public final class RedisConnection: Sendable {
         let promise = channel.eventLoop.makePromise(of: RESPValue.self)
         let request = RedisRequest(
             commands: [command], completion: .single(promise), timeout: timeout ?? configuration.commandTimeout)
-        channel.writeAndFlush(request, promise: nil)
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { error in
+            promise.fail(RedisError(code: .connectionClosed, command: command.name, message: "\(error)"))
+        }
+        channel.writeAndFlush(request, promise: written)
         do {
             return try await promise.futureResult.get()
         } catch let error as RedisError {
@@ -107,7 +111,11 @@ public final class RedisConnection: Sendable {
         let promise = channel.eventLoop.makePromise(of: [RESPValue].self)
         let request = RedisRequest(
             commands: commands, completion: .pipeline(promise), timeout: timeout ?? configuration.commandTimeout)
-        channel.writeAndFlush(request, promise: nil)
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { error in
+            promise.fail(RedisError(code: .connectionClosed, command: commands.first?.name, message: "\(error)"))
+        }
+        channel.writeAndFlush(request, promise: written)
         do {
             return try await promise.futureResult.get()
         } catch let error as RedisError {

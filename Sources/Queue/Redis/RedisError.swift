@@ -52,7 +52,9 @@ public struct RedisError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 
     static func server(_ message: String, command: String) -> RedisError {
-        RedisError(code: .serverError, command: command, message: message)
+        var message = message
+        if let echo = message.firstRange(of: ", with args beginning with:") { message = String(message[..<echo.lowerBound]) }
+        return RedisError(code: .serverError, command: command, message: message)
     }
 
     static func unexpected(_ value: RESPValue, command: String) -> RedisError {
