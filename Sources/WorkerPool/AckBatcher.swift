@@ -15,10 +15,13 @@ final class AckBatcher: Sendable {
     private let state = NIOLockedValueBox(State())
     private let queue: JobQueue
     private let logger: Logger
+    private let acknowledged: @Sendable ([Acknowledgement]) -> Void
 
-    init(queue: JobQueue, logger: Logger) {
+    /// `acknowledged` is called with each batch Redis has taken.
+    init(queue: JobQueue, logger: Logger, acknowledged: @escaping @Sendable ([Acknowledgement]) -> Void) {
         self.queue = queue
         self.logger = logger
+        self.acknowledged = acknowledged
     }
 
     func add(_ acknowledgement: Acknowledgement) {
@@ -51,6 +54,7 @@ final class AckBatcher: Sendable {
             if batch.isEmpty { continue }
             do {
                 try await queue.acknowledge(batch)
+                acknowledged(batch)
                 failures = 0
             } catch {
                 failures += 1

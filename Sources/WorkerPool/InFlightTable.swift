@@ -1,6 +1,9 @@
 import NIOConcurrencyHelpers
 
-/// The entries this worker is running, so heartbeats can keep them from being reclaimed.
+/// The entries this worker holds: those it is running, which heartbeats keep from being
+/// reclaimed, and every entry from dispatch until its outcome is recorded in Redis. An entry
+/// pending for this worker in Redis but not held here is an orphan: its delivery was lost with a
+/// connection, and the worker hands it back.
 final class InFlightTable: Sendable {
     struct Entry: Sendable {
         var queue: String
@@ -14,6 +17,21 @@ final class InFlightTable: Sendable {
     }
 
     private let entries = NIOLockedValueBox([String: Entry]())
+    private let held = NIOLockedValueBox(Set<String>())
+
+    /// Marks an entry as this worker's until ``settle(_:)``.
+    func hold(_ entryID: String) {
+        held.withLockedValue { _ = $0.insert(entryID) }
+    }
+
+    /// The entry's outcome is recorded (or could not be, and it is up for recovery).
+    func settle(_ entryIDs: some Sequence<String>) {
+        held.withLockedValue { $0.subtract(entryIDs) }
+    }
+
+    func isHeld(_ entryID: String) -> Bool {
+        held.withLockedValue { $0.contains(entryID) }
+    }
 
     func insert(entryID: String, _ entry: Entry) {
         entries.withLockedValue { $0[entryID] = entry }

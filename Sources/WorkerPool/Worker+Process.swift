@@ -19,6 +19,7 @@ extension Worker {
         guard let entry = registry[envelope.type] else {
             let error = "unknown job type \(envelope.type): no handler is registered for it in this worker"
             let outcome = await settleFailure(job, message: error, failure: nil, policy: .default, logger: logger)
+            inFlight.settle([job.entryID])
             finish(context, outcome, since: start)
             return
         }
@@ -46,9 +47,11 @@ extension Worker {
             outcome = .succeeded
         case .failure where Task.isCancelled && isStopping:
             outcome = await handBack(job, logger: logger)
+            inFlight.settle([job.entryID])
         case .failure(let error):
             let message = Self.describe(error)
             outcome = await settleFailure(job, message: message, failure: error as? JobFailure, policy: entry.retryPolicy, logger: logger)
+            inFlight.settle([job.entryID])
         }
         finish(context, outcome, since: start)
     }

@@ -19,7 +19,7 @@ public final class Worker: Service, Sendable {
     let middleware: [any JobMiddleware]
     let logger: Logger
     let gate: SlotGate
-    let inFlight = InFlightTable()
+    let inFlight: InFlightTable
     let acks: AckBatcher
     private let lifecycle = NIOLockedValueBox(Lifecycle())
 
@@ -43,7 +43,9 @@ public final class Worker: Service, Sendable {
         logger[metadataKey: "worker"] = "\(options.workerID)"
         self.logger = logger
         self.gate = SlotGate(capacity: options.concurrency)
-        self.acks = AckBatcher(queue: queue, logger: logger)
+        let held = InFlightTable()
+        self.inFlight = held
+        self.acks = AckBatcher(queue: queue, logger: logger) { batch in held.settle(batch.map(\.entryID)) }
     }
 
     var workerID: String { options.workerID }
@@ -155,6 +157,9 @@ public final class Worker: Service, Sendable {
                 continue
             }
             do {
+                if failures > 0 {
+                    try await recoverOrphans(keeping: Set(overflow.map(\.entryID)))
+                }
                 let ready = try await jobQueue.fetchReady(FetchRequest(queues: open, total: slots.free), consumer: workerID)
                 failures = 0
                 if !ready.deliveries.isEmpty {
@@ -190,6 +195,7 @@ public final class Worker: Service, Sendable {
             case .malformed(let entry):
                 await deadLetterMalformed(entry)
             case .job(let job):
+                inFlight.hold(job.entryID)
                 gate.acquire(queue: job.queue)
                 jobs.addTask {
                     await self.process(job)
@@ -209,6 +215,19 @@ public final class Worker: Service, Sendable {
                 queue: entry.queue, entryID: entry.entryID, fields: fields, error: entry.reason, worker: workerID)
         } catch {
             logger.warning("could not dead-letter a malformed entry; it will be reclaimed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// After a failed read or write, Redis may have delivered entries whose reply never arrived:
+    /// they are pending for this worker, which does not know them. Hand them back now rather
+    /// than after their visibility timeout.
+    private func recoverOrphans(keeping local: Set<String>) async throws {
+        for queue in options.queues.names {
+            let pending = try await jobQueue.pendingEntryIDs(queue: queue, consumer: workerID)
+            let orphans = pending.filter { !local.contains($0) && !inFlight.isHeld($0) }
+            guard !orphans.isEmpty else { continue }
+            let returned = try await jobQueue.handBack(queue: queue, entryIDs: orphans, consumer: workerID)
+            logger.warning("handed back deliveries lost with a connection", metadata: ["queue": "\(queue)", "jobs": "\(returned)"])
         }
     }
 
