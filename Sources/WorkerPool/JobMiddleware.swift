@@ -46,7 +46,7 @@ public struct LoggingMiddleware: JobMiddleware {
         case .succeeded:
             logger.debug("job succeeded")
         case .retried(let error, let delay):
-            logger.warning("job failed, will retry", metadata: ["error": "\(error)", "retry_in_s": "\(delay.components.seconds)"])
+            logger.warning("job failed, will retry", metadata: ["error": "\(error)", "retry_in_ms": "\(delay.milliseconds)"])
         case .deadLettered(let error):
             logger.error("job failed for good, dead-lettered", metadata: ["error": "\(error)"])
         case .handedBack:

@@ -19,7 +19,7 @@ extension JobQueue {
 
     static func request<J: Job>(for job: J, queue: String?, options: EnqueueOptions) throws -> EnqueueRequest {
         var options = options
-        if options.maxAttempts == JobEnvelope.defaultMaxAttempts { options.maxAttempts = J.retryPolicy.maxAttempts }
+        options.maxAttempts = options.maxAttempts ?? J.retryPolicy.maxAttempts
         options.timeout = options.timeout ?? J.timeout
         options.visibilityTimeout = options.visibilityTimeout ?? J.visibilityTimeout
         let payload = try JSONEncoder().encodeAsByteBuffer(job, allocator: ByteBufferAllocator())

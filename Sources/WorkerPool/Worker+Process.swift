@@ -45,7 +45,9 @@ extension Worker {
         case .success:
             acks.add(Acknowledgement(queue: job.queue, entryID: job.entryID, jobID: envelope.id, uniqueKey: envelope.uniqueKey))
             outcome = .succeeded
-        case .failure where Task.isCancelled && isStopping:
+        case .failure where Task.isCancelled:
+            // Only the worker's own stop cancels this task (a job's timeout cancels the inner
+            // handler task): the job did not fail, it was interrupted.
             outcome = await handBack(job, logger: logger)
             inFlight.settle([job.entryID])
         case .failure(let error):

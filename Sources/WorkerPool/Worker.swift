@@ -131,8 +131,9 @@ public final class Worker: Service, Sendable {
         }
     }
 
+    /// Fetches as many jobs as there are free slots with one script call; when nothing is
+    /// ready, blocks on the empty queues until an entry arrives (no polling), then fetches again.
     private func fetchLoop(jobs: inout DiscardingTaskGroup) async {
-        var overflow: [Delivery] = []
         var failures = 0
         var random = SystemRandomNumberGenerator()
         while !isStopping && !Task.isCancelled {
@@ -142,14 +143,10 @@ public final class Worker: Service, Sendable {
                 await gate.waitForChange(from: slots.generation)
                 continue
             }
-            if !overflow.isEmpty {
-                let count = min(slots.free, overflow.count)
-                await dispatch(overflow.prefix(count), jobs: &jobs)
-                overflow.removeFirst(count)
-                continue
-            }
+            var capped = false
             let open = options.queues.order(using: &random).compactMap { entry -> (name: String, limit: Int)? in
                 let limit = entry.concurrencyLimit.map { min(slots.free, $0 - (slots.perQueue[entry.name] ?? 0)) } ?? slots.free
+                if limit <= 0 { capped = true }
                 return limit > 0 ? (entry.name, limit) : nil
             }
             if open.isEmpty {
@@ -158,26 +155,23 @@ public final class Worker: Service, Sendable {
             }
             do {
                 if failures > 0 {
-                    try await recoverOrphans(keeping: Set(overflow.map(\.entryID)))
+                    try await recoverOrphans()
                 }
                 let ready = try await jobQueue.fetchReady(FetchRequest(queues: open, total: slots.free), consumer: workerID)
                 failures = 0
                 if !ready.deliveries.isEmpty {
-                    await dispatch(ready.deliveries[...], jobs: &jobs)
+                    await dispatch(ready.deliveries, jobs: &jobs)
                     continue
                 }
-                let active = open.filter { !ready.paused.contains($0.name) }
-                if active.isEmpty {
+                let empty = open.compactMap { queue in ready.emptyQueues[queue.name].map { (queue: queue.name, id: $0) } }
+                if empty.isEmpty {
                     await sleepUnlessStopping(options.blockTimeout)
                     continue
                 }
-                let connection = try await blockingConnection()
-                let delivered = try await jobQueue.fetchBlocking(
-                    queues: active.map(\.name), count: slots.free, block: options.blockTimeout, consumer: workerID,
-                    connection: connection)
-                let count = min(delivered.count, slots.free)
-                await dispatch(delivered.prefix(count), jobs: &jobs)
-                overflow.append(contentsOf: delivered.dropFirst(count))
+                // A queue at its own limit gets no wake-up from Redis when one of its jobs ends,
+                // so while one is capped, wake up often enough to serve it.
+                let block = capped ? min(options.blockTimeout, .milliseconds(50)) : options.blockTimeout
+                try await jobQueue.waitForEntries(after: empty, block: block, connection: try await blockingConnection())
             } catch {
                 if isStopping || Task.isCancelled { break }
                 failures += 1
@@ -189,7 +183,7 @@ public final class Worker: Service, Sendable {
         }
     }
 
-    private func dispatch(_ deliveries: ArraySlice<Delivery>, jobs: inout DiscardingTaskGroup) async {
+    private func dispatch(_ deliveries: [Delivery], jobs: inout DiscardingTaskGroup) async {
         for delivery in deliveries {
             switch delivery {
             case .malformed(let entry):
@@ -221,10 +215,10 @@ public final class Worker: Service, Sendable {
     /// After a failed read or write, Redis may have delivered entries whose reply never arrived:
     /// they are pending for this worker, which does not know them. Hand them back now rather
     /// than after their visibility timeout.
-    private func recoverOrphans(keeping local: Set<String>) async throws {
+    private func recoverOrphans() async throws {
         for queue in options.queues.names {
             let pending = try await jobQueue.pendingEntryIDs(queue: queue, consumer: workerID)
-            let orphans = pending.filter { !local.contains($0) && !inFlight.isHeld($0) }
+            let orphans = pending.filter { !inFlight.isHeld($0) }
             guard !orphans.isEmpty else { continue }
             let returned = try await jobQueue.handBack(queue: queue, entryIDs: orphans, consumer: workerID)
             logger.warning("handed back deliveries lost with a connection", metadata: ["queue": "\(queue)", "jobs": "\(returned)"])
@@ -277,8 +271,8 @@ public final class Worker: Service, Sendable {
         }
     }
 
-    /// Hands back everything this worker still holds: deliveries fetched but never started, and
-    /// any a blocking read received as its connection was closed.
+    /// Hands back everything this worker still holds at the end: deliveries whose reply was lost,
+    /// and jobs whose outcome could not be recorded.
     private func handBackLeftovers() async {
         for queue in options.queues.names {
             do {

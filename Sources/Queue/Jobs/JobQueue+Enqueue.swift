@@ -27,7 +27,9 @@ public struct EnqueueOptions: Sendable, Hashable {
     public var id: String?
     /// Run no earlier than this (ms since the epoch); `nil` runs as soon as a worker is free.
     public var runAt: Int64?
-    public var maxAttempts: Int
+    /// Runs allowed before the job is dead-lettered; `nil`: the job type's policy for typed
+    /// jobs, else 25.
+    public var maxAttempts: Int?
     public var timeout: Duration?
     public var visibilityTimeout: Duration?
     /// While a job with this key is waiting, delayed or running, enqueueing another with the same
@@ -40,7 +42,7 @@ public struct EnqueueOptions: Sendable, Hashable {
     public init(
         id: String? = nil,
         runAt: Int64? = nil,
-        maxAttempts: Int = JobEnvelope.defaultMaxAttempts,
+        maxAttempts: Int? = nil,
         timeout: Duration? = nil,
         visibilityTimeout: Duration? = nil,
         uniqueKey: String? = nil,
@@ -99,7 +101,7 @@ extension JobQueue {
             guard !request.type.isEmpty else {
                 throw QueueError(code: .invalidJob, message: "a job needs a type")
             }
-            guard request.options.maxAttempts >= 1 else {
+            if let maxAttempts = request.options.maxAttempts, maxAttempts < 1 {
                 throw QueueError(code: .invalidJob, message: "maxAttempts must be at least 1")
             }
         }
@@ -108,20 +110,13 @@ extension JobQueue {
         var ids: [String] = []
         ids.reserveCapacity(requests.count)
         for request in requests {
-            try QueueName.validate(request.queue)
-            guard !request.type.isEmpty else {
-                throw QueueError(code: .invalidJob, message: "a job needs a type")
-            }
-            guard request.options.maxAttempts >= 1 else {
-                throw QueueError(code: .invalidJob, message: "maxAttempts must be at least 1")
-            }
             let options = request.options
             let envelope = JobEnvelope(
                 id: options.id ?? JobID.make(),
                 type: request.type,
                 queue: request.queue,
                 payload: request.payload,
-                maxAttempts: options.maxAttempts,
+                maxAttempts: options.maxAttempts ?? JobEnvelope.defaultMaxAttempts,
                 enqueuedAt: now,
                 timeout: options.timeout.map(Self.milliseconds),
                 visibilityTimeout: options.visibilityTimeout.map(Self.milliseconds),
@@ -144,8 +139,14 @@ extension JobQueue {
                 items.append(.script(call))
             }
         }
-        let replies = try await redis.pipeline(items)
-        try Self.checkRegistration(Array(replies.prefix(registrationCount)))
+        let replies: [RESPValue]
+        do {
+            replies = try await redis.pipeline(items)
+            try Self.checkRegistration(Array(replies.prefix(registrationCount)))
+        } catch {
+            forgetRegistration(of: requests.map(\.queue))
+            throw error
+        }
         var results: [EnqueueResult] = []
         results.reserveCapacity(requests.count)
         for (index, reply) in replies.dropFirst(registrationCount).enumerated() {

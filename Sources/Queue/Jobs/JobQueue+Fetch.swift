@@ -53,16 +53,28 @@ public struct FetchRequest: Sendable {
     }
 }
 
+/// What one non-blocking fetch found.
+public struct FetchResult: Sendable {
+    public var deliveries: [Delivery]
+    /// Queues found paused (nothing was taken from them).
+    public var paused: Set<String>
+    /// Queues read and found empty, each with the id after which its next entry will arrive:
+    /// what ``JobQueue/waitForEntries(after:block:connection:)`` waits on.
+    public var emptyQueues: [String: String]
+}
+
 extension JobQueue {
     /// Takes ready entries without blocking, in the request's queue order, skipping paused
     /// queues. Returns the deliveries and the names of the queues found paused.
-    public func fetchReady(_ request: FetchRequest, consumer: String) async throws -> (deliveries: [Delivery], paused: Set<String>) {
-        guard !request.queues.isEmpty, request.total > 0 else { return ([], []) }
+    public func fetchReady(_ request: FetchRequest, consumer: String) async throws -> FetchResult {
+        guard !request.queues.isEmpty, request.total > 0 else { return FetchResult(deliveries: [], paused: [], emptyQueues: [:]) }
         let scriptKeys = request.queues.map { self.keys($0.name).stream } + request.queues.map { self.keys($0.name).paused }
         let reply = try await redis.run(
             QueueScripts.fetch, keys: scriptKeys,
             arguments: [.string(consumer)] + request.queues.map { .int($0.limit) } + [.int(request.total)])
-        guard let parts = reply.array, parts.count == 2, let flags = parts[0].array, let groups = parts[1].array else {
+        guard let parts = reply.array, parts.count == 3, let flags = parts[0].array, let groups = parts[1].array,
+            let lastIDs = parts[2].array
+        else {
             throw RedisError.unexpected(reply, command: "EVALSHA fetch")
         }
         var paused = Set<String>()
@@ -76,7 +88,28 @@ extension JobQueue {
             else { throw RedisError.unexpected(group, command: "EVALSHA fetch") }
             Self.decode(entries: entries, queue: request.queues[index - 1].name, into: &deliveries)
         }
-        return (deliveries, paused)
+        var emptyQueues: [String: String] = [:]
+        for (index, lastID) in lastIDs.enumerated() where index < request.queues.count {
+            if let id = lastID.string, !id.isEmpty { emptyQueues[request.queues[index].name] = id }
+        }
+        return FetchResult(deliveries: deliveries, paused: paused, emptyQueues: emptyQueues)
+    }
+
+    /// Blocks up to `block` until an entry newer than the given id arrives in any of the given
+    /// queues (`XREAD … BLOCK` on a dedicated connection). It takes nothing: the caller then
+    /// fetches with ``fetchReady(_:consumer:)``, which honours priorities, limits and pauses.
+    /// Returns whether something arrived.
+    @discardableResult
+    public func waitForEntries(after positions: [(queue: String, id: String)], block: Duration, connection: RedisConnection) async throws -> Bool {
+        guard !positions.isEmpty else { return false }
+        let blockMilliseconds = max(1, Int(Self.milliseconds(block)))
+        let command = RedisCommand(
+            "XREAD",
+            ["COUNT", "1", "BLOCK", .int(blockMilliseconds), "STREAMS"] + positions.map { .string(keys($0.queue).stream) }
+                + positions.map { .string($0.id) })
+        let reply = try await connection.send(
+            command, timeout: .milliseconds(Int64(blockMilliseconds)) + connection.configuration.commandTimeout)
+        return !reply.isNull
     }
 
     /// Waits up to `block` for entries on any of `queues` with `XREADGROUP … BLOCK` on a

@@ -67,6 +67,12 @@ public final class JobQueue: Sendable {
         return items
     }
 
+    /// Makes the next ``registrationCommands(for:)`` include `queues` again, after the commands
+    /// that registered them may not have reached Redis.
+    func forgetRegistration(of queues: some Sequence<String>) {
+        registeredQueues.withLockedValue { $0.subtract(queues) }
+    }
+
     /// Registers queues and creates their streams and consumer groups (idempotent).
     public func prepare(queues: [String]) async throws {
         for queue in queues { try QueueName.validate(queue) }

@@ -27,18 +27,21 @@ enum QueueScripts {
             """)
 
     /// Non-blocking fetch over several queues in priority order, skipping paused ones, taking
-    /// at most each queue's cap and the total. Creates a missing consumer group.
+    /// at most each queue's cap and the total. Creates a missing consumer group. For each queue
+    /// read and found empty, returns the group's last-delivered id: new entries come after it,
+    /// which is what a blocking `XREAD` waits for.
     /// KEYS: streams…, paused keys… ARGV: consumer, caps…, total.
-    /// Returns {paused flags, {{stream index, entries}, …}}.
+    /// Returns {paused flags, {{stream index, entries}, …}, last-delivered ids ('' = not empty or not read)}.
     static let fetch = RedisScript(
         name: "fetch",
         source: """
             local n = #KEYS / 2
             local remaining = tonumber(ARGV[n + 2])
-            local paused, result = {}, {}
+            local paused, result, empty = {}, {}, {}
             for i = 1, n do
               local isPaused = redis.call('EXISTS', KEYS[n + i]) == 1
               paused[i] = isPaused and 1 or 0
+              empty[i] = ''
               local take = math.min(remaining, tonumber(ARGV[1 + i]))
               if not isPaused and take > 0 then
                 local r = redis.pcall('XREADGROUP', 'GROUP', 'workers', ARGV[1], 'COUNT', take, 'STREAMS', KEYS[i], '>')
@@ -50,10 +53,16 @@ enum QueueScripts {
                   local entries = r[1][2]
                   remaining = remaining - #entries
                   result[#result + 1] = {i, entries}
+                else
+                  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[i])) do
+                    local info = {}
+                    for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
+                    if info['name'] == 'workers' then empty[i] = info['last-delivered-id'] end
+                  end
                 end
               end
             end
-            return {paused, result}
+            return {paused, result, empty}
             """)
 
     /// Retry later: acknowledge the entry and schedule the job's new fields.
