@@ -86,6 +86,20 @@ let package = Package(
             path: "Tests/HarrowTestSupport",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "queue-bench",
+            dependencies: [
+                "Queue",
+                "WorkerPool",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "QueueTests",
             dependencies: [

@@ -1,0 +1,63 @@
+import ArgumentParser
+import Foundation
+import NIOCore
+import Queue
+
+/// N queued `noop` jobs drained by one (or more) worker processes; jobs/s from the first
+/// handler start to the last handler end, measured inside the workers, and the cost per job.
+struct DrainScenario: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "drain", abstract: "Drain rate and cost per job.")
+
+    @OptionGroup var options: BenchOptions
+    @Option(help: "Jobs to drain.") var jobs = 100_000
+    @Option(help: "Concurrency of each worker.") var concurrency = 10
+    @Option(help: "Worker processes.") var workers = 1
+
+    func run() async throws {
+        let queue = try BenchSupport.makeQueue(options)
+        try await BenchSupport.reset(queue)
+        let name = "bench-drain"
+        try await queue.prepare(queues: [name])
+        let request = EnqueueRequest(type: "noop", queue: name, payload: ByteBuffer(string: "{}"))
+        var remaining = jobs
+        while remaining > 0 {
+            let count = min(1000, remaining)
+            try await queue.enqueue(batch: Array(repeating: request, count: count))
+            remaining -= count
+        }
+        // Held paused while the workers start, so the window holds only draining.
+        try await queue.pause(queue: name)
+        let processes = try WorkerProcesses(count: workers, queue: name, concurrency: concurrency, options: options)
+        try await queue.redis.send("CONFIG", ["RESETSTAT"])
+        let before = try await BenchSupport.RedisCounters.read(queue.redis)
+        try await queue.resume(queue: name)
+        while true {
+            let stats = try await queue.stats(queues: [name])[0]
+            if stats.ready == 0 && stats.pending == 0 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let after = try await BenchSupport.RedisCounters.read(queue.redis)
+        let reports = try processes.stop()
+        let ran = reports.reduce(0) { $0 + $1.jobs }
+        guard ran >= jobs else { throw BenchError("the workers ran \(ran) of \(jobs) jobs") }
+        let first = reports.filter { $0.jobs > 0 }.map(\.firstStartNanoseconds).min() ?? 0
+        let last = reports.map(\.lastEndNanoseconds).max() ?? 0
+        let seconds = Double(last - first) / 1e9
+        let workerCPU = reports.reduce(0) { $0 + $1.cpuMicroseconds }
+        // The two INFO calls and the stats polls are the harness's, not the queue's.
+        BenchSupport.emit(
+            "drain",
+            [
+                ("n", "\(jobs)"), ("workers", "\(workers)"), ("conc", "\(concurrency)"),
+                ("jobs_per_s", BenchSupport.format(Double(jobs) / seconds, decimals: 0)),
+                ("worker_cpu_us_per_job", BenchSupport.format(workerCPU / Double(jobs), decimals: 2)),
+                ("redis_cpu_us_per_job", BenchSupport.format((after.cpuMicroseconds - before.cpuMicroseconds) / Double(jobs), decimals: 2)),
+                ("redis_cmds_per_job", BenchSupport.format(Double(after.commands - before.commands) / Double(jobs), decimals: 3)),
+                ("worker_idle_rss_mb", BenchSupport.format(Double(reports.map(\.idleRSSKiB).max() ?? 0) / 1024)),
+                ("worker_rss_mb", BenchSupport.format(Double(reports.map(\.peakRSSKiB).max() ?? 0) / 1024)),
+                ("redis", options.mode),
+            ])
+        try await BenchSupport.reset(queue)
+        await queue.redis.close()
+    }
+}
