@@ -34,7 +34,7 @@ extension Worker {
 
         let result: Result<Void, any Error>
         do {
-            try await Self.withTimeout(timeout) { try await self.runChain(entry, payload: envelope.payload, context: context) }
+            try await runWithTimeout(timeout) { try await self.runChain(entry, payload: envelope.payload, context: context) }
             result = .success(())
         } catch {
             result = .failure(error)
@@ -117,16 +117,22 @@ extension Worker {
         return .handedBack
     }
 
-    static func withTimeout(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> Void) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                throw JobTimeoutError(timeout: timeout)
+    /// Runs the handler in a task of its own that the watchdog cancels at the deadline; a
+    /// cancellation of this task (the worker stopping) is passed on to it.
+    private func runWithTimeout(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> Void) async throws {
+        let handler = Task { try await body() }
+        let id = watchdog.watch(handler, until: .now + timeout)
+        do {
+            try await withTaskCancellationHandler {
+                try await handler.value
+            } onCancel: {
+                handler.cancel()
             }
-            defer { group.cancelAll() }
-            try await group.next()
+        } catch {
+            if watchdog.forget(id) { throw JobTimeoutError(timeout: timeout) }
+            throw error
         }
+        if watchdog.forget(id) { throw JobTimeoutError(timeout: timeout) }
     }
 
     static func describe(_ error: any Error) -> String {

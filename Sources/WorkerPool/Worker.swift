@@ -21,6 +21,7 @@ public final class Worker: Service, Sendable {
     let gate: SlotGate
     let inFlight: InFlightTable
     let acks: AckBatcher
+    let watchdog: TimeoutWatchdog
     private let lifecycle = NIOLockedValueBox(Lifecycle())
 
     private struct Lifecycle {
@@ -46,6 +47,9 @@ public final class Worker: Service, Sendable {
         let held = InFlightTable()
         self.inFlight = held
         self.acks = AckBatcher(queue: queue, logger: logger) { batch in held.settle(batch.map(\.entryID)) }
+        // Timeouts fire at most a quarter of the shortest one late (between 10 ms and 1 s).
+        let shortest = registry.entries.values.map(\.timeout).min() ?? .seconds(4)
+        self.watchdog = TimeoutWatchdog(resolution: min(.seconds(1), max(.milliseconds(10), shortest / 4)))
     }
 
     var workerID: String { options.workerID }
@@ -66,6 +70,7 @@ public final class Worker: Service, Sendable {
                 ])
             await withDiscardingTaskGroup { background in
                 background.addTask { await self.heartbeatLoop(info) }
+                background.addTask { await self.watchdog.run() }
                 if self.options.runsMaintenance {
                     let maintenance = QueueMaintenance(jobQueue: self.jobQueue, options: self.options, logger: self.logger)
                     background.addTask { await maintenance.run() }
