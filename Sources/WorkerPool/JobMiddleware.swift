@@ -1,5 +1,6 @@
 import Logging
 import Metrics
+import NIOConcurrencyHelpers
 
 /// How a run ended, as the worker decided after the handler returned or threw.
 public enum JobOutcome: Sendable {
@@ -35,11 +36,12 @@ public struct LoggingMiddleware: JobMiddleware {
     public init() {}
 
     public func run(_ context: JobContext, next: @Sendable (JobContext) async throws -> Void) async throws {
-        context.logger.debug("job started")
+        if context.logLevel <= .debug { context.logger.debug("job started") }
         try await next(context)
     }
 
     public func finished(_ context: JobContext, outcome: JobOutcome, duration: Duration) {
+        if case .succeeded = outcome, context.logLevel > .debug { return }
         var logger = context.logger
         logger[metadataKey: "duration_ms"] = "\(duration.milliseconds)"
         switch outcome {
@@ -58,40 +60,76 @@ public struct LoggingMiddleware: JobMiddleware {
 /// Records swift-metrics figures for each run, with `queue` and `type` dimensions:
 /// `harrow_jobs_processed_total`, `harrow_jobs_failed_total`, `harrow_jobs_retried_total`,
 /// `harrow_jobs_dead_total`, `harrow_job_duration_seconds` and `harrow_job_queue_time_seconds`.
+///
+/// The metric objects of each queue and type are made once and kept: making them asks the
+/// metrics factory under its lock every time.
 public struct MetricsMiddleware: JobMiddleware {
+    private let cache = MetricsCache()
+
     public init() {}
 
     public func run(_ context: JobContext, next: @Sendable (JobContext) async throws -> Void) async throws {
-        let waited = Double(max(0, Self.nowMilliseconds() - context.enqueuedAt)) / 1000
-        Metrics.Timer(label: "harrow_job_queue_time_seconds", dimensions: dimensions(context), preferredDisplayUnit: .seconds)
-            .recordSeconds(waited)
+        let waited = Double(max(0, JobClock.nowMilliseconds() - context.enqueuedAt)) / 1000
+        cache.metrics(queue: context.queue, type: context.type).queueTime.recordSeconds(waited)
         try await next(context)
     }
 
     public func finished(_ context: JobContext, outcome: JobOutcome, duration: Duration) {
-        let dimensions = dimensions(context)
-        Metrics.Timer(label: "harrow_job_duration_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
-            .recordNanoseconds(duration.nanoseconds)
+        let metrics = cache.metrics(queue: context.queue, type: context.type)
+        metrics.duration.recordNanoseconds(duration.nanoseconds)
         switch outcome {
         case .succeeded:
-            Counter(label: "harrow_jobs_processed_total", dimensions: dimensions).increment()
+            metrics.processed.increment()
         case .retried:
-            Counter(label: "harrow_jobs_failed_total", dimensions: dimensions).increment()
-            Counter(label: "harrow_jobs_retried_total", dimensions: dimensions).increment()
+            metrics.failed.increment()
+            metrics.retried.increment()
         case .deadLettered:
-            Counter(label: "harrow_jobs_failed_total", dimensions: dimensions).increment()
-            Counter(label: "harrow_jobs_dead_total", dimensions: dimensions).increment()
+            metrics.failed.increment()
+            metrics.dead.increment()
         case .handedBack:
             break
         }
     }
+}
 
-    private func dimensions(_ context: JobContext) -> [(String, String)] {
-        [("queue", context.queue), ("type", context.type)]
+/// The metric objects of one queue and job type.
+final class JobMetrics: Sendable {
+    let queueTime: Metrics.Timer
+    let duration: Metrics.Timer
+    let processed: Counter
+    let failed: Counter
+    let retried: Counter
+    let dead: Counter
+
+    init(queue: String, type: String) {
+        let dimensions = [("queue", queue), ("type", type)]
+        queueTime = Metrics.Timer(label: "harrow_job_queue_time_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
+        duration = Metrics.Timer(label: "harrow_job_duration_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds)
+        processed = Counter(label: "harrow_jobs_processed_total", dimensions: dimensions)
+        failed = Counter(label: "harrow_jobs_failed_total", dimensions: dimensions)
+        retried = Counter(label: "harrow_jobs_retried_total", dimensions: dimensions)
+        dead = Counter(label: "harrow_jobs_dead_total", dimensions: dimensions)
+    }
+}
+
+/// ``JobMetrics`` by queue and type, made on first use.
+final class MetricsCache: Sendable {
+    private struct Key: Hashable {
+        var queue: String
+        var type: String
     }
 
-    static func nowMilliseconds() -> Int64 {
-        JobClock.nowMilliseconds()
+    private let entries = NIOLockedValueBox([Key: JobMetrics]())
+
+    func metrics(queue: String, type: String) -> JobMetrics {
+        let key = Key(queue: queue, type: type)
+        if let metrics = entries.withLockedValue({ $0[key] }) { return metrics }
+        let metrics = JobMetrics(queue: queue, type: type)
+        return entries.withLockedValue { entries in
+            if let existing = entries[key] { return existing }
+            entries[key] = metrics
+            return metrics
+        }
     }
 }
 

@@ -17,6 +17,9 @@ public struct JobRegistry: Sendable {
 
     public init() {}
 
+    /// One decoder for every job: making one per job showed in profiles.
+    private static let decoder = JSONDecoder()
+
     /// Registers `handler` for jobs of type `J`.
     ///
     /// - Throws: ``WorkerError`` `duplicateJobType` when `J.name` is already registered.
@@ -31,7 +34,7 @@ public struct JobRegistry: Sendable {
         ) { payload, context in
             let job: J
             do {
-                job = try JSONDecoder().decode(J.self, from: payload)
+                job = try Self.decoder.decode(J.self, from: payload)
             } catch {
                 throw JobFailure.permanent("payload does not decode as \(J.name): \(Self.describe(error))")
             }

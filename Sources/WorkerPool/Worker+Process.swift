@@ -6,19 +6,14 @@ extension Worker {
     /// Runs one job and settles it: acknowledge, retry, dead-letter or hand back.
     func process(_ job: FetchedJob) async {
         let envelope = job.envelope
-        var logger = self.logger
-        logger[metadataKey: "job_id"] = "\(envelope.id)"
-        logger[metadataKey: "job_type"] = "\(envelope.type)"
-        logger[metadataKey: "queue"] = "\(envelope.queue)"
-        logger[metadataKey: "attempt"] = "\(envelope.attempt)"
         let context = JobContext(
             id: envelope.id, type: envelope.type, queue: envelope.queue, attempt: envelope.attempt,
             maxAttempts: envelope.maxAttempts, enqueuedAt: envelope.enqueuedAt, traceparent: envelope.traceparent,
-            workerID: workerID, logger: logger, jobQueue: jobQueue)
+            workerID: workerID, workerLogger: logger, jobQueue: jobQueue)
         let start = ContinuousClock.now
         guard let entry = registry[envelope.type] else {
             let error = "unknown job type \(envelope.type): no handler is registered for it in this worker"
-            let outcome = await settleFailure(job, message: error, failure: nil, policy: .default, logger: logger)
+            let outcome = await settleFailure(job, message: error, failure: nil, policy: .default, logger: context.logger)
             inFlight.settle([job.entryID])
             finish(context, outcome, since: start)
             return
@@ -48,11 +43,11 @@ extension Worker {
         case .failure where Task.isCancelled:
             // Only the worker's own stop cancels this task (a job's timeout cancels the inner
             // handler task): the job did not fail, it was interrupted.
-            outcome = await handBack(job, logger: logger)
+            outcome = await handBack(job, logger: context.logger)
             inFlight.settle([job.entryID])
         case .failure(let error):
             let message = Self.describe(error)
-            outcome = await settleFailure(job, message: message, failure: error as? JobFailure, policy: entry.retryPolicy, logger: logger)
+            outcome = await settleFailure(job, message: message, failure: error as? JobFailure, policy: entry.retryPolicy, logger: context.logger)
             inFlight.settle([job.entryID])
         }
         finish(context, outcome, since: start)
