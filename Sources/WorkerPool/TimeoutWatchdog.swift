@@ -1,6 +1,7 @@
 import NIOConcurrencyHelpers
 
-/// Cancels handlers that overrun their timeout, with one timer for the whole worker.
+/// Keeps the task of every running job: cancels one that overruns its timeout (one timer for
+/// the whole worker), or all of them when the worker must stop at once.
 ///
 /// A `Task.sleep` per job (raced against the handler) would be simpler, but on Linux a
 /// cancelled sleep keeps its timer and memory until its deadline: with the default 5-minute
@@ -8,13 +9,15 @@ import NIOConcurrencyHelpers
 final class TimeoutWatchdog: Sendable {
     private struct Watched {
         var deadline: ContinuousClock.Instant
-        var task: Task<Void, any Error>
+        var task: Task<Void, Never>
     }
 
     private struct State {
         var nextID = 0
         var watched: [Int: Watched] = [:]
         var timedOut: Set<Int> = []
+        /// Jobs that finished before ``watch(_:task:until:)`` registered them.
+        var finished: Set<Int> = []
         var idleWaiter: CheckedContinuation<Void, Never>?
         var stopped = false
     }
@@ -27,24 +30,41 @@ final class TimeoutWatchdog: Sendable {
         self.resolution = resolution
     }
 
-    /// Watches `task` until ``forget(_:)``; cancels it if `deadline` passes first.
-    func watch(_ task: Task<Void, any Error>, until deadline: ContinuousClock.Instant) -> Int {
-        let (id, waiter) = state.withLockedValue { state -> (Int, CheckedContinuation<Void, Never>?) in
+    /// An id for a job about to start, so the job can ``forget(_:)`` itself however soon it ends.
+    func reserve() -> Int {
+        state.withLockedValue { state in
             state.nextID &+= 1
-            state.watched[state.nextID] = Watched(deadline: deadline, task: task)
+            return state.nextID
+        }
+    }
+
+    /// Watches `task` until ``forget(_:)``; cancels it if `deadline` passes first.
+    func watch(_ id: Int, task: Task<Void, Never>, until deadline: ContinuousClock.Instant) {
+        let waiter = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+            if state.finished.remove(id) != nil { return nil }
+            state.watched[id] = Watched(deadline: deadline, task: task)
             defer { state.idleWaiter = nil }
-            return (state.nextID, state.idleWaiter)
+            return state.idleWaiter
         }
         waiter?.resume()
-        return id
     }
 
     /// Stops watching; returns whether the task was cancelled for overrunning its deadline.
     func forget(_ id: Int) -> Bool {
         state.withLockedValue { state in
-            state.watched.removeValue(forKey: id)
+            if state.watched.removeValue(forKey: id) == nil, !state.timedOut.contains(id) {
+                state.finished.insert(id)
+            }
             return state.timedOut.remove(id) != nil
         }
+    }
+
+    /// Cancels every watched task (the worker is stopping now). Returns how many.
+    @discardableResult
+    func cancelAll() -> Int {
+        let tasks = state.withLockedValue { state in state.watched.values.map(\.task) }
+        for task in tasks { task.cancel() }
+        return tasks.count
     }
 
     /// Checks deadlines every ``resolution`` while anything is watched, until cancelled.
@@ -57,8 +77,8 @@ final class TimeoutWatchdog: Sendable {
                 break
             }
             let now = ContinuousClock.now
-            let expired = state.withLockedValue { state -> [Task<Void, any Error>] in
-                var expired: [Task<Void, any Error>] = []
+            let expired = state.withLockedValue { state -> [Task<Void, Never>] in
+                var expired: [Task<Void, Never>] = []
                 for (id, watched) in state.watched where watched.deadline <= now {
                     expired.append(watched.task)
                     state.timedOut.insert(id)

@@ -3,8 +3,15 @@ import NIOCore
 import Queue
 
 extension Worker {
-    /// Runs one job and settles it: acknowledge, retry, dead-letter or hand back.
-    func process(_ job: FetchedJob) async {
+    /// How long a job may run: its envelope's timeout, else its type's.
+    func timeout(for envelope: JobEnvelope) -> Duration {
+        envelope.timeout.map { Duration.milliseconds($0) } ?? registry[envelope.type]?.timeout ?? .seconds(300)
+    }
+
+    /// Runs one job and settles it: acknowledge, retry, dead-letter or hand back. Runs in the
+    /// job's own task, which the watchdog (id `watchID`) cancels when it overruns `timeout` or
+    /// the worker stops at once.
+    func process(_ job: FetchedJob, watchID: Int, timeout: Duration) async {
         let envelope = job.envelope
         let context = JobContext(
             id: envelope.id, type: envelope.type, queue: envelope.queue, attempt: envelope.attempt,
@@ -13,12 +20,12 @@ extension Worker {
         let start = ContinuousClock.now
         guard let entry = registry[envelope.type] else {
             let error = "unknown job type \(envelope.type): no handler is registered for it in this worker"
+            _ = watchdog.forget(watchID)
             let outcome = await settleFailure(job, message: error, failure: nil, policy: .default, logger: context.logger)
             inFlight.settle([job.entryID])
             finish(context, outcome, since: start)
             return
         }
-        let timeout = envelope.timeout.map { Duration.milliseconds($0) } ?? entry.timeout
         let visibility =
             envelope.visibilityTimeout.map { Duration.milliseconds($0) } ?? entry.visibilityTimeout
             ?? jobQueue.options.defaultVisibilityTimeout
@@ -27,12 +34,15 @@ extension Worker {
             InFlightTable.Entry(queue: job.queue, refreshEvery: visibility / 3, lastRefresh: start, refreshUntil: start + timeout + visibility))
         defer { inFlight.remove(entryID: job.entryID) }
 
-        let result: Result<Void, any Error>
+        var result: Result<Void, any Error>
         do {
-            try await runWithTimeout(timeout) { try await self.runChain(entry, payload: envelope.payload, context: context) }
+            try await runChain(entry, payload: envelope.payload, context: context)
             result = .success(())
         } catch {
             result = .failure(error)
+        }
+        if watchdog.forget(watchID), case .failure = result {
+            result = .failure(JobTimeoutError(timeout: timeout))
         }
 
         let outcome: JobOutcome
@@ -40,9 +50,9 @@ extension Worker {
         case .success:
             acks.add(Acknowledgement(queue: job.queue, entryID: job.entryID, jobID: envelope.id, uniqueKey: envelope.uniqueKey))
             outcome = .succeeded
-        case .failure where Task.isCancelled:
-            // Only the worker's own stop cancels this task (a job's timeout cancels the inner
-            // handler task): the job did not fail, it was interrupted.
+        case .failure(let error) where Task.isCancelled && !(error is JobTimeoutError):
+            // Cancelled, and not for its timeout: the worker is stopping. The job did not fail,
+            // it was interrupted.
             outcome = await handBack(job, logger: context.logger)
             inFlight.settle([job.entryID])
         case .failure(let error):
@@ -110,24 +120,6 @@ extension Worker {
             logger.warning("could not hand the job back; it will be reclaimed", metadata: ["error": "\(error)"])
         }
         return .handedBack
-    }
-
-    /// Runs the handler in a task of its own that the watchdog cancels at the deadline; a
-    /// cancellation of this task (the worker stopping) is passed on to it.
-    private func runWithTimeout(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> Void) async throws {
-        let handler = Task { try await body() }
-        let id = watchdog.watch(handler, until: .now + timeout)
-        do {
-            try await withTaskCancellationHandler {
-                try await handler.value
-            } onCancel: {
-                handler.cancel()
-            }
-        } catch {
-            if watchdog.forget(id) { throw JobTimeoutError(timeout: timeout) }
-            throw error
-        }
-        if watchdog.forget(id) { throw JobTimeoutError(timeout: timeout) }
     }
 
     static func describe(_ error: any Error) -> String {

@@ -125,20 +125,29 @@ public final class Worker: Service, Sendable {
 
     // MARK: Fetching
 
+    /// Fetches until stopped, then waits for running jobs: up to the shutdown timeout, then
+    /// cancels them (they hand themselves back) and waits a little more for them to end.
     private func processJobs() async {
-        await withDiscardingTaskGroup { jobs in
-            await fetchLoop(jobs: &jobs)
-            if await !gate.waitUntilIdle(timeout: options.shutdownTimeout) {
-                logger.warning(
-                    "shutdown timeout reached; cancelling running jobs and handing them back", metadata: ["running": "\(gate.running)"])
-                jobs.cancelAll()
+        await withTaskCancellationHandler {
+            await fetchLoop()
+        } onCancel: {
+            self.watchdog.cancelAll()
+        }
+        if await !gate.waitUntilIdle(timeout: options.shutdownTimeout) {
+            logger.warning(
+                "shutdown timeout reached; cancelling running jobs and handing them back", metadata: ["running": "\(gate.running)"])
+            watchdog.cancelAll()
+            if await !gate.waitUntilIdle(timeout: .seconds(10)) {
+                logger.error(
+                    "jobs ignore cancellation; leaving them to be reclaimed once this worker is gone",
+                    metadata: ["running": "\(gate.running)"])
             }
         }
     }
 
     /// Fetches as many jobs as there are free slots with one script call; when nothing is
     /// ready, blocks on the empty queues until an entry arrives (no polling), then fetches again.
-    private func fetchLoop(jobs: inout DiscardingTaskGroup) async {
+    private func fetchLoop() async {
         var failures = 0
         var random = SystemRandomNumberGenerator()
         while !isStopping && !Task.isCancelled {
@@ -165,7 +174,7 @@ public final class Worker: Service, Sendable {
                 let ready = try await jobQueue.fetchReady(FetchRequest(queues: open, total: slots.free), consumer: workerID)
                 failures = 0
                 if !ready.deliveries.isEmpty {
-                    await dispatch(ready.deliveries, jobs: &jobs)
+                    await dispatch(ready.deliveries)
                     continue
                 }
                 let empty = open.compactMap { queue in ready.emptyQueues[queue.name].map { (queue: queue.name, id: $0) } }
@@ -188,7 +197,9 @@ public final class Worker: Service, Sendable {
         }
     }
 
-    private func dispatch(_ deliveries: [Delivery], jobs: inout DiscardingTaskGroup) async {
+    /// Starts a task per job. Job tasks are not children of the worker's: the watchdog keeps
+    /// them, so it can cancel one at its timeout without a second task per job to race it.
+    private func dispatch(_ deliveries: [Delivery]) async {
         for delivery in deliveries {
             switch delivery {
             case .malformed(let entry):
@@ -196,10 +207,13 @@ public final class Worker: Service, Sendable {
             case .job(let job):
                 inFlight.hold(job.entryID)
                 gate.acquire(queue: job.queue)
-                jobs.addTask {
-                    await self.process(job)
+                let timeout = timeout(for: job.envelope)
+                let watchID = watchdog.reserve()
+                let task = Task {
+                    await self.process(job, watchID: watchID, timeout: timeout)
                     self.gate.release(queue: job.queue)
                 }
+                watchdog.watch(watchID, task: task, until: .now + timeout)
             }
         }
     }
