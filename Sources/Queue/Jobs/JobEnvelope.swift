@@ -76,6 +76,50 @@ public struct JobEnvelope: Sendable, Hashable {
         return arguments
     }
 
+    /// Appends `XADD <stream> * <fields>` for this envelope to `pipeline`, writing the fields in
+    /// place (the batch enqueue's hot path).
+    public func appendXADD(to pipeline: inout RedisPipeline, stream: String) {
+        var count = 2 + 14
+        if timeout != nil { count += 2 }
+        if visibilityTimeout != nil { count += 2 }
+        if uniqueKey != nil { count += 2 }
+        if traceparent != nil { count += 2 }
+        pipeline.append("XADD", argumentCount: count) { writer in
+            writer.write(stream)
+            writer.write("*")
+            writer.write("id")
+            writer.write(id)
+            writer.write("type")
+            writer.write(type)
+            writer.write("queue")
+            writer.write(queue)
+            writer.write("payload")
+            writer.write(payload)
+            writer.write("attempt")
+            writer.write(attempt)
+            writer.write("max_attempts")
+            writer.write(maxAttempts)
+            writer.write("enqueued_at")
+            writer.write(Int(enqueuedAt))
+            if let timeout {
+                writer.write("timeout")
+                writer.write(Int(timeout))
+            }
+            if let visibilityTimeout {
+                writer.write("visibility_timeout")
+                writer.write(Int(visibilityTimeout))
+            }
+            if let uniqueKey {
+                writer.write("unique_key")
+                writer.write(uniqueKey)
+            }
+            if let traceparent {
+                writer.write("traceparent")
+                writer.write(traceparent)
+            }
+        }
+    }
+
     /// The envelope as a string map, the form dead letters keep.
     public var fields: [String: String] {
         var fields: [String: String] = [

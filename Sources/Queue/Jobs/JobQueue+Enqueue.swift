@@ -105,14 +105,18 @@ extension JobQueue {
                 throw QueueError(code: .invalidJob, message: "maxAttempts must be at least 1")
             }
         }
+        if requests.allSatisfy({ $0.options.uniqueKey == nil && ($0.options.runAt ?? 0) <= now }) {
+            return try await enqueuePlain(requests, now: now)
+        }
         var items = registrationCommands(for: Set(requests.map(\.queue)))
         let registrationCount = items.count
         var ids: [String] = []
         ids.reserveCapacity(requests.count)
+        var freshIDs = JobID.make(count: requests.count { $0.options.id == nil })[...]
         for request in requests {
             let options = request.options
             let envelope = JobEnvelope(
-                id: options.id ?? JobID.make(),
+                id: options.id ?? freshIDs.popFirst()!,
                 type: request.type,
                 queue: request.queue,
                 payload: request.payload,
@@ -161,6 +165,45 @@ extension JobQueue {
             default:
                 results.append(EnqueueResult(id: ids[index], enqueued: true))
             }
+        }
+        return results
+    }
+
+    /// The common case, jobs to run now without a unique key: one `XADD` each, encoded straight
+    /// into one buffer and sent in one write.
+    private func enqueuePlain(_ requests: [EnqueueRequest], now: Int64) async throws -> [EnqueueResult] {
+        let registration = registrationCommands(for: Set(requests.map(\.queue)))
+        var pipeline = RedisPipeline(capacity: 256 * requests.count + 64)
+        for item in registration { pipeline.append(item.command) }
+        var freshIDs = JobID.make(count: requests.count { $0.options.id == nil })[...]
+        var results: [EnqueueResult] = []
+        results.reserveCapacity(requests.count)
+        for request in requests {
+            let options = request.options
+            let envelope = JobEnvelope(
+                id: options.id ?? freshIDs.popFirst()!,
+                type: request.type,
+                queue: request.queue,
+                payload: request.payload,
+                maxAttempts: options.maxAttempts ?? JobEnvelope.defaultMaxAttempts,
+                enqueuedAt: now,
+                timeout: options.timeout.map(Self.milliseconds),
+                visibilityTimeout: options.visibilityTimeout.map(Self.milliseconds),
+                traceparent: options.traceparent
+            )
+            envelope.appendXADD(to: &pipeline, stream: keys(request.queue).stream)
+            results.append(EnqueueResult(id: envelope.id, enqueued: true))
+        }
+        let replies: [RESPValue]
+        do {
+            replies = try await redis.pipeline(pipeline)
+            try Self.checkRegistration(Array(replies.prefix(registration.count)))
+        } catch {
+            forgetRegistration(of: requests.map(\.queue))
+            throw error
+        }
+        for reply in replies.dropFirst(registration.count) {
+            if case .error(let message) = reply { throw RedisError.server(message, command: "XADD") }
         }
         return results
     }

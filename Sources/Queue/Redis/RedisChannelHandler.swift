@@ -7,9 +7,26 @@ struct RedisRequest {
         case pipeline(EventLoopPromise<[RESPValue]>)
     }
 
-    var commands: [RedisCommand]
+    /// The commands, RESP-encoded back to back.
+    var encoded: ByteBuffer
+    /// Their names, one per command: how many replies to expect, and what to name in errors.
+    var names: [String]
     var completion: Completion
     var timeout: TimeAmount?
+
+    init(_ command: RedisCommand, completion: Completion, timeout: TimeAmount?) {
+        self.encoded = command.encoded
+        self.names = [command.name]
+        self.completion = completion
+        self.timeout = timeout
+    }
+
+    init(_ pipeline: RedisPipeline, completion: Completion, timeout: TimeAmount?) {
+        self.encoded = pipeline.buffer
+        self.names = pipeline.names
+        self.completion = completion
+        self.timeout = timeout
+    }
 }
 
 /// Writes commands and matches replies to them in order, so any number of commands can be in
@@ -26,12 +43,13 @@ final class RedisChannelHandler: ChannelDuplexHandler {
     private struct Pending {
         var completion: RedisRequest.Completion
         var names: [String]
-        var replies: [RESPValue]
         var deadline: NIODeadline?
     }
 
     private let parser: RESPReplyParser
     private var pending = CircularBuffer<Pending>(initialCapacity: 16)
+    /// Replies received so far for the head of `pending`, when it is a pipeline.
+    private var headReplies: [RESPValue] = []
     private var closedError: RedisError?
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
@@ -44,12 +62,12 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         let request = unwrapOutboundIn(data)
         if closedError != nil {
             let error = RedisError(
-                code: .connectionClosed, command: request.commands.first?.name, message: "connection closed")
+                code: .connectionClosed, command: request.names.first, message: "connection closed")
             fail(request.completion, error)
             promise?.fail(error)
             return
         }
-        if request.commands.isEmpty {
+        if request.names.isEmpty {
             if case .pipeline(let p) = request.completion { p.succeed([]) }
             promise?.succeed()
             return
@@ -58,19 +76,10 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         pending.append(
             Pending(
                 completion: request.completion,
-                names: request.commands.map(\.name),
-                replies: [],
+                names: request.names,
                 deadline: deadline
             ))
-        if request.commands.count == 1 {
-            context.write(wrapOutboundOut(request.commands[0].encoded), promise: promise)
-        } else {
-            var total = 0
-            for command in request.commands { total += command.encoded.readableBytes }
-            var buffer = context.channel.allocator.buffer(capacity: total)
-            for command in request.commands { buffer.writeImmutableBuffer(command.encoded) }
-            context.write(wrapOutboundOut(buffer), promise: promise)
-        }
+        context.write(wrapOutboundOut(request.encoded), promise: promise)
         if let deadline { armTimer(context: context, deadline: deadline) }
     }
 
@@ -102,15 +111,26 @@ final class RedisChannelHandler: ChannelDuplexHandler {
             closeThenFailAll(RedisError(code: .protocolError, message: "unsolicited reply"), context: context)
             return
         }
-        pending[pending.startIndex].replies.append(reply)
-        let head = pending[pending.startIndex]
-        if head.replies.count < head.names.count { return }
-        _ = pending.removeFirst()
+        let expected = pending[pending.startIndex].names.count
+        if expected == 1 {
+            let head = pending.removeFirst()
+            switch head.completion {
+            case .single(let promise): promise.succeed(reply)
+            case .pipeline(let promise): promise.succeed([reply])
+            }
+            return
+        }
+        // The head's replies gather outside the ring buffer: appending through its subscript
+        // copies the array each time (quadratic in the size of a pipeline).
+        if headReplies.isEmpty { headReplies.reserveCapacity(expected) }
+        headReplies.append(reply)
+        if headReplies.count < expected { return }
+        let head = pending.removeFirst()
+        let replies = headReplies
+        headReplies = []
         switch head.completion {
-        case .single(let promise):
-            promise.succeed(reply)
-        case .pipeline(let promise):
-            promise.succeed(head.replies)
+        case .single(let promise): promise.succeed(reply)
+        case .pipeline(let promise): promise.succeed(replies)
         }
     }
 
@@ -155,6 +175,7 @@ final class RedisChannelHandler: ChannelDuplexHandler {
         timer?.cancel()
         timer = nil
         timerDeadline = nil
+        headReplies = []
         while let entry = pending.popFirst() {
             fail(entry.completion, error)
         }

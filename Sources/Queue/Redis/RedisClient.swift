@@ -67,6 +67,12 @@ public final class RedisClient: Sendable {
         return reply
     }
 
+    /// Sends the commands of `pipeline` in one round trip; replies come back in order, error
+    /// replies included.
+    public func pipeline(_ pipeline: RedisPipeline) async throws(RedisError) -> [RESPValue] {
+        try await connection().pipeline(pipeline)
+    }
+
     /// Sends plain commands and script calls in one round trip, reloading scripts the server
     /// does not know. Replies come back in order, error replies included.
     public func pipeline(_ items: [RedisPipelineItem]) async throws(RedisError) -> [RESPValue] {

@@ -9,7 +9,7 @@ public enum RESPArgument: Sendable, Hashable, ExpressibleByStringLiteral, Expres
     public init(stringLiteral value: String) { self = .string(value) }
     public init(integerLiteral value: Int) { self = .int(value) }
 
-    fileprivate func write(to buffer: inout ByteBuffer) {
+    func write(to buffer: inout ByteBuffer) {
         switch self {
         case .string(let value):
             buffer.writeStaticString("$")

@@ -89,8 +89,7 @@ public final class RedisConnection: Sendable {
     /// Sends one command and returns its reply as is, error replies included.
     public func sendRaw(_ command: RedisCommand, timeout: TimeAmount? = nil) async throws(RedisError) -> RESPValue {
         let promise = channel.eventLoop.makePromise(of: RESPValue.self)
-        let request = RedisRequest(
-            commands: [command], completion: .single(promise), timeout: timeout ?? configuration.commandTimeout)
+        let request = RedisRequest(command, completion: .single(promise), timeout: timeout ?? configuration.commandTimeout)
         let written = channel.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenFailure { error in
             promise.fail(RedisError(code: .connectionClosed, command: command.name, message: "\(error)"))
@@ -108,12 +107,19 @@ public final class RedisConnection: Sendable {
     /// Sends several commands in one write and returns their replies in order, error replies
     /// included (one failed command does not fail the others).
     public func pipeline(_ commands: [RedisCommand], timeout: TimeAmount? = nil) async throws(RedisError) -> [RESPValue] {
+        var pipeline = RedisPipeline(capacity: commands.reduce(0) { $0 + $1.encoded.readableBytes })
+        for command in commands { pipeline.append(command) }
+        return try await self.pipeline(pipeline, timeout: timeout)
+    }
+
+    /// Sends the commands of `pipeline` in one write and returns their replies in order, error
+    /// replies included.
+    public func pipeline(_ pipeline: RedisPipeline, timeout: TimeAmount? = nil) async throws(RedisError) -> [RESPValue] {
         let promise = channel.eventLoop.makePromise(of: [RESPValue].self)
-        let request = RedisRequest(
-            commands: commands, completion: .pipeline(promise), timeout: timeout ?? configuration.commandTimeout)
+        let request = RedisRequest(pipeline, completion: .pipeline(promise), timeout: timeout ?? configuration.commandTimeout)
         let written = channel.eventLoop.makePromise(of: Void.self)
         written.futureResult.whenFailure { error in
-            promise.fail(RedisError(code: .connectionClosed, command: commands.first?.name, message: "\(error)"))
+            promise.fail(RedisError(code: .connectionClosed, command: pipeline.names.first, message: "\(error)"))
         }
         channel.writeAndFlush(request, promise: written)
         do {
@@ -121,7 +127,7 @@ public final class RedisConnection: Sendable {
         } catch let error as RedisError {
             throw error
         } catch {
-            throw RedisError(code: .connectionClosed, command: commands.first?.name, message: "\(error)")
+            throw RedisError(code: .connectionClosed, command: pipeline.names.first, message: "\(error)")
         }
     }
 
