@@ -112,21 +112,8 @@ extension JobQueue {
         let registrationCount = items.count
         var ids: [String] = []
         ids.reserveCapacity(requests.count)
-        var freshIDs = JobID.make(count: requests.count { $0.options.id == nil })[...]
-        for request in requests {
+        for (request, envelope) in zip(requests, Self.envelopes(for: requests, now: now)) {
             let options = request.options
-            let envelope = JobEnvelope(
-                id: options.id ?? freshIDs.popFirst()!,
-                type: request.type,
-                queue: request.queue,
-                payload: request.payload,
-                maxAttempts: options.maxAttempts ?? JobEnvelope.defaultMaxAttempts,
-                enqueuedAt: now,
-                timeout: options.timeout.map(Self.milliseconds),
-                visibilityTimeout: options.visibilityTimeout.map(Self.milliseconds),
-                uniqueKey: options.uniqueKey,
-                traceparent: options.traceparent
-            )
             ids.append(envelope.id)
             let keys = keys(request.queue)
             let runAt = options.runAt.flatMap { $0 > now ? $0 : nil } ?? 0
@@ -175,22 +162,9 @@ extension JobQueue {
         let registration = registrationCommands(for: Set(requests.map(\.queue)))
         var pipeline = RedisPipeline(capacity: 256 * requests.count + 64)
         for item in registration { pipeline.append(item.command) }
-        var freshIDs = JobID.make(count: requests.count { $0.options.id == nil })[...]
         var results: [EnqueueResult] = []
         results.reserveCapacity(requests.count)
-        for request in requests {
-            let options = request.options
-            let envelope = JobEnvelope(
-                id: options.id ?? freshIDs.popFirst()!,
-                type: request.type,
-                queue: request.queue,
-                payload: request.payload,
-                maxAttempts: options.maxAttempts ?? JobEnvelope.defaultMaxAttempts,
-                enqueuedAt: now,
-                timeout: options.timeout.map(Self.milliseconds),
-                visibilityTimeout: options.visibilityTimeout.map(Self.milliseconds),
-                traceparent: options.traceparent
-            )
+        for (request, envelope) in zip(requests, Self.envelopes(for: requests, now: now)) {
             envelope.appendXADD(to: &pipeline, stream: keys(request.queue).stream)
             results.append(EnqueueResult(id: envelope.id, enqueued: true))
         }
@@ -206,5 +180,25 @@ extension JobQueue {
             if case .error(let message) = reply { throw RedisError.server(message, command: "XADD") }
         }
         return results
+    }
+
+    /// The envelopes of `requests`, with fresh ids where none was given.
+    static func envelopes(for requests: [EnqueueRequest], now: Int64) -> [JobEnvelope] {
+        var freshIDs = JobID.make(count: requests.count { $0.options.id == nil })[...]
+        return requests.map { request in
+            let options = request.options
+            return JobEnvelope(
+                id: options.id ?? freshIDs.popFirst()!,
+                type: request.type,
+                queue: request.queue,
+                payload: request.payload,
+                maxAttempts: options.maxAttempts ?? JobEnvelope.defaultMaxAttempts,
+                enqueuedAt: now,
+                timeout: options.timeout.map(Self.milliseconds),
+                visibilityTimeout: options.visibilityTimeout.map(Self.milliseconds),
+                uniqueKey: options.uniqueKey,
+                traceparent: options.traceparent
+            )
+        }
     }
 }
