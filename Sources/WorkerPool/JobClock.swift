@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Wall-clock milliseconds, the unit of every time on the wire.
 enum JobClock {

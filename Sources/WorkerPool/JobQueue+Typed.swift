@@ -1,6 +1,6 @@
-import Foundation
+import FoundationEssentials
 import NIOCore
-import NIOFoundationCompat
+import NIOFoundationEssentialsCompat
 import Queue
 
 extension JobQueue {

@@ -1,6 +1,6 @@
-import Foundation
+import FoundationEssentials
 import NIOCore
-import NIOFoundationCompat
+import NIOFoundationEssentialsCompat
 
 /// The job types a worker can run, each with its handler.
 public struct JobRegistry: Sendable {

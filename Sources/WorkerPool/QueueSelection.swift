@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Queue
 
 /// Which queues a worker reads and in what order.
@@ -34,7 +34,7 @@ public struct QueueSelection: Sendable, Hashable {
         var entries: [Entry] = []
         var weighted = false
         for part in text.split(separator: ",", omittingEmptySubsequences: true) {
-            let pieces = part.trimmingCharacters(in: .whitespaces).split(separator: ":")
+            let pieces = part.trimmingSpaces.split(separator: ":")
             let name: String
             var weight = 1
             if pieces.count >= 2, let value = Int(pieces[pieces.count - 1]) {
@@ -65,10 +65,10 @@ public struct QueueSelection: Sendable, Hashable {
     public mutating func applyLimits(parsing text: String) throws {
         for part in text.split(separator: ",", omittingEmptySubsequences: true) {
             let pieces = part.split(separator: "=")
-            guard pieces.count == 2, let limit = Int(pieces[1].trimmingCharacters(in: .whitespaces)), limit >= 1 else {
+            guard pieces.count == 2, let limit = Int(pieces[1].trimmingSpaces), limit >= 1 else {
                 throw WorkerError(code: .invalidOptions, message: "queue limit \"\(part)\" is not queue=N with N at least 1")
             }
-            let name = pieces[0].trimmingCharacters(in: .whitespaces)
+            let name = pieces[0].trimmingSpaces
             guard let index = entries.firstIndex(where: { $0.name == name }) else {
                 throw WorkerError(code: .invalidOptions, message: "queue limit for \(name), which is not among the queues read")
             }
@@ -93,5 +93,14 @@ public struct QueueSelection: Sendable, Hashable {
             ordered.append(remaining.remove(at: index))
         }
         return ordered
+    }
+}
+
+extension StringProtocol {
+    /// Without leading and trailing spaces and tabs.
+    fileprivate var trimmingSpaces: String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[first...last])
     }
 }

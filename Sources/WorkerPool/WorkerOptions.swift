@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 extension Worker {
     /// How a worker runs.

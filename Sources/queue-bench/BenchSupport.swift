@@ -60,25 +60,6 @@ enum BenchSupport {
         }
     }
 
-    /// This process's CPU time (user + system, all threads) in microseconds, and peak RSS in KiB.
-    static func processUsage() -> (cpuMicroseconds: Double, maxRSSKiB: Int) {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        let cpu =
-            Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1_000_000
-            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
-        return (cpu, Int(usage.ru_maxrss))
-    }
-
-    /// This process's current RSS in KiB, from /proc.
-    static func currentRSSKiB() -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
-        }
-        return 0
-    }
-
     static func wallNanoseconds() -> Int64 {
         var time = timespec()
         clock_gettime(CLOCK_REALTIME, &time)

@@ -29,7 +29,7 @@ struct LatencyScenario: AsyncParsableCommand {
             if due > sent {
                 let now = BenchSupport.wallNanoseconds()
                 let requests = (sent..<due).map { _ in
-                    EnqueueRequest(type: ProbeJob.name, queue: name, payload: ByteBuffer(string: "{\"t\":\(now)}"))
+                    EnqueueRequest(type: "probe", queue: name, payload: ByteBuffer(string: "{\"t\":\(now)}"))
                 }
                 try await queue.enqueue(batch: requests)
                 sent = due

@@ -4,19 +4,20 @@ import Foundation
 import Glibc
 #endif
 
-/// Benchmark worker processes (this executable's `worker` subcommand), started and stopped by a
-/// scenario.
+/// Benchmark worker processes (`queue-bench-worker`, next to this executable), started and
+/// stopped by a scenario.
 final class WorkerProcesses {
     private var processes: [(process: Process, output: Pipe, report: URL)] = []
 
     init(count: Int, queue: String, concurrency: Int, options: BenchOptions) throws {
-        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("queue-bench-worker")
         for index in 0..<count {
             let report = FileManager.default.temporaryDirectory.appendingPathComponent("harrow-bench-\(getpid())-\(index).json")
             let process = Process()
             process.executableURL = executable
             process.arguments = [
-                "worker", "--redis-url", options.redisURL, "--key-prefix", options.keyPrefix, "--queue", queue, "--concurrency",
+                "--redis-url", options.redisURL, "--key-prefix", options.keyPrefix, "--queue", queue, "--concurrency",
                 "\(concurrency)", "--report", report.path,
             ]
             let output = Pipe()

@@ -89,7 +89,8 @@ struct WorkerLeaseTests {
     @Test func reclaimDeadWorkersRequeuesWhatADeadWorkerHeldAndForgetsIt() async throws {
         try await TestRedis.withJobQueue("dead-workers") { queue in
             let name = TestRedis.uniqueQueueName("dead-workers")
-            let deadAfter = Duration.milliseconds(500)
+            // Long enough that w-live, heartbeating on every try, never looks dead on a loaded machine.
+            let deadAfter = Duration.seconds(2)
             let live = WorkerInfo(id: "w-live", host: "h", pid: 1, queues: [name], concurrency: 4, startedAt: 0)
             let dead = WorkerInfo(id: "w-dead", host: "h", pid: 2, queues: [name], concurrency: 4, startedAt: 0)
             try await queue.heartbeat(live, ttl: .seconds(60))

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A dead-lettered job: the job's fields as they were, plus why and when it died.
 ///
@@ -24,12 +24,10 @@ public struct DeadLetter: Sendable, Hashable {
     /// under `payload` with an explanatory error, so nothing in the list is ever unreadable.
     public init(raw: String) {
         self.raw = raw
-        let decoded = (try? JSONSerialization.jsonObject(with: Data(raw.utf8))) as? [String: Any]
-        var strings: [String: String] = [:]
-        for (key, value) in decoded ?? [:] {
-            if let text = value as? String { strings[key] = text } else { strings[key] = "\(value)" }
-        }
-        if decoded == nil {
+        var strings: [String: String]
+        if let decoded = try? JSONDecoder().decode([String: JSONScalar].self, from: Data(raw.utf8)) {
+            strings = decoded.mapValues(\.text)
+        } else {
             strings = ["payload": raw, "error": "unreadable dead letter"]
         }
         self.error = strings.removeValue(forKey: "error") ?? ""
@@ -44,7 +42,32 @@ public struct DeadLetter: Sendable, Hashable {
         record["error"] = error
         record["failed_at"] = String(failedAt)
         record["worker"] = worker
-        let data = (try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys])) ?? Data("{}".utf8)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(record)) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// A JSON string, number, boolean or null, read as text: dead letters hold strings, but a
+/// record written by hand may not.
+private struct JSONScalar: Decodable {
+    let text: String
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let string = try? container.decode(String.self) {
+            text = string
+        } else if let integer = try? container.decode(Int64.self) {
+            text = String(integer)
+        } else if let number = try? container.decode(Double.self) {
+            text = String(number)
+        } else if let flag = try? container.decode(Bool.self) {
+            text = String(flag)
+        } else if container.decodeNil() {
+            text = ""
+        } else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a scalar")
+        }
     }
 }

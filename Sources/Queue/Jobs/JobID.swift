@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Job ids are UUIDv7 (RFC 9562): time-ordered, so ids sort roughly by creation.
 public enum JobID {

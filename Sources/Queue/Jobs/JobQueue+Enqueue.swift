@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import NIOCore
 
 /// What to enqueue: a job's type, queue, JSON payload and options.

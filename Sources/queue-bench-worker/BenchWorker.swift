@@ -1,7 +1,11 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import NIOConcurrencyHelpers
+import NIOCore
 import Queue
 import ServiceLifecycle
 import UnixSignals
@@ -14,7 +18,7 @@ struct ProbeJob: Job {
 }
 
 /// What a benchmark worker measured, written as JSON when it stops.
-struct WorkerReport: Codable {
+struct WorkerReport: Encodable {
     var jobs: Int
     var firstStartNanoseconds: Int64
     var lastEndNanoseconds: Int64
@@ -39,20 +43,20 @@ final class RunProbe: Sendable {
     private let state = NIOLockedValueBox(State())
 
     func started() {
-        let now = BenchSupport.wallNanoseconds()
+        let now = BenchWorker.wallNanoseconds()
         let first = state.withLockedValue { state -> Bool in
             guard state.firstStart == 0 else { return false }
             state.firstStart = now
             return true
         }
         if first {
-            let cpu = BenchSupport.processUsage().cpuMicroseconds
+            let cpu = BenchWorker.processUsage().cpuMicroseconds
             state.withLockedValue { $0.cpuAtFirstStart = cpu }
         }
     }
 
     func finished(latency: Int64?) {
-        let now = BenchSupport.wallNanoseconds()
+        let now = BenchWorker.wallNanoseconds()
         state.withLockedValue { state in
             state.jobs += 1
             state.lastEnd = max(state.lastEnd, now)
@@ -61,7 +65,7 @@ final class RunProbe: Sendable {
     }
 
     func report(idleRSS: Int) -> WorkerReport {
-        let usage = BenchSupport.processUsage()
+        let usage = BenchWorker.processUsage()
         return state.withLockedValue { state in
             WorkerReport(
                 jobs: state.jobs, firstStartNanoseconds: state.firstStart, lastEndNanoseconds: state.lastEnd,
@@ -71,19 +75,28 @@ final class RunProbe: Sendable {
     }
 }
 
-/// One worker process of a benchmark: the library's `Worker` with `noop` and `probe` handlers
-/// that only count. Prints `ready` once started (with its idle RSS measured), and writes its
-/// report when it stops on SIGTERM.
+/// One worker process of a benchmark, started by `queue-bench`: the library's `Worker` with
+/// `noop` and `probe` handlers that only count. Prints `ready` once started (with its idle RSS
+/// measured), and writes its report when it stops on SIGTERM.
+///
+/// A separate executable, linked like `worker` (Foundation Essentials only), so its memory and
+/// CPU are what a real worker's are; `queue-bench` needs all of Foundation to start processes.
+@main
 struct BenchWorker: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "worker", abstract: "A measuring worker (started by the scenarios).")
+    static let configuration = CommandConfiguration(commandName: "queue-bench-worker", abstract: "A measuring worker (started by queue-bench).")
 
-    @OptionGroup var options: BenchOptions
+    @Option(name: .customLong("redis-url")) var redisURL: String
+    @Option var keyPrefix: String
     @Option var queue: String
     @Option var concurrency = 10
     @Option var report: String
 
     func run() async throws {
-        let jobQueue = try BenchSupport.makeQueue(options)
+        var configuration = try RedisConfiguration(url: redisURL)
+        configuration.commandTimeout = .seconds(60)
+        let logger = Self.logger()
+        let jobQueue = JobQueue(
+            redis: RedisClient(configuration: configuration, logger: logger), options: JobQueue.Options(keyPrefix: keyPrefix))
         let probe = RunProbe()
         var registry = JobRegistry()
         try registry.register(NoopJob.self) { _, _ in
@@ -91,11 +104,10 @@ struct BenchWorker: AsyncParsableCommand {
             probe.finished(latency: nil)
         }
         try registry.register(ProbeJob.self) { job, _ in
-            let start = BenchSupport.wallNanoseconds()
+            let start = BenchWorker.wallNanoseconds()
             probe.started()
             probe.finished(latency: job.t.map { start - $0 })
         }
-        let logger = BenchSupport.logger()
         let worker = Worker(
             queue: jobQueue, registry: registry,
             options: Worker.Options(queues: try QueueSelection(parsing: queue), concurrency: concurrency),
@@ -103,11 +115,49 @@ struct BenchWorker: AsyncParsableCommand {
         let group = ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm], logger: logger)
         async let running: Void = group.run()
         try await Task.sleep(for: .milliseconds(500))
-        let idleRSS = BenchSupport.currentRSSKiB()
-        BenchSupport.writeLine("ready")
+        let idleRSS = BenchWorker.currentRSSKiB()
+        BenchWorker.writeLine("ready")
         try await running
         let data = try JSONEncoder().encode(probe.report(idleRSS: idleRSS))
-        try data.write(to: URL(fileURLWithPath: report))
+        try data.write(to: URL(filePath: report))
         await jobQueue.redis.close()
+    }
+}
+
+extension BenchWorker {
+    static func logger() -> Logger {
+        var logger = Logger(label: "harrow.bench")
+        logger.logLevel = .error
+        return logger
+    }
+
+    /// This process's CPU time (user + system, all threads) in microseconds, and peak RSS in KiB.
+    static func processUsage() -> (cpuMicroseconds: Double, maxRSSKiB: Int) {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let cpu =
+            Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1_000_000
+            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
+        return (cpu, Int(usage.ru_maxrss))
+    }
+
+    /// This process's current RSS in KiB, from /proc.
+    static func currentRSSKiB() -> Int {
+        guard let data = FileManager.default.contents(atPath: "/proc/self/status") else { return 0 }
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
+        }
+        return 0
+    }
+
+    static func wallNanoseconds() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+    }
+
+    static func writeLine(_ line: String) {
+        var text = line + "\n"
+        text.withUTF8 { bytes in _ = write(1, bytes.baseAddress, bytes.count) }
     }
 }
