@@ -50,7 +50,7 @@ final class RunProbe: Sendable {
             return true
         }
         if first {
-            let cpu = BenchWorker.processUsage().cpuMicroseconds
+            let cpu = BenchWorker.cpuMicroseconds()
             state.withLockedValue { $0.cpuAtFirstStart = cpu }
         }
     }
@@ -65,12 +65,12 @@ final class RunProbe: Sendable {
     }
 
     func report(idleRSS: Int) -> WorkerReport {
-        let usage = BenchWorker.processUsage()
+        let cpu = BenchWorker.cpuMicroseconds()
         return state.withLockedValue { state in
             WorkerReport(
                 jobs: state.jobs, firstStartNanoseconds: state.firstStart, lastEndNanoseconds: state.lastEnd,
-                cpuMicroseconds: state.jobs == 0 ? 0 : usage.cpuMicroseconds - state.cpuAtFirstStart, idleRSSKiB: idleRSS,
-                peakRSSKiB: usage.maxRSSKiB, latenciesNanoseconds: state.latencies.sorted())
+                cpuMicroseconds: state.jobs == 0 ? 0 : cpu - state.cpuAtFirstStart, idleRSSKiB: idleRSS,
+                peakRSSKiB: BenchWorker.peakRSSKiB(), latenciesNanoseconds: state.latencies.sorted())
         }
     }
 }
@@ -131,20 +131,28 @@ extension BenchWorker {
         return logger
     }
 
-    /// This process's CPU time (user + system, all threads) in microseconds, and peak RSS in KiB.
-    static func processUsage() -> (cpuMicroseconds: Double, maxRSSKiB: Int) {
+    /// This process's CPU time (user + system, all threads) in microseconds.
+    static func cpuMicroseconds() -> Double {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        let cpu =
-            Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1_000_000
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1_000_000
             + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
-        return (cpu, Int(usage.ru_maxrss))
     }
 
     /// This process's current RSS in KiB, from /proc.
     static func currentRSSKiB() -> Int {
+        statusKiB("VmRSS:")
+    }
+
+    /// This process's peak RSS in KiB. Not `ru_maxrss`: Linux carries that over `execve`, so a
+    /// process started by a bigger one reports its parent's size.
+    static func peakRSSKiB() -> Int {
+        statusKiB("VmHWM:")
+    }
+
+    private static func statusKiB(_ field: String) -> Int {
         guard let data = FileManager.default.contents(atPath: "/proc/self/status") else { return 0 }
-        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where line.hasPrefix("VmRSS:") {
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where line.hasPrefix(field) {
             return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
         }
         return 0
