@@ -21,16 +21,6 @@ public struct RedisPipeline: Sendable {
         names.append(command.name)
     }
 
-    /// Appends `name` with `arguments`, encoded in place.
-    public mutating func append(_ name: String, _ arguments: [RESPArgument]) {
-        buffer.writeStaticString("*")
-        buffer.writeString(String(arguments.count + 1))
-        buffer.writeStaticString("\r\n")
-        RESPArgument.string(name).write(to: &buffer)
-        for argument in arguments { argument.write(to: &buffer) }
-        names.append(name)
-    }
-
     /// Appends a command whose arguments the caller writes with `write`, `count` of them after
     /// the name: for hot paths that should not build an argument array.
     public mutating func append(_ name: String, argumentCount count: Int, _ write: (inout RESPWriter) -> Void) {
