@@ -36,6 +36,16 @@ enum BenchSupport {
         } while cursor != "0"
     }
 
+    /// Waits until `name` has nothing ready or pending (the workers are done). Polls: this is
+    /// the harness watching from outside, not the queue.
+    static func waitUntilEmpty(_ queue: JobQueue, _ name: String) async throws {
+        while true {
+            let stats = try await queue.stats(queues: [name])[0]
+            if stats.ready == 0 && stats.pending == 0 { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
     /// Redis's own CPU time (user + system, with children) and commands executed so far.
     struct RedisCounters {
         var cpuMicroseconds: Double

@@ -31,11 +31,7 @@ struct DrainScenario: AsyncParsableCommand {
         try await queue.redis.send("CONFIG", ["RESETSTAT"])
         let before = try await BenchSupport.RedisCounters.read(queue.redis)
         try await queue.resume(queue: name)
-        while true {
-            let stats = try await queue.stats(queues: [name])[0]
-            if stats.ready == 0 && stats.pending == 0 { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await BenchSupport.waitUntilEmpty(queue, name)
         let after = try await BenchSupport.RedisCounters.read(queue.redis)
         let reports = try processes.stop()
         let ran = reports.reduce(0) { $0 + $1.jobs }

@@ -36,11 +36,7 @@ struct LatencyScenario: AsyncParsableCommand {
             }
             try await Task.sleep(until: start + .milliseconds(Int64((Double(sent) / Double(rate)) * 1000)), clock: clock)
         }
-        while true {
-            let stats = try await queue.stats(queues: [name])[0]
-            if stats.ready == 0 && stats.pending == 0 { break }
-            try await Task.sleep(for: .milliseconds(20))
-        }
+        try await BenchSupport.waitUntilEmpty(queue, name)
         let report = try processes.stop()[0]
         let latencies = report.latenciesNanoseconds
         guard latencies.count >= total else { throw BenchError("the worker saw \(latencies.count) of \(total) probes") }
