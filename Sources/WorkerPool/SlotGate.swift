@@ -1,6 +1,9 @@
 import NIOConcurrencyHelpers
+import NIOCore
+import Queue
 
-/// Counts running jobs, overall and per queue, and lets the fetch loop wait for a slot.
+/// Counts running jobs, overall and per queue, keeps the prefetched jobs that wait for a slot,
+/// and lets the fetch loop wait for a slot.
 ///
 /// A lock rather than an actor: it is touched twice per job on the hot path, and its critical
 /// sections are a few integer updates.
@@ -11,6 +14,9 @@ final class SlotGate: Sendable {
         var generation = 0
         var waiters: [CheckedContinuation<Void, Never>] = []
         var closed = false
+        /// Fetched jobs waiting for a slot, in fetch order.
+        var prefetched = CircularBuffer<FetchedJob>()
+        var prefetchedPerQueue: [String: Int] = [:]
         var nextWaiterID = 0
         var idleWaiters: [Int: CheckedContinuation<Bool, Never>] = [:]
         /// Idle waits whose timeout fired before they parked.
@@ -20,30 +26,39 @@ final class SlotGate: Sendable {
     let capacity: Int
     private let state = NIOLockedValueBox(State())
 
-    init(capacity: Int) {
-        self.capacity = capacity
-    }
+    init(capacity: Int) { self.capacity = capacity }
 
-    /// Free slots overall, running jobs per queue, and a generation number that changes on
-    /// every release.
-    func snapshot() -> (free: Int, perQueue: [String: Int], generation: Int, closed: Bool) {
-        state.withLockedValue { ($0.closed ? 0 : capacity - $0.running, $0.perQueue, $0.generation, $0.closed) }
+    /// Free slots overall, jobs running or prefetched per queue, prefetched jobs, and a
+    /// generation number that changes on every release.
+    func snapshot() -> (free: Int, perQueue: [String: Int], prefetched: Int, generation: Int, closed: Bool) {
+        state.withLockedValue { state in
+            var taken = state.perQueue
+            for (queue, count) in state.prefetchedPerQueue { taken[queue, default: 0] += count }
+            return (state.closed ? 0 : capacity - state.running, taken, state.prefetched.count, state.generation, state.closed)
+        }
     }
 
     var running: Int { state.withLockedValue { $0.running } }
 
-    func acquire(queue: String) {
-        state.withLockedValue {
-            $0.running += 1
-            $0.perQueue[queue, default: 0] += 1
+    /// Queues fetched jobs behind those already waiting, and takes a slot for each job that can
+    /// start now (in fetch order). The caller starts the jobs it gets back.
+    func admit(_ jobs: [FetchedJob]) -> [FetchedJob] {
+        state.withLockedValue { state in
+            for job in jobs {
+                state.prefetched.append(job)
+                state.prefetchedPerQueue[job.queue, default: 0] += 1
+            }
+            return takeStartable(&state)
         }
     }
 
-    func release(queue: String) {
-        let (waiters, idleWaiters) = state.withLockedValue { state in
+    /// Frees a finished job's slot and takes slots for prefetched jobs that can start now.
+    func release(queue: String) -> [FetchedJob] {
+        let (startable, waiters, idleWaiters) = state.withLockedValue { state in
             state.running -= 1
             state.perQueue[queue, default: 1] -= 1
             state.generation &+= 1
+            let startable = takeStartable(&state)
             let waiters = state.waiters
             state.waiters.removeAll()
             var idleWaiters: [CheckedContinuation<Bool, Never>] = []
@@ -51,10 +66,24 @@ final class SlotGate: Sendable {
                 idleWaiters = Array(state.idleWaiters.values)
                 state.idleWaiters.removeAll()
             }
-            return (waiters, idleWaiters)
+            return (startable, waiters, idleWaiters)
         }
         for waiter in waiters { waiter.resume() }
         for waiter in idleWaiters { waiter.resume(returning: true) }
+        return startable
+    }
+
+    /// Prefetched jobs are admitted only within their queue's limit (the fetch loop asks for no
+    /// more), so the first one can always start once a slot is free: first in, first out.
+    private func takeStartable(_ state: inout State) -> [FetchedJob] {
+        var startable: [FetchedJob] = []
+        while !state.closed && state.running < capacity, let job = state.prefetched.popFirst() {
+            state.prefetchedPerQueue[job.queue, default: 1] -= 1
+            state.running += 1
+            state.perQueue[job.queue, default: 0] += 1
+            startable.append(job)
+        }
+        return startable
     }
 
     /// Returns once the generation differs from `generation` (a job finished) or the gate closed.
@@ -69,15 +98,20 @@ final class SlotGate: Sendable {
         }
     }
 
-    /// Stops handing out slots and wakes every waiter.
-    func close() {
-        let waiters = state.withLockedValue { state -> [CheckedContinuation<Void, Never>] in
+    /// Stops handing out slots, wakes every waiter, and returns the prefetched jobs that will
+    /// not start (the caller hands them back).
+    @discardableResult func close() -> [FetchedJob] {
+        let (waiters, unstarted) = state.withLockedValue { state in
             state.closed = true
             state.generation &+= 1
+            let unstarted = Array(state.prefetched)
+            state.prefetched.removeAll()
+            state.prefetchedPerQueue.removeAll()
             defer { state.waiters.removeAll() }
-            return state.waiters
+            return (state.waiters, unstarted)
         }
         for waiter in waiters { waiter.resume() }
+        return unstarted
     }
 
     /// Waits until no job is running, or `timeout` passes. Returns whether it drained.

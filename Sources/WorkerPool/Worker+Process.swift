@@ -8,42 +8,44 @@ extension Worker {
         envelope.timeout.map { Duration.milliseconds($0) } ?? registry[envelope.type]?.timeout ?? .seconds(300)
     }
 
+    /// How long a delivered job may go without a heartbeat before it is reclaimed.
+    func visibilityTimeout(for envelope: JobEnvelope) -> Duration {
+        envelope.visibilityTimeout.map { Duration.milliseconds($0) } ?? registry[envelope.type]?.visibilityTimeout
+            ?? jobQueue.options.defaultVisibilityTimeout
+    }
+
     /// Runs one job and settles it: acknowledge, retry, dead-letter or hand back. Runs in the
     /// job's own task, which the watchdog (id `watchID`) cancels when it overruns `timeout` or
     /// the worker stops at once.
     func process(_ job: FetchedJob, watchID: Int, timeout: Duration) async {
         let envelope = job.envelope
         let context = JobContext(
-            id: envelope.id, type: envelope.type, queue: envelope.queue, attempt: envelope.attempt,
-            maxAttempts: envelope.maxAttempts, enqueuedAt: envelope.enqueuedAt, traceparent: envelope.traceparent,
-            workerID: workerID, workerLogger: logger, jobQueue: jobQueue)
+            id: envelope.id, type: envelope.type, queue: envelope.queue, attempt: envelope.attempt, maxAttempts: envelope.maxAttempts,
+            enqueuedAt: envelope.enqueuedAt, traceparent: envelope.traceparent, workerID: workerID, workerLogger: logger, jobQueue: jobQueue
+        )
         let start = ContinuousClock.now
         guard let entry = registry[envelope.type] else {
             let error = "unknown job type \(envelope.type): no handler is registered for it in this worker"
             _ = watchdog.forget(watchID)
+            inFlight.remove(entryID: job.entryID)
             let outcome = await settleFailure(job, message: error, failure: nil, policy: .default, logger: context.logger)
             inFlight.settle([job.entryID])
             finish(context, outcome, since: start)
             return
         }
-        let visibility =
-            envelope.visibilityTimeout.map { Duration.milliseconds($0) } ?? entry.visibilityTimeout
-            ?? jobQueue.options.defaultVisibilityTimeout
+        let visibility = visibilityTimeout(for: envelope)
         inFlight.insert(
             entryID: job.entryID,
-            InFlightTable.Entry(queue: job.queue, refreshEvery: visibility / 3, lastRefresh: start, refreshUntil: start + timeout + visibility))
+            InFlightTable.Entry(
+                queue: job.queue, refreshEvery: visibility / 3, lastRefresh: start, refreshUntil: start + timeout + visibility))
         defer { inFlight.remove(entryID: job.entryID) }
 
         var result: Result<Void, any Error>
         do {
             try await runChain(entry, payload: envelope.payload, context: context)
             result = .success(())
-        } catch {
-            result = .failure(error)
-        }
-        if watchdog.forget(watchID), case .failure = result {
-            result = .failure(JobTimeoutError(timeout: timeout))
-        }
+        } catch { result = .failure(error) }
+        if watchdog.forget(watchID), case .failure = result { result = .failure(JobTimeoutError(timeout: timeout)) }
 
         let outcome: JobOutcome
         switch result {
@@ -57,7 +59,8 @@ extension Worker {
             inFlight.settle([job.entryID])
         case .failure(let error):
             let message = Self.describe(error)
-            outcome = await settleFailure(job, message: message, failure: error as? JobFailure, policy: entry.retryPolicy, logger: context.logger)
+            outcome = await settleFailure(
+                job, message: message, failure: error as? JobFailure, policy: entry.retryPolicy, logger: context.logger)
             inFlight.settle([job.entryID])
         }
         finish(context, outcome, since: start)
@@ -65,9 +68,7 @@ extension Worker {
 
     private func finish(_ context: JobContext, _ outcome: JobOutcome, since start: ContinuousClock.Instant) {
         let duration = ContinuousClock.now - start
-        for middleware in middleware {
-            middleware.finished(context, outcome: outcome, duration: duration)
-        }
+        for middleware in middleware { middleware.finished(context, outcome: outcome, duration: duration) }
     }
 
     private func runChain(_ entry: JobRegistry.Entry, payload: ByteBuffer, context: JobContext) async throws {
@@ -87,12 +88,9 @@ extension Worker {
         let envelope = job.envelope
         var delay: Duration?
         switch failure?.kind {
-        case .permanent:
-            delay = nil
-        case .retryAfter(let requested):
-            delay = requested
-        case nil:
-            delay = policy.backoff.delay(afterAttempt: envelope.attempt)
+        case .permanent: delay = nil
+        case .retryAfter(let requested): delay = requested
+        case nil: delay = policy.backoff.delay(afterAttempt: envelope.attempt)
         }
         if envelope.attempt >= envelope.maxAttempts { delay = nil }
         do {
@@ -114,9 +112,7 @@ extension Worker {
     }
 
     private func handBack(_ job: FetchedJob, logger: Logger) async -> JobOutcome {
-        do {
-            try await jobQueue.handBack(queue: job.queue, entryIDs: [job.entryID], consumer: workerID)
-        } catch {
+        do { try await jobQueue.handBack(queue: job.queue, entryIDs: [job.entryID], consumer: workerID) } catch {
             logger.warning("could not hand the job back; it will be reclaimed", metadata: ["error": "\(error)"])
         }
         return .handedBack

@@ -30,11 +30,8 @@ public final class Worker: Service, Sendable {
     }
 
     public init(
-        queue: JobQueue,
-        registry: JobRegistry,
-        options: Options,
-        middleware: [any JobMiddleware] = [LoggingMiddleware(), MetricsMiddleware()],
-        logger: Logger
+        queue: JobQueue, registry: JobRegistry, options: Options,
+        middleware: [any JobMiddleware] = [LoggingMiddleware(), MetricsMiddleware()], logger: Logger
     ) {
         self.jobQueue = queue
         self.registry = registry
@@ -83,9 +80,7 @@ public final class Worker: Service, Sendable {
                 await self.handBackLeftovers()
                 background.cancelAll()
             }
-            do {
-                try await self.jobQueue.deregister(workerID: self.workerID)
-            } catch {
+            do { try await self.jobQueue.deregister(workerID: self.workerID) } catch {
                 self.logger.warning("could not deregister worker", metadata: ["error": "\(error)"])
             }
             self.logger.info("worker stopped")
@@ -102,7 +97,8 @@ public final class Worker: Service, Sendable {
             return state.blockingConnection
         }
         logger.info("worker stopping: no new jobs", metadata: ["running": "\(gate.running)"])
-        gate.close()
+        // Prefetched jobs stay pending for this worker until it hands them back at the end.
+        for job in gate.close() { inFlight.remove(entryID: job.entryID) }
         connection?.closeNow()
     }
 
@@ -153,13 +149,16 @@ public final class Worker: Service, Sendable {
         while !isStopping && !Task.isCancelled {
             let slots = gate.snapshot()
             if slots.closed { break }
-            if slots.free <= 0 {
+            let wanted = slots.free + options.prefetch - slots.prefetched
+            // With slots idle, fetch at once; while every slot is busy, top up the prefetched jobs
+            // only once half the window is gone, so each round trip brings a batch.
+            if wanted <= 0 || (slots.free == 0 && wanted < (options.concurrency + options.prefetch + 1) / 2) {
                 await gate.waitForChange(from: slots.generation)
                 continue
             }
             var capped = false
             let open = options.queues.order(using: &random).compactMap { entry -> (name: String, limit: Int)? in
-                let limit = entry.concurrencyLimit.map { min(slots.free, $0 - (slots.perQueue[entry.name] ?? 0)) } ?? slots.free
+                let limit = entry.concurrencyLimit.map { min(wanted, $0 - (slots.perQueue[entry.name] ?? 0)) } ?? wanted
                 if limit <= 0 { capped = true }
                 return limit > 0 ? (entry.name, limit) : nil
             }
@@ -168,10 +167,8 @@ public final class Worker: Service, Sendable {
                 continue
             }
             do {
-                if failures > 0 {
-                    try await recoverOrphans()
-                }
-                let ready = try await jobQueue.fetchReady(FetchRequest(queues: open, total: slots.free), consumer: workerID)
+                if failures > 0 { try await recoverOrphans() }
+                let ready = try await jobQueue.fetchReady(FetchRequest(queues: open, total: wanted), consumer: workerID)
                 failures = 0
                 if !ready.deliveries.isEmpty {
                     await dispatch(ready.deliveries)
@@ -197,38 +194,54 @@ public final class Worker: Service, Sendable {
         }
     }
 
-    /// Starts a task per job. Job tasks are not children of the worker's: the watchdog keeps
-    /// them, so it can cancel one at its timeout without a second task per job to race it.
+    /// Holds the fetched jobs, queues them behind any prefetched ones, and starts those that have
+    /// a slot. Malformed entries go to the dead letters.
     private func dispatch(_ deliveries: [Delivery]) async {
+        var jobs: [FetchedJob] = []
+        jobs.reserveCapacity(deliveries.count)
+        let now = ContinuousClock.now
         for delivery in deliveries {
             switch delivery {
-            case .malformed(let entry):
-                await deadLetterMalformed(entry)
+            case .malformed(let entry): await deadLetterMalformed(entry)
             case .job(let job):
                 inFlight.hold(job.entryID)
-                gate.acquire(queue: job.queue)
-                let timeout = timeout(for: job.envelope)
-                let watchID = watchdog.reserve()
-                let task = Task {
-                    await self.process(job, watchID: watchID, timeout: timeout)
-                    self.gate.release(queue: job.queue)
-                }
-                watchdog.watch(watchID, task: task, until: .now + timeout)
+                // A prefetched job waits in this process, and heartbeats keep it from being
+                // reclaimed meanwhile; `process` replaces this entry with the running job's.
+                let visibility = visibilityTimeout(for: job.envelope)
+                inFlight.insert(
+                    entryID: job.entryID,
+                    InFlightTable.Entry(
+                        queue: job.queue, refreshEvery: visibility / 3, lastRefresh: now, refreshUntil: .now + .seconds(86_400)))
+                jobs.append(job)
             }
+        }
+        start(gate.admit(jobs))
+    }
+
+    /// Starts a task per job, each already holding a slot. Job tasks are not children of the
+    /// worker's: the watchdog keeps them, so it can cancel one at its timeout without a second
+    /// task per job to race it. A finished job's task starts the prefetched jobs its slot frees.
+    private func start(_ jobs: [FetchedJob]) {
+        for job in jobs {
+            let timeout = timeout(for: job.envelope)
+            let watchID = watchdog.reserve()
+            let task = Task {
+                await self.process(job, watchID: watchID, timeout: timeout)
+                self.start(self.gate.release(queue: job.queue))
+            }
+            watchdog.watch(watchID, task: task, until: .now + timeout)
         }
     }
 
     private func deadLetterMalformed(_ entry: MalformedEntry) async {
         logger.error(
-            "malformed job entry dead-lettered", metadata: ["queue": "\(entry.queue)", "entry_id": "\(entry.entryID)", "reason": "\(entry.reason)"])
+            "malformed job entry dead-lettered",
+            metadata: ["queue": "\(entry.queue)", "entry_id": "\(entry.entryID)", "reason": "\(entry.reason)"])
         var fields = entry.fields
         if fields["id"] == nil { fields["id"] = entry.entryID }
         do {
-            try await jobQueue.deadLetter(
-                queue: entry.queue, entryID: entry.entryID, fields: fields, error: entry.reason, worker: workerID)
-        } catch {
-            logger.warning("could not dead-letter a malformed entry; it will be reclaimed", metadata: ["error": "\(error)"])
-        }
+            try await jobQueue.deadLetter(queue: entry.queue, entryID: entry.entryID, fields: fields, error: entry.reason, worker: workerID)
+        } catch { logger.warning("could not dead-letter a malformed entry; it will be reclaimed", metadata: ["error": "\(error)"]) }
     }
 
     /// After a failed read or write, Redis may have delivered entries whose reply never arrived:
@@ -245,9 +258,7 @@ public final class Worker: Service, Sendable {
     }
 
     private func blockingConnection() async throws -> RedisConnection {
-        if let existing = lifecycle.withLockedValue({ $0.blockingConnection }), existing.isActive {
-            return existing
-        }
+        if let existing = lifecycle.withLockedValue({ $0.blockingConnection }), existing.isActive { return existing }
         let connection = try await jobQueue.redis.makeDedicatedConnection()
         let keep = lifecycle.withLockedValue { state -> Bool in
             guard !state.stopping else { return false }
@@ -273,20 +284,12 @@ public final class Worker: Service, Sendable {
 
     private func heartbeatLoop(_ info: WorkerInfo) async {
         while !Task.isCancelled {
-            do {
-                try await Task.sleep(for: options.heartbeatInterval)
-            } catch {
-                return
-            }
+            do { try await Task.sleep(for: options.heartbeatInterval) } catch { return }
             do {
                 try await jobQueue.heartbeat(info, ttl: options.deadWorkerAfter * 2)
                 let due = inFlight.due(within: options.heartbeatInterval)
-                if !due.isEmpty {
-                    try await jobQueue.refresh(due, consumer: workerID)
-                }
-            } catch {
-                logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
-            }
+                if !due.isEmpty { try await jobQueue.refresh(due, consumer: workerID) }
+            } catch { logger.warning("heartbeat failed", metadata: ["error": "\(error)"]) }
         }
     }
 
@@ -297,9 +300,7 @@ public final class Worker: Service, Sendable {
             do {
                 let held = try await jobQueue.pendingEntryIDs(queue: queue, consumer: workerID)
                 let returned = try await jobQueue.handBack(queue: queue, entryIDs: held, consumer: workerID)
-                if returned > 0 {
-                    logger.info("handed back jobs at shutdown", metadata: ["queue": "\(queue)", "jobs": "\(returned)"])
-                }
+                if returned > 0 { logger.info("handed back jobs at shutdown", metadata: ["queue": "\(queue)", "jobs": "\(returned)"]) }
                 try await jobQueue.removeConsumer(queue: queue, consumer: workerID)
             } catch {
                 logger.warning(
@@ -315,7 +316,5 @@ public final class Worker: Service, Sendable {
         }
     }
 
-    func backoff(_ failures: Int) -> Duration {
-        .milliseconds(min(5000, 100 << min(failures - 1, 6)))
-    }
+    func backoff(_ failures: Int) -> Duration { .milliseconds(min(5000, 100 << min(failures - 1, 6))) }
 }

@@ -7,6 +7,12 @@ extension Worker {
         public var queues: QueueSelection
         /// Most jobs running at once in this process.
         public var concurrency: Int
+        /// Jobs fetched ahead of free slots, to wait in this process for one. Fetching ahead
+        /// overlaps the round trip to Redis with running jobs, which matters for many short
+        /// jobs; it delays a prefetched job behind the running ones, which matters for long
+        /// ones, so it is off by default. Prefetched jobs are heartbeated like running ones and
+        /// handed back at shutdown.
+        public var prefetch: Int
         /// How long in-flight jobs may run on after SIGTERM before they are cancelled and handed
         /// back to the queue.
         public var shutdownTimeout: Duration
@@ -26,19 +32,14 @@ extension Worker {
         public var workerID: String
 
         public init(
-            queues: QueueSelection,
-            concurrency: Int = 10,
-            shutdownTimeout: Duration = .seconds(25),
-            heartbeatInterval: Duration = .seconds(5),
-            deadWorkerAfter: Duration = .seconds(30),
-            blockTimeout: Duration = .seconds(2),
-            runsMaintenance: Bool = true,
-            promoteInterval: Duration = .seconds(1),
-            reclaimInterval: Duration = .seconds(5),
+            queues: QueueSelection, concurrency: Int = 10, prefetch: Int = 0, shutdownTimeout: Duration = .seconds(25),
+            heartbeatInterval: Duration = .seconds(5), deadWorkerAfter: Duration = .seconds(30), blockTimeout: Duration = .seconds(2),
+            runsMaintenance: Bool = true, promoteInterval: Duration = .seconds(1), reclaimInterval: Duration = .seconds(5),
             workerID: String = Worker.makeWorkerID()
         ) {
             self.queues = queues
             self.concurrency = max(1, concurrency)
+            self.prefetch = max(0, prefetch)
             self.shutdownTimeout = shutdownTimeout
             self.heartbeatInterval = heartbeatInterval
             self.deadWorkerAfter = deadWorkerAfter

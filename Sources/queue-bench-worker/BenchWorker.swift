@@ -1,15 +1,17 @@
 import ArgumentParser
 import FoundationEssentials
-#if canImport(Glibc)
-import Glibc
-#endif
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import Queue
 import ServiceLifecycle
 import UnixSignals
 import WorkerPool
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A job that records when it started relative to when it was enqueued (`t`, wall ns).
 struct ProbeJob: Job {
@@ -81,17 +83,20 @@ final class RunProbe: Sendable {
 ///
 /// A separate executable, linked like `worker` (Foundation Essentials only), so its memory and
 /// CPU are what a real worker's are; `queue-bench` needs all of Foundation to start processes.
-@main
-struct BenchWorker: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "queue-bench-worker", abstract: "A measuring worker (started by queue-bench).")
+@main struct BenchWorker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "queue-bench-worker", abstract: "A measuring worker (started by queue-bench).")
 
     @Option(name: .customLong("redis-url")) var redisURL: String
     @Option var keyPrefix: String
     @Option var queue: String
     @Option var concurrency = 10
+    @Option var prefetch = 0
     @Option var report: String
 
     func run() async throws {
+        // As `worker` does.
+        _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         var configuration = try RedisConfiguration(url: redisURL)
         configuration.commandTimeout = .seconds(60)
         let logger = Self.logger()
@@ -110,7 +115,7 @@ struct BenchWorker: AsyncParsableCommand {
         }
         let worker = Worker(
             queue: jobQueue, registry: registry,
-            options: Worker.Options(queues: try QueueSelection(parsing: queue), concurrency: concurrency),
+            options: Worker.Options(queues: try QueueSelection(parsing: queue), concurrency: concurrency, prefetch: prefetch),
             logger: logger)
         let group = ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm], logger: logger)
         async let running: Void = group.run()
@@ -135,20 +140,15 @@ extension BenchWorker {
     static func cpuMicroseconds() -> Double {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1_000_000
-            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1_000_000 + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec)
     }
 
     /// This process's current RSS in KiB, from /proc.
-    static func currentRSSKiB() -> Int {
-        statusKiB("VmRSS:")
-    }
+    static func currentRSSKiB() -> Int { statusKiB("VmRSS:") }
 
     /// This process's peak RSS in KiB. Not `ru_maxrss`: Linux carries that over `execve`, so a
     /// process started by a bigger one reports its parent's size.
-    static func peakRSSKiB() -> Int {
-        statusKiB("VmHWM:")
-    }
+    static func peakRSSKiB() -> Int { statusKiB("VmHWM:") }
 
     private static func statusKiB(_ field: String) -> Int {
         guard let data = FileManager.default.contents(atPath: "/proc/self/status") else { return 0 }

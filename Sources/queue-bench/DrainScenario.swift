@@ -11,6 +11,7 @@ struct DrainScenario: AsyncParsableCommand {
     @OptionGroup var options: BenchOptions
     @Option(help: "Jobs to drain.") var jobs = 100_000
     @Option(help: "Concurrency of each worker.") var concurrency = 10
+    @Option(help: "Jobs each worker fetches ahead of its free slots.") var prefetch = 0
     @Option(help: "Worker processes.") var workers = 1
 
     func run() async throws {
@@ -27,7 +28,7 @@ struct DrainScenario: AsyncParsableCommand {
         }
         // Held paused while the workers start, so the window holds only draining.
         try await queue.pause(queue: name)
-        let processes = try WorkerProcesses(count: workers, queue: name, concurrency: concurrency, options: options)
+        let processes = try WorkerProcesses(count: workers, queue: name, concurrency: concurrency, prefetch: prefetch, options: options)
         try await queue.redis.send("CONFIG", ["RESETSTAT"])
         let before = try await BenchSupport.RedisCounters.read(queue.redis)
         try await queue.resume(queue: name)
@@ -44,14 +45,13 @@ struct DrainScenario: AsyncParsableCommand {
         BenchSupport.emit(
             "drain",
             [
-                ("n", "\(jobs)"), ("workers", "\(workers)"), ("conc", "\(concurrency)"),
+                ("n", "\(jobs)"), ("workers", "\(workers)"), ("conc", "\(concurrency)"), ("prefetch", "\(prefetch)"),
                 ("jobs_per_s", BenchSupport.format(Double(jobs) / seconds, decimals: 0)),
                 ("worker_cpu_us_per_job", BenchSupport.format(workerCPU / Double(jobs), decimals: 2)),
                 ("redis_cpu_us_per_job", BenchSupport.format((after.cpuMicroseconds - before.cpuMicroseconds) / Double(jobs), decimals: 2)),
                 ("redis_cmds_per_job", BenchSupport.format(Double(after.commands - before.commands) / Double(jobs), decimals: 3)),
                 ("worker_idle_rss_mb", BenchSupport.format(Double(reports.map(\.idleRSSKiB).max() ?? 0) / 1024)),
-                ("worker_rss_mb", BenchSupport.format(Double(reports.map(\.peakRSSKiB).max() ?? 0) / 1024)),
-                ("redis", options.mode),
+                ("worker_rss_mb", BenchSupport.format(Double(reports.map(\.peakRSSKiB).max() ?? 0) / 1024)), ("redis", options.mode),
             ])
         try await BenchSupport.reset(queue)
         await queue.redis.close()

@@ -1,7 +1,7 @@
 import Foundation
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Benchmark worker processes (`queue-bench-worker`, next to this executable), started and
@@ -9,7 +9,7 @@ import Glibc
 final class WorkerProcesses {
     private var processes: [(process: Process, output: Pipe, report: URL)] = []
 
-    init(count: Int, queue: String, concurrency: Int, options: BenchOptions) throws {
+    init(count: Int, queue: String, concurrency: Int, prefetch: Int = 0, options: BenchOptions) throws {
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
             .appendingPathComponent("queue-bench-worker")
         for index in 0..<count {
@@ -17,8 +17,8 @@ final class WorkerProcesses {
             let process = Process()
             process.executableURL = executable
             process.arguments = [
-                "--redis-url", options.redisURL, "--key-prefix", options.keyPrefix, "--queue", queue, "--concurrency",
-                "\(concurrency)", "--report", report.path,
+                "--redis-url", options.redisURL, "--key-prefix", options.keyPrefix, "--queue", queue, "--concurrency", "\(concurrency)",
+                "--prefetch", "\(prefetch)", "--report", report.path,
             ]
             let output = Pipe()
             process.standardOutput = output
@@ -47,11 +47,7 @@ final class WorkerProcesses {
         }
     }
 
-    deinit {
-        for entry in processes where entry.process.isRunning {
-            kill(entry.process.processIdentifier, SIGKILL)
-        }
-    }
+    deinit { for entry in processes where entry.process.isRunning { kill(entry.process.processIdentifier, SIGKILL) } }
 
     /// Swift concurrency's threads block SIGTERM, and a child inherits the mask: unblock it for
     /// the spawn so the worker can be stopped gracefully.

@@ -209,6 +209,7 @@ extension Worker.Options {
     static func fast(
         _ queues: QueueSelection,
         concurrency: Int = 10,
+        prefetch: Int = 0,
         shutdownTimeout: Duration = .seconds(5),
         deadWorkerAfter: Duration = .seconds(3),
         blockTimeout: Duration = .milliseconds(200),
@@ -216,7 +217,7 @@ extension Worker.Options {
         reclaimInterval: Duration = .milliseconds(200)
     ) -> Worker.Options {
         Worker.Options(
-            queues: queues, concurrency: concurrency, shutdownTimeout: shutdownTimeout,
+            queues: queues, concurrency: concurrency, prefetch: prefetch, shutdownTimeout: shutdownTimeout,
             heartbeatInterval: .milliseconds(100), deadWorkerAfter: deadWorkerAfter, blockTimeout: blockTimeout,
             runsMaintenance: runsMaintenance, promoteInterval: .milliseconds(50), reclaimInterval: reclaimInterval,
             workerID: "test-worker-\(TestRedis.randomHex())")
