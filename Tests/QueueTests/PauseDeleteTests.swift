@@ -33,6 +33,36 @@ struct PauseDeleteTests {
         }
     }
 
+    /// A single queue is fetched without the script; a pause that lands after one fetch still
+    /// keeps the next from running anything: what it took goes back, ready, unrun.
+    @Test func aSingleQueuePausedBetweenFetchesHandsBackWhatItTook() async throws {
+        try await TestRedis.withJobQueue("pause-between") { queue in
+            let name = TestRedis.uniqueQueueName("pause-between")
+            let request = FetchRequest(queues: [(name, 2)], total: 2)
+            let ids = try await queue.enqueueNumbered(4, queue: name)
+            let first = try await queue.fetchReady(request, consumer: "c1")
+            #expect(first.deliveries.compactMap(\.job).map(\.envelope.id) == Array(ids.prefix(2)))
+            try await queue.pause(queue: name)
+
+            let paused = try await queue.fetchReady(request, consumer: "c1")
+            #expect(paused.paused == [name])
+            #expect(paused.deliveries.isEmpty)
+            var stats = try await queue.stats(name)
+            #expect(stats.ready == 2 && stats.pending == 2)
+            #expect(try await queue.pendingEntryIDs(queue: name, consumer: "c1").count == 2)
+            // While paused, fetches take nothing at all.
+            #expect(try await queue.fetchReady(request, consumer: "c1").deliveries.isEmpty)
+            stats = try await queue.stats(name)
+            #expect(stats.ready == 2 && stats.pending == 2)
+
+            try await queue.resume(queue: name)
+            let resumed = try await queue.fetchReady(request, consumer: "c1")
+            #expect(resumed.paused.isEmpty)
+            #expect(Set(resumed.deliveries.compactMap(\.job).map(\.envelope.id)) == Set(ids.suffix(2)))
+            #expect(resumed.deliveries.compactMap(\.job).allSatisfy { $0.envelope.attempt == 1 })
+        }
+    }
+
     @Test func pausingAnUnknownQueueRegistersIt() async throws {
         try await TestRedis.withJobQueue("pause-new") { queue in
             let name = TestRedis.uniqueQueueName("pause-new")

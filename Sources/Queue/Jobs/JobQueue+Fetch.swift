@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// A stream entry a worker received.
@@ -68,6 +69,57 @@ extension JobQueue {
     /// queues. Returns the deliveries and the names of the queues found paused.
     public func fetchReady(_ request: FetchRequest, consumer: String) async throws -> FetchResult {
         guard !request.queues.isEmpty, request.total > 0 else { return FetchResult(deliveries: [], paused: [], emptyQueues: [:]) }
+        if request.queues.count == 1, !pausedQueues.withLockedValue({ $0.contains(request.queues[0].name) }),
+            let result = try await fetchReadyFromOneQueue(request, consumer: consumer)
+        {
+            return result
+        }
+        let result = try await fetchReadyWithScript(request, consumer: consumer)
+        pausedQueues.withLockedValue { paused in
+            for queue in request.queues {
+                if result.paused.contains(queue.name) { paused.insert(queue.name) } else { paused.remove(queue.name) }
+            }
+        }
+        return result
+    }
+
+    /// One queue needs no script to keep an order between queues: a pipelined `EXISTS` of the
+    /// pause flag and `XREADGROUP` spare Redis the script's copy of every entry into Lua and back
+    /// (profiled: about 60 µs of Redis CPU per call for ten entries). A queue paused since the
+    /// last fetch has its entries handed back at once, unrun. Returns `nil` when the script must
+    /// answer: the group is missing (the script creates it) or the queue is empty (the script
+    /// reports where to wait).
+    private func fetchReadyFromOneQueue(_ request: FetchRequest, consumer: String) async throws -> FetchResult? {
+        let queue = request.queues[0].name
+        let keys = keys(queue)
+        let replies = try await redis.pipeline([
+            .command(RedisCommand("EXISTS", [.string(keys.paused)])),
+            .command(
+                RedisCommand(
+                    "XREADGROUP",
+                    [
+                        "GROUP", "workers", .string(consumer), "COUNT", .int(min(request.total, request.queues[0].limit)), "STREAMS",
+                        .string(keys.stream), ">",
+                    ])),
+        ])
+        guard replies.count == 2 else { throw RedisError.unexpected(.array(replies), command: "XREADGROUP") }
+        if case .error(let message) = replies[1] {
+            if message.hasPrefix("NOGROUP") { return nil }
+            throw RedisError.server(message, command: "XREADGROUP")
+        }
+        guard let perStream = replies[1].array, let entries = perStream.first?.array?.last?.array else { return nil }
+        var deliveries: [Delivery] = []
+        Self.decode(entries: entries, queue: queue, into: &deliveries)
+        if replies[0].int == 1 {
+            // Paused since the last fetch: nothing taken may run. Later fetches use the script.
+            pausedQueues.withLockedValue { _ = $0.insert(queue) }
+            try await handBack(queue: queue, entryIDs: deliveries.map(\.entryID), consumer: consumer)
+            return FetchResult(deliveries: [], paused: [queue], emptyQueues: [:])
+        }
+        return FetchResult(deliveries: deliveries, paused: [], emptyQueues: [:])
+    }
+
+    private func fetchReadyWithScript(_ request: FetchRequest, consumer: String) async throws -> FetchResult {
         let scriptKeys = request.queues.map { self.keys($0.name).stream } + request.queues.map { self.keys($0.name).paused }
         let reply = try await redis.run(
             QueueScripts.fetch, keys: scriptKeys,
@@ -100,7 +152,9 @@ extension JobQueue {
     /// fetches with ``fetchReady(_:consumer:)``, which honours priorities, limits and pauses.
     /// Returns whether something arrived.
     @discardableResult
-    public func waitForEntries(after positions: [(queue: String, id: String)], block: Duration, connection: RedisConnection) async throws -> Bool {
+    public func waitForEntries(
+        after positions: [(queue: String, id: String)], block: Duration, connection: RedisConnection
+    ) async throws -> Bool {
         guard !positions.isEmpty else { return false }
         let blockMilliseconds = max(1, Int(Self.milliseconds(block)))
         let command = RedisCommand(
@@ -150,7 +204,9 @@ extension JobQueue {
             let flat = pair[1].array ?? []
             guard let fields = [String: ByteBuffer](flatReply: flat) else {
                 deliveries.append(
-                    .malformed(MalformedEntry(queue: queue, entryID: entryID, fields: [:], reason: "malformed job entry: fields are not name/value pairs")))
+                    .malformed(
+                        MalformedEntry(
+                            queue: queue, entryID: entryID, fields: [:], reason: "malformed job entry: fields are not name/value pairs")))
                 continue
             }
             do {

@@ -40,6 +40,9 @@ public final class JobQueue: Sendable {
     public let globalKeys: GlobalKeys
     /// Queues this process has already added to the `queues` set, to skip a SADD per enqueue.
     private let registeredQueues = NIOLockedValueBox(Set<String>())
+    /// Queues the last fetch found paused: fetched with the script, which takes nothing from a
+    /// paused queue, until one finds them resumed.
+    let pausedQueues = NIOLockedValueBox(Set<String>())
 
     public init(redis: RedisClient, options: Options = Options()) {
         self.redis = redis
