@@ -103,6 +103,38 @@ struct EnqueueFetchTests {
         }
     }
 
+    /// `deduplicateFor` adds a job id once: a retried enqueue whose answer was lost (the
+    /// outbox relay's case) adds nothing, now or delayed, until the marker expires.
+    @Test func aDeduplicatedEnqueueAddsEachIdOnce() async throws {
+        try await TestRedis.withJobQueue("enqueue-dedupe") { queue in
+            let name = TestRedis.uniqueQueueName("dedupe")
+            let options = EnqueueOptions(id: "job-1", deduplicateFor: .seconds(30))
+            let request = EnqueueRequest(type: "t", queue: name, json: #"{"n":1}"#, options: options)
+            let results = try await queue.enqueue(batch: [request, request])
+            #expect(results.map(\.enqueued) == [true, false])
+            #expect(results.map(\.id) == ["job-1", "job-1"])
+            var delayed = options
+            delayed.runAt = JobEnvelope.nowMilliseconds() + 60_000
+            #expect(try await queue.enqueue(EnqueueRequest(type: "t", queue: name, json: "{}", options: delayed)).enqueued == false)
+            var stats = try await queue.stats(name)
+            #expect(stats.ready == 1 && stats.delayed == 0)
+            // The marker lives as long as asked; once it is gone the id may be added again.
+            let marker = queue.keys(name).enqueued("job-1")
+            let ttl = try await queue.redis.send("PTTL", [.string(marker)]).int ?? -1
+            #expect(ttl > 25_000 && ttl <= 30_000)
+            _ = try await queue.redis.send("DEL", [.string(marker)])
+            #expect(try await queue.enqueue(request).enqueued)
+            stats = try await queue.stats(name)
+            #expect(stats.ready == 2)
+
+            let noID = await #expect(throws: QueueError.self) {
+                try await queue.enqueue(
+                    EnqueueRequest(type: "t", queue: name, json: "{}", options: EnqueueOptions(deduplicateFor: .seconds(1))))
+            }
+            #expect(noID?.code == .invalidJob)
+        }
+    }
+
     @Test func invalidRequestsAreRejectedBeforeAnythingIsSent() async throws {
         try await TestRedis.withJobQueue("enqueue-invalid") { queue in
             let name = TestRedis.uniqueQueueName("valid")

@@ -38,6 +38,10 @@ public struct EnqueueOptions: Sendable, Hashable {
     /// How long the uniqueness lock lasts at most; ``JobQueue/Options/defaultUniqueFor`` when `nil`.
     public var uniqueFor: Duration?
     public var traceparent: String?
+    /// When set, a job with this id (``id`` must be given) is added only once within this
+    /// time: a second enqueue of the same id returns `enqueued == false`. For callers that
+    /// retry an enqueue whose answer they may have lost, such as the outbox relay.
+    public var deduplicateFor: Duration?
 
     public init(
         id: String? = nil,
@@ -47,7 +51,8 @@ public struct EnqueueOptions: Sendable, Hashable {
         visibilityTimeout: Duration? = nil,
         uniqueKey: String? = nil,
         uniqueFor: Duration? = nil,
-        traceparent: String? = nil
+        traceparent: String? = nil,
+        deduplicateFor: Duration? = nil
     ) {
         self.id = id
         self.runAt = runAt
@@ -57,6 +62,7 @@ public struct EnqueueOptions: Sendable, Hashable {
         self.uniqueKey = uniqueKey
         self.uniqueFor = uniqueFor
         self.traceparent = traceparent
+        self.deduplicateFor = deduplicateFor
     }
 
     /// Runs the job after `delay` from now.
@@ -69,7 +75,8 @@ public struct EnqueueOptions: Sendable, Hashable {
 public struct EnqueueResult: Sendable, Hashable {
     /// The job's id: the new job's, or for a duplicate unique job, the id of the job holding the key.
     public var id: String
-    /// `false` when a unique job with the same key already existed and nothing was added.
+    /// `false` when nothing was added: a unique job with the same key already existed, or (with
+    /// ``EnqueueOptions/deduplicateFor``) this job id was enqueued already.
     public var enqueued: Bool
 }
 
@@ -104,8 +111,11 @@ extension JobQueue {
             if let maxAttempts = request.options.maxAttempts, maxAttempts < 1 {
                 throw QueueError(code: .invalidJob, message: "maxAttempts must be at least 1")
             }
+            if request.options.deduplicateFor != nil && request.options.id == nil {
+                throw QueueError(code: .invalidJob, message: "deduplicateFor needs the job's id")
+            }
         }
-        if requests.allSatisfy({ $0.options.uniqueKey == nil && ($0.options.runAt ?? 0) <= now }) {
+        if requests.allSatisfy({ $0.options.uniqueKey == nil && $0.options.deduplicateFor == nil && ($0.options.runAt ?? 0) <= now }) {
             return try await enqueuePlain(requests, now: now)
         }
         var items = registrationCommands(for: Set(requests.map(\.queue)))
@@ -117,16 +127,19 @@ extension JobQueue {
             ids.append(envelope.id)
             let keys = keys(request.queue)
             let runAt = options.runAt.flatMap { $0 > now ? $0 : nil } ?? 0
-            if options.uniqueKey == nil && runAt == 0 {
+            if options.uniqueKey == nil && options.deduplicateFor == nil && runAt == 0 {
                 items.append(.command(RedisCommand("XADD", [.string(keys.stream), "*"] + envelope.fieldArguments)))
             } else {
                 let uniqueTTL = options.uniqueKey == nil ? 0 : Self.milliseconds(options.uniqueFor ?? self.options.defaultUniqueFor)
                 let lock = keys.unique(options.uniqueKey ?? "")
+                let markerTTL = options.deduplicateFor.map { max(1, Self.milliseconds($0)) } ?? 0
                 let call = RedisScript.Call(
                     QueueScripts.enqueue,
-                    keys: [keys.stream, keys.delayed, keys.job(envelope.id), lock],
-                    arguments: [.string(envelope.id), .int(Int(runAt)), .int(Int(max(uniqueTTL, options.uniqueKey == nil ? 0 : 1)))]
-                        + envelope.fieldArguments)
+                    keys: [keys.stream, keys.delayed, keys.job(envelope.id), lock, keys.enqueued(envelope.id)],
+                    arguments: [
+                        .string(envelope.id), .int(Int(runAt)), .int(Int(max(uniqueTTL, options.uniqueKey == nil ? 0 : 1))),
+                        .int(Int(markerTTL)),
+                    ] + envelope.fieldArguments)
                 items.append(.script(call))
             }
         }

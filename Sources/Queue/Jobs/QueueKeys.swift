@@ -21,6 +21,9 @@ public struct QueueKeys: Sendable, Hashable {
     public var paused: String { "\(base):paused" }
     /// Uniqueness lock for `key`, holding the id of the job that owns it.
     public func unique(_ key: String) -> String { "\(base):unique:\(key)" }
+    /// Marker that a job with this id was enqueued recently, for enqueues that must not add the
+    /// same job twice (the outbox relay's retries).
+    public func enqueued(_ id: String) -> String { "\(base):enqueued:\(id)" }
     /// Hash with the fields of a delayed job, while it waits in ``delayed``.
     public func job(_ id: String) -> String { "\(base):job:\(id)" }
 }

@@ -3,19 +3,24 @@
 /// Each takes the keys of one queue only (they share the `{queue}` hash tag). Scripts read the
 /// server clock with `TIME` where "now" matters, so workers on machines with skewed clocks agree.
 enum QueueScripts {
-    /// Unique and/or delayed enqueue.
-    /// KEYS: stream, delayed, job hash, unique lock. ARGV: id, run-at ms (0 = now), unique TTL ms (0 = none), fields…
-    /// Returns {1, id} when enqueued, {0, owner id} when the unique lock is held.
+    /// Unique, delayed and/or deduplicated enqueue.
+    /// KEYS: stream, delayed, job hash, unique lock, enqueued marker. ARGV: id, run-at ms (0 = now),
+    /// unique TTL ms (0 = none), marker TTL ms (0 = no deduplication), fields…
+    /// Returns {1, id} when enqueued, {0, owner id} when the unique lock is held, {2, id} when a
+    /// job with this id was enqueued within the marker's TTL.
     static let enqueue = RedisScript(
         name: "enqueue",
         source: """
+            if tonumber(ARGV[4]) > 0 then
+              if redis.call('SET', KEYS[5], '1', 'NX', 'PX', ARGV[4]) == false then return {2, ARGV[1]} end
+            end
             if tonumber(ARGV[3]) > 0 then
               local owner = redis.call('GET', KEYS[4])
               if owner then return {0, owner} end
               redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[3])
             end
             local fields = {}
-            for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+            for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
             if tonumber(ARGV[2]) > 0 then
               redis.call('DEL', KEYS[3])
               redis.call('HSET', KEYS[3], unpack(fields))
