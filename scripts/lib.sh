@@ -55,8 +55,9 @@ harrow_as_root() {
 #                     (redis-cli comes along as its dependency, redis-tools)
 #   libhiredis-dev  - C client library the Swift package links against
 #   pkg-config      - SwiftPM's system-library targets locate hiredis with it
-# Later: PostgreSQL packages go here too (see the PostgreSQL section below).
-HARROW_APT_PACKAGES=(redis-server libhiredis-dev pkg-config)
+#   postgresql-15   - the scripts start private PostgreSQL clusters from it
+#   postgresql-client-15 - psql, to create databases
+HARROW_APT_PACKAGES=(redis-server libhiredis-dev pkg-config postgresql-15 postgresql-client-15)
 
 harrow_install_deps() {
   local missing=() pkg
@@ -89,6 +90,7 @@ harrow_install_deps() {
 
   command -v redis-server >/dev/null 2>&1 || harrow_die "redis-server not on PATH after install"
   command -v redis-cli >/dev/null 2>&1 || harrow_die "redis-cli not on PATH after install"
+  [[ -x "$HARROW_PG_BIN/initdb" ]] || harrow_die "PostgreSQL 15 not in $HARROW_PG_BIN after install"
 }
 
 # ---------------------------------------------------------------------------
@@ -262,13 +264,87 @@ harrow_stop_redis() {
 }
 
 # ---------------------------------------------------------------------------
-# PostgreSQL (placeholder)
+# PostgreSQL
 # ---------------------------------------------------------------------------
-# A later issue adds PostgreSQL alongside Redis, following the same pattern:
-#   * add its packages to HARROW_APT_PACKAGES above,
-#   * harrow_start_postgres DIR PORT  (initdb into DIR, start in the
-#     background bound to 127.0.0.1:PORT, pid in DIR/postgres.pid, wait
-#     with pg_isready),
-#   * harrow_stop_postgres DIR,
-#   * scripts/test / scripts/run start it next to Redis and export its URL.
-# Not implemented yet on purpose.
+# Private PostgreSQL 15 clusters, like the Redis servers above: initdb into a
+# directory of ours, a loopback port of ours, stopped by us. PostgreSQL refuses
+# to run as root, so as root the cluster belongs to the `postgres` user that
+# Debian's package creates, and every server command runs as that user.
+
+HARROW_PG_BIN="/usr/lib/postgresql/15/bin"
+
+# Runs a command as the user that owns our clusters.
+harrow_as_pg() {
+  if [[ "$(id -u)" -eq 0 ]]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+# True if DIR holds a cluster whose server is running.
+harrow_postgres_running() {
+  local dir="$1"
+  [[ -f "$dir/PG_VERSION" ]] || return 1
+  harrow_as_pg "$HARROW_PG_BIN/pg_ctl" -D "$dir" status >/dev/null 2>&1
+}
+
+# harrow_start_postgres DIR PORT [fast]
+# Creates a cluster in DIR if there is none (superuser `harrow`, trust on
+# loopback only: the server listens on 127.0.0.1 and a socket in DIR), starts
+# it on 127.0.0.1:PORT and waits until it accepts connections. `fast` turns
+# off fsync and friends: for throw-away test clusters only.
+harrow_start_postgres() {
+  local dir="$1" port="$2" mode="${3:-}"
+  [[ -n "$dir" && -n "$port" ]] || harrow_die "usage: harrow_start_postgres DIR PORT [fast]"
+  [[ -x "$HARROW_PG_BIN/initdb" ]] || harrow_die "PostgreSQL 15 not found in $HARROW_PG_BIN (harrow_install_deps installs it)"
+  mkdir -p "$dir"
+  dir="$(cd "$dir" && pwd)"
+  if [[ "$(id -u)" -eq 0 ]]; then
+    chown postgres:postgres "$dir"
+    # The server user must be able to reach DIR through its parents.
+    local parent
+    parent="$(dirname "$dir")"
+    while [[ "$parent" != / ]]; do
+      chmod o+x "$parent" 2>/dev/null || true
+      parent="$(dirname "$parent")"
+    done
+  fi
+  chmod 700 "$dir"
+  if harrow_postgres_running "$dir"; then
+    harrow_die "postgres already running from $dir"
+  fi
+  if [[ ! -f "$dir/PG_VERSION" ]]; then
+    harrow_as_pg "$HARROW_PG_BIN/initdb" -D "$dir" -U harrow --auth=trust --encoding=UTF8 --no-locale \
+      >"$dir/../$(basename "$dir").initdb.log" 2>&1 ||
+      harrow_die "initdb failed; see $dir/../$(basename "$dir").initdb.log"
+  fi
+  local options="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=200"
+  if [[ "$mode" == fast ]]; then
+    options+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  fi
+  if ! harrow_as_pg "$HARROW_PG_BIN/pg_ctl" -D "$dir" -o "$options" -l "$dir/postgres.log" -w -t 60 start >/dev/null; then
+    tail -n 20 "$dir/postgres.log" >&2 || true
+    harrow_die "failed to start postgres on port $port"
+  fi
+  harrow_log "postgres started (port $port, dir $dir)"
+}
+
+# harrow_stop_postgres DIR
+# Stops the cluster in DIR (fast shutdown: clients are disconnected, data is
+# flushed). Safe to call when it is not running.
+harrow_stop_postgres() {
+  local dir="$1"
+  harrow_postgres_running "$dir" || return 0
+  harrow_as_pg "$HARROW_PG_BIN/pg_ctl" -D "$dir" -m fast -w -t 30 stop >/dev/null ||
+    harrow_as_pg "$HARROW_PG_BIN/pg_ctl" -D "$dir" -m immediate -w -t 10 stop >/dev/null || true
+}
+
+# harrow_create_database PORT NAME
+# Creates database NAME on the local cluster on PORT unless it exists.
+harrow_create_database() {
+  local port="$1" name="$2"
+  if [[ "$(psql -h 127.0.0.1 -p "$port" -U harrow -d postgres -tAc "select 1 from pg_database where datname = '$name'")" != 1 ]]; then
+    psql -h 127.0.0.1 -p "$port" -U harrow -d postgres -qc "create database \"$name\"" >/dev/null
+  fi
+}

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import Queue
+import Store
 
 /// Options every subcommand takes.
 struct GlobalOptions: ParsableArguments {
@@ -11,6 +12,11 @@ struct GlobalOptions: ParsableArguments {
 
     @Option(help: "Key prefix of every Redis key. Env: HARROW_KEY_PREFIX.")
     var keyPrefix: String = ProcessInfo.processInfo.environment["HARROW_KEY_PREFIX"] ?? "harrow"
+
+    @Option(
+        name: .customLong("database-url"),
+        help: "postgres://… to also show the outbox of the Postgres store. Env: DATABASE_URL.")
+    var databaseURL: String? = ProcessInfo.processInfo.environment["DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
 
     @Flag(help: "Print JSON instead of tables.")
     var json = false
@@ -34,7 +40,8 @@ struct InspectContext {
         } catch {
             fail("\(error)")
         }
-        let context = InspectContext(queue: JobQueue(redis: redis, options: JobQueue.Options(keyPrefix: options.keyPrefix)), options: options)
+        let context = InspectContext(
+            queue: JobQueue(redis: redis, options: JobQueue.Options(keyPrefix: options.keyPrefix)), options: options)
         do {
             try await body(context)
             await redis.close()
@@ -57,6 +64,22 @@ struct InspectContext {
     static func fail(_ message: String) -> Never {
         FileHandle.standardError.write(Data("queue-inspect: \(message)\n".utf8))
         Foundation.exit(1)
+    }
+
+    /// The outbox's figures, or `nil` when no database is configured.
+    func outboxStats() async throws -> Outbox.Stats? {
+        guard let url = options.databaseURL else { return nil }
+        var configuration = try DatabaseConfiguration(url: url)
+        configuration.maximumConnections = 1
+        var logger = Logger(label: "harrow.queue-inspect")
+        logger.logLevel = .critical
+        let database = configuration
+        let quiet = logger
+        return try await withDeadline(seconds: 10, "Postgres at \(configuration.redactedDescription)") {
+            try await Database.withClient(database, logger: quiet) { client in
+                try await Outbox.stats(client: client, logger: quiet)
+            }
+        }
     }
 
     /// Fails unless `name` is a queue Redis knows.
@@ -104,4 +127,21 @@ func formatTime(_ ms: Int64) -> String {
     guard ms > 0 else { return "-" }
     let formatter = ISO8601DateFormatter()
     return formatter.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
+}
+
+/// Runs `body`, failing with "`what` did not answer within `seconds` s" when it takes longer
+/// (postgres-nio's pool retries an unreachable server for a long time).
+func withDeadline<T: Sendable>(seconds: Int, _ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: .seconds(seconds))
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else {
+            throw ValidationError("\(what) did not answer within \(seconds) s")
+        }
+        return value
+    }
 }

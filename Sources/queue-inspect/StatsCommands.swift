@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Queue
+import Store
 
 struct Stats: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Ready, pending, delayed and dead jobs per queue.")
@@ -37,7 +38,39 @@ struct Stats: AsyncParsableCommand {
                         formatMilliseconds($0.oldestReadyAgeMilliseconds), $0.paused ? "yes" : "no",
                     ]
                 })
+            if let outbox = try await context.outboxStats() {
+                print("")
+                print(OutboxCommand.line(outbox))
+            }
         }
+    }
+}
+
+struct OutboxCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "outbox", abstract: "Jobs waiting in the Postgres outbox (needs DATABASE_URL).")
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() async throws {
+        try await InspectContext.run(global) { context in
+            guard let outbox = try await context.outboxStats() else {
+                throw ValidationError("no database: set DATABASE_URL or --database-url")
+            }
+            if global.json {
+                context.printJSON(
+                    [
+                        "depth": outbox.depth, "oldest_age_ms": outbox.oldestAgeMilliseconds.map { $0 as Any } ?? NSNull(),
+                        "failed": outbox.failed,
+                    ] as [String: Any])
+            } else {
+                print(Self.line(outbox))
+            }
+        }
+    }
+
+    static func line(_ outbox: Outbox.Stats) -> String {
+        "outbox: \(outbox.depth) waiting, oldest \(formatMilliseconds(outbox.oldestAgeMilliseconds)), \(outbox.failed) set aside"
     }
 }
 

@@ -2,58 +2,24 @@ import Foundation
 import HarrowTestSupport
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
-/// Runs the built `worker` and `queue-inspect` executables, for tests of whole processes:
-/// crashes, signals, the command line.
+/// Runs the built `worker` and `queue-inspect` executables against Redis only.
 enum ProcessSupport {
-    /// Where the executables are: `HARROW_BIN_DIR`, else next to the test bundle (SwiftPM puts
-    /// every product of a build in one directory).
-    static var binaryDirectory: URL {
-        if let directory = ProcessInfo.processInfo.environment["HARROW_BIN_DIR"] {
-            return URL(fileURLWithPath: directory)
-        }
-        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("worker").path) { return url }
-        }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent(".build/debug")
-    }
-
     static func executable(_ name: String) -> URL {
-        binaryDirectory.appendingPathComponent(name)
+        BuiltExecutables.url(name)
     }
 
-    /// The outcome of a finished command.
-    struct Output {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Output = BuiltExecutables.Output
 
-    /// Runs `queue-inspect` with `arguments` and waits for it (bounded).
+    /// Runs `queue-inspect` with `arguments` against Redis only, and waits for it (bounded).
     static func queueInspect(_ arguments: [String], redisURL: String, keyPrefix: String) async throws -> Output {
-        let process = Process()
-        process.executableURL = executable("queue-inspect")
-        process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["REDIS_URL"] = redisURL
         environment["HARROW_KEY_PREFIX"] = keyPrefix
-        process.environment = environment
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.runWithUnblockedSignals()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        try await eventually("queue-inspect exits", timeout: .seconds(30), poll: .milliseconds(10)) { !process.isRunning }
-        return Output(
-            status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-            stderr: String(decoding: stderr, as: UTF8.self))
+        environment["DATABASE_URL"] = nil
+        return try await BuiltExecutables.run("queue-inspect", arguments, environment: environment, timeout: .seconds(30))
     }
 }
 
@@ -74,6 +40,8 @@ final class WorkerProcess {
             "--shutdown-timeout", "\(shutdownTimeout)", "--dead-worker-after", "\(deadWorkerAfter)", "--heartbeat-interval",
             "\(heartbeatInterval)", "--log-level", "info",
         ]
+        // These are queue-only workers: without a database, whatever `scripts/test` exports.
+        process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "DATABASE_URL" }
         let log = try FileHandle(forWritingTo: logURL)
         process.standardOutput = log
         process.standardError = log

@@ -1,0 +1,184 @@
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+import Queue
+import ServiceLifecycle
+
+/// Moves jobs from the Postgres outbox into Redis: woken by the outbox's `NOTIFY` and by a
+/// periodic sweep, it claims the oldest rows with `FOR UPDATE SKIP LOCKED`, enqueues them in one
+/// pipelined round trip, and deletes them in the same transaction, only after Redis answered.
+///
+/// Each job is enqueued with its outbox id and a short-lived "already enqueued" marker checked in
+/// the same script that adds it: when the relay dies (or Postgres fails) between Redis and the
+/// commit, the rows stay and the next turn finds them enqueued already, so the job runs once.
+/// While Redis is down, requests keep committing and the outbox grows; the relay retries with
+/// backoff and drains it in order when Redis is back. Across processes one relay is active at a
+/// time, under a Redis lease; two at once would still move each row once (the row locks).
+public struct OutboxRelay: Service {
+    public struct Options: Sendable {
+        /// Rows claimed and enqueued per round trip.
+        public var batchSize: Int
+        /// How often the relay looks without a notification (notifications can be missed while
+        /// the listening connection reconnects).
+        public var sweepInterval: Duration
+        /// How long the "already enqueued" marker of a job lives in Redis.
+        public var deduplicationWindow: Duration
+        /// The lease every relay competes for; `nil` runs without one (tests of concurrent relays).
+        public var leaseTTL: Duration?
+        /// This process's name as the lease holder.
+        public var holder: String
+
+        public init(
+            batchSize: Int = 500, sweepInterval: Duration = .seconds(1), deduplicationWindow: Duration = .seconds(3600),
+            leaseTTL: Duration? = .seconds(15), holder: String = "relay-\(UUID().uuidString.lowercased())"
+        ) {
+            self.batchSize = max(1, batchSize)
+            self.sweepInterval = sweepInterval
+            self.deduplicationWindow = deduplicationWindow
+            self.leaseTTL = leaseTTL
+            self.holder = holder
+        }
+    }
+
+    public let client: PostgresClient
+    public let jobQueue: JobQueue
+    public let options: Options
+    let logger: Logger
+    /// Runs between Redis's answer and the delete; tests use it to fail there.
+    let afterEnqueue: @Sendable () async throws -> Void
+
+    public init(client: PostgresClient, jobQueue: JobQueue, options: Options = Options(), logger: Logger) {
+        self.init(client: client, jobQueue: jobQueue, options: options, logger: logger, afterEnqueue: {})
+    }
+
+    init(
+        client: PostgresClient, jobQueue: JobQueue, options: Options, logger: Logger,
+        afterEnqueue: @escaping @Sendable () async throws -> Void
+    ) {
+        self.client = client
+        self.jobQueue = jobQueue
+        self.options = options
+        var logger = logger
+        logger[metadataKey: "loop"] = "outbox-relay"
+        self.logger = logger
+        self.afterEnqueue = afterEnqueue
+    }
+
+    public func run() async throws {
+        let (ticks, ticker) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await listen(ticker) }
+                group.addTask {
+                    while !Task.isCancelled {
+                        ticker.yield()
+                        try? await Task.sleep(for: options.sweepInterval)
+                    }
+                }
+                // Returns when the ticks end: at graceful shutdown, or when cancelled.
+                await relayTicks(ticks)
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            ticker.finish()
+        }
+        if options.leaseTTL != nil {
+            try? await jobQueue.releaseLease("outbox-relay", holder: options.holder)
+        }
+    }
+
+    /// Relays on every tick (notification or sweep) while this process holds the lease.
+    private func relayTicks(_ ticks: AsyncStream<Void>) async {
+        var failures = 0
+        for await _ in ticks {
+            do {
+                if let ttl = options.leaseTTL {
+                    guard try await jobQueue.acquireLease("outbox-relay", holder: options.holder, ttl: ttl) else { continue }
+                }
+                let started = ContinuousClock.now
+                // Drain, but come back for the lease before a third of its life is gone.
+                while try await relayBatch() == options.batchSize {
+                    if let ttl = options.leaseTTL, ContinuousClock.now - started > ttl / 3 { break }
+                }
+                failures = 0
+            } catch {
+                if Task.isCancelled { break }
+                failures += 1
+                if failures == 1 || failures % 10 == 0 {
+                    logger.warning("outbox relay failed; retrying", metadata: ["error": "\(error)", "failures": "\(failures)"])
+                }
+                try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+            }
+        }
+    }
+
+    /// Moves up to one batch; returns how many rows it took (moved or marked failed).
+    @discardableResult
+    public func relayBatch() async throws -> Int {
+        try await client.inTransaction(logger: logger) { connection in
+            let rows = try await connection.query(
+                """
+                SELECT id, queue, type, payload, run_at, unique_key, max_attempts FROM outbox
+                WHERE failed_at IS NULL ORDER BY seq LIMIT \(options.batchSize) FOR UPDATE SKIP LOCKED
+                """, logger: logger)
+            var jobs: [OutboxJob] = []
+            for try await (id, queue, type, payload, runAt, uniqueKey, maxAttempts) in rows.decode(
+                (UUID, String, String, String, Date?, String?, Int?).self)
+            {
+                jobs.append(
+                    OutboxJob(
+                        id: id, queue: queue, type: type, payload: payload, runAt: runAt, uniqueKey: uniqueKey, maxAttempts: maxAttempts))
+            }
+            guard !jobs.isEmpty else { return 0 }
+            var valid: [OutboxJob] = []
+            for job in jobs {
+                do {
+                    try job.validate()
+                    valid.append(job)
+                } catch {
+                    logger.error("outbox job cannot be enqueued; set aside", metadata: ["job_id": "\(job.jobID)", "error": "\(error)"])
+                    try await connection.query(
+                        "UPDATE outbox SET failed_at = now(), last_error = \(String(describing: error)) WHERE id = \(job.id)",
+                        logger: logger)
+                }
+            }
+            if !valid.isEmpty {
+                try await jobQueue.enqueue(batch: valid.map(request))
+                try await afterEnqueue()
+                try await connection.query("DELETE FROM outbox WHERE id = ANY(\(valid.map(\.id)))", logger: logger)
+                logger.debug("outbox jobs enqueued", metadata: ["jobs": "\(valid.count)"])
+            }
+            return jobs.count
+        }
+    }
+
+    private func request(_ job: OutboxJob) -> EnqueueRequest {
+        EnqueueRequest(
+            type: job.type, queue: job.queue, payload: ByteBuffer(string: job.payload),
+            options: EnqueueOptions(
+                id: job.jobID, runAt: job.runAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) }, maxAttempts: job.maxAttempts,
+                uniqueKey: job.uniqueKey, deduplicateFor: options.deduplicationWindow))
+    }
+
+    /// Wakes the relay on every outbox notification. Reconnects after a lost connection; the
+    /// sweep covers what it missed meanwhile.
+    private func listen(_ ticker: AsyncStream<Void>.Continuation) async {
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    for try await _ in try await connection.listen(Outbox.channel) {
+                        failures = 0
+                        ticker.yield()
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                failures += 1
+                if failures == 1 { logger.warning("outbox listener lost its connection; reconnecting", metadata: ["error": "\(error)"]) }
+            }
+            try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+        }
+    }
+}

@@ -1,0 +1,36 @@
+/// What went wrong in the store, as a code the API maps to a status (duplicate → 409,
+/// notFound → 404, conflict → 409, invalid → 422) and a message that is safe to show: it never
+/// carries SQL, bound values or secrets.
+public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        let name: String
+
+        /// A record with the same unique key exists.
+        public static let duplicate = Code(name: "duplicate")
+        /// The record, or one it refers to, does not exist (or is archived).
+        public static let notFound = Code(name: "not found")
+        /// The change contradicts the state of other records.
+        public static let conflict = Code(name: "conflict")
+        /// The input breaks a rule of the schema.
+        public static let invalid = Code(name: "invalid")
+        /// The database's migrations do not match this binary's.
+        public static let migration = Code(name: "migration")
+        /// A secret could not be decrypted or encrypted.
+        public static let crypto = Code(name: "crypto")
+
+        public var description: String { name }
+    }
+
+    public var code: Code
+    public var message: String
+    /// The schema constraint that refused the change, when one did.
+    public var constraint: String?
+
+    public init(_ code: Code, _ message: String, constraint: String? = nil) {
+        self.code = code
+        self.message = message
+        self.constraint = constraint
+    }
+
+    public var description: String { "\(code): \(message)" }
+}

@@ -1,0 +1,24 @@
+import ArgumentParser
+import Store
+
+/// `worker migrate`: applies pending migrations and exits.
+struct MigrateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate", abstract: "Apply pending database migrations and exit.",
+        discussion: """
+            Safe to run from several processes at once: an advisory lock makes them apply each
+            migration once. Refuses a database that has migrations this binary does not know, or
+            whose text differs.
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let logger = logging.bootstrap()
+        let applied = try await Database.withClient(try database.requiredConfiguration(), logger: logger) { client in
+            try await Migrator(client: client, logger: logger).migrate()
+        }
+        print(applied.isEmpty ? "migrate: the database is current" : "migrate: applied \(applied.map(String.init).joined(separator: ", "))")
+    }
+}

@@ -1,0 +1,28 @@
+import ArgumentParser
+import FoundationEssentials
+import Store
+
+/// `worker rotate-secrets`: re-encrypts every stored secret under the current master key.
+struct RotateSecretsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate-secrets", abstract: "Re-encrypt every stored secret under HARROW_SECRET_KEY.",
+        discussion: """
+            Rotation without downtime: generate a key, restart every process with it as \
+            HARROW_SECRET_KEY and the old one in HARROW_OLD_SECRET_KEYS, run this command, then \
+            drop the old key. Safe to run again, and while the platform runs.
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let logger = logging.bootstrap()
+        let keyring = try SecretKeyring(environment: ProcessInfo.processInfo.environment)
+        let counts = try await Database.withClient(try database.requiredConfiguration(), logger: logger) { client in
+            try await Migrator(client: client, logger: logger).requireCurrent()
+            return try await SecretRotation(client: client, keyring: keyring, logger: logger).run()
+        }
+        let summary = counts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        print("rotate-secrets: re-encrypted under key \(keyring.current.id): \(summary)")
+    }
+}

@@ -1,0 +1,118 @@
+import ArgumentParser
+import FoundationEssentials
+import Logging
+import NIOCore
+import NIOPosix
+import Queue
+import ServiceLifecycle
+import Store
+import UnixSignals
+import WorkerPool
+
+/// `worker run` (the default): runs jobs until SIGTERM or SIGINT.
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Run jobs from Redis queues (the default command).",
+        discussion: """
+            Reads the given queues with one blocking read, runs up to --concurrency jobs at once,
+            and stops gracefully on SIGTERM or SIGINT. Any number of workers may run, on any
+            number of machines, against the same Redis. With a database (DATABASE_URL), it
+            refuses to start unless the database's migrations match this binary's (or --migrate
+            applies them) and HARROW_SECRET_KEY is set.
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Flag(help: "Apply pending database migrations before starting.") var migrate = false
+
+    @Option(help: "Queues to read: strict order (mail,keys) or weighted (mail:3,keys:1). Env: HARROW_QUEUES.") var queues: String =
+        ProcessInfo.processInfo.environment["HARROW_QUEUES"] ?? "default"
+
+    @Option(help: "Most jobs running at once in this process. Env: HARROW_CONCURRENCY.") var concurrency: Int =
+        Int(ProcessInfo.processInfo.environment["HARROW_CONCURRENCY"] ?? "") ?? 10
+
+    @Option(
+        help: """
+            Jobs fetched ahead of free slots, waiting in the worker (heartbeated, handed back at \
+            shutdown). Raises throughput of many short jobs; keep 0 for long ones. Env: HARROW_PREFETCH.
+            """) var prefetch: Int = Int(ProcessInfo.processInfo.environment["HARROW_PREFETCH"] ?? "") ?? 0
+
+    @Option(help: "Per-queue limits on running jobs in this process, e.g. operations=4,mail=10.") var queueConcurrency: String?
+
+    @Option(name: .customLong("redis-url"), help: "redis://[user:password@]host:port/db or unix:///path. Env: REDIS_URL.") var redisURL:
+        String = ProcessInfo.processInfo.environment["REDIS_URL"] ?? "redis://127.0.0.1:6379/0"
+
+    @Option(help: "Seconds running jobs may take to finish after SIGTERM before they are handed back.") var shutdownTimeout: Double = 25
+
+    @OptionGroup var logging: LoggingOptions
+
+    @Option(help: "Seconds between heartbeats (liveness and refresh of running jobs).") var heartbeatInterval: Double = 5
+
+    @Option(help: "Seconds without a heartbeat after which a worker counts as dead and its jobs are reclaimed.") var deadWorkerAfter:
+        Double = 30
+
+    @Flag(help: "Do not take part in the singleton loops (delayed-job promoter, reclaimer, outbox relay).") var noMaintenance = false
+
+    @Option(help: "Key prefix of every Redis key. Env: HARROW_KEY_PREFIX.") var keyPrefix: String =
+        ProcessInfo.processInfo.environment["HARROW_KEY_PREFIX"] ?? "harrow"
+
+    func validate() throws {
+        guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+        guard prefetch >= 0 else { throw ValidationError("--prefetch must not be negative") }
+        guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must not be negative") }
+        guard heartbeatInterval > 0, deadWorkerAfter > heartbeatInterval * 2 else {
+            throw ValidationError("--dead-worker-after must be more than twice --heartbeat-interval")
+        }
+        do {
+            _ = try queueSelection()
+            _ = try RedisConfiguration(url: redisURL)
+        } catch { throw ValidationError("\(error)") }
+    }
+
+    func queueSelection() throws -> QueueSelection {
+        var selection = try QueueSelection(parsing: queues)
+        if let queueConcurrency { try selection.applyLimits(parsing: queueConcurrency) }
+        return selection
+    }
+
+    func run() async throws {
+        // Tasks run on the event loops that do the I/O: no hop between NIO's threads and the
+        // concurrency pool for every reply. Handlers must not block either way (see README).
+        _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        let logger = logging.bootstrap()
+        let redis = RedisClient(configuration: try RedisConfiguration(url: redisURL), logger: logger)
+        let jobQueue = JobQueue(redis: redis, options: JobQueue.Options(keyPrefix: keyPrefix))
+        var registry = JobRegistry()
+        try registry.registerDiagnosticJobs()
+        let worker = Worker(
+            queue: jobQueue, registry: registry,
+            options: Worker.Options(
+                queues: try queueSelection(), concurrency: concurrency, prefetch: prefetch,
+                shutdownTimeout: .milliseconds(Int64(shutdownTimeout * 1000)),
+                heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)),
+                deadWorkerAfter: .milliseconds(Int64(deadWorkerAfter * 1000)), runsMaintenance: !noMaintenance), logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let configuration = try database.configuration() {
+            // Checked before anything runs: a worker never starts against the wrong schema or
+            // without the key to the secrets it will handle.
+            _ = try SecretKeyring(environment: ProcessInfo.processInfo.environment)
+            let client = Database.makeClient(configuration, logger: logger)
+            let migrator = Migrator(client: client, logger: logger)
+            let ready = DatabaseReadiness(migrator: migrator, migrate: migrate)
+            services.append(.init(service: client))
+            services.append(.init(service: CheckedService(worker) { try await ready.wait() }))
+            if !noMaintenance {
+                let relay = OutboxRelay(
+                    client: client, jobQueue: jobQueue, options: OutboxRelay.Options(holder: worker.options.workerID), logger: logger)
+                services.append(.init(service: CheckedService(relay) { try await ready.wait() }))
+            }
+        } else {
+            if migrate { throw ValidationError("--migrate needs a database: set DATABASE_URL or --database-url") }
+            services.append(.init(service: worker))
+        }
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        await redis.close()
+    }
+}

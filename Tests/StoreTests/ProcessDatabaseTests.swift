@@ -1,0 +1,103 @@
+import Foundation
+import HarrowTestSupport
+import PostgresNIO
+import Queue
+import Testing
+
+@testable import Store
+
+/// `worker` and `queue-inspect` as processes with a database.
+@Suite struct ProcessDatabaseTests {
+    static func environment(_ configuration: DatabaseConfiguration, key: String? = SecretKeyring.Key.generate().base64) -> [String: String]
+    {
+        var environment = ProcessInfo.processInfo.environment
+        environment["DATABASE_URL"] =
+            "postgres://\(configuration.username)@\(configuration.host):\(configuration.port)/\(configuration.database)"
+        environment["HARROW_SECRET_KEY"] = key
+        environment["LOG_LEVEL"] = "info"
+        return environment
+    }
+
+    @Test func migrateAppliesOnceThenReportsTheDatabaseCurrent() async throws {
+        try await TestDatabase.withDatabase("proc_migrate") { _, configuration in
+            let environment = Self.environment(configuration)
+            let first = try await BuiltExecutables.run("worker", ["migrate"], environment: environment)
+            #expect(first.status == 0, "\(first.stderr)")
+            #expect(first.stdout.contains("applied \(Migration.all.map(\.version).map(String.init).joined(separator: ", "))"))
+            let second = try await BuiltExecutables.run("worker", ["migrate"], environment: environment)
+            #expect(second.status == 0)
+            #expect(second.stdout.contains("the database is current"))
+        }
+    }
+
+    @Test func aWorkerRefusesToStartWithoutTheKeyOrAgainstAnUnmigratedDatabase() async throws {
+        try await TestDatabase.withDatabase("proc_refuse") { _, configuration in
+            let arguments = ["--queues", "work", "--redis-url", TestRedis.url, "--key-prefix", TestRedis.uniqueKeyPrefix("refuse")]
+            let noKey = try await BuiltExecutables.run("worker", arguments, environment: Self.environment(configuration, key: nil))
+            #expect(noKey.status != 0)
+            #expect(noKey.stderr.contains("HARROW_SECRET_KEY is not set"))
+
+            let shortKey = Data(repeating: 1, count: 8).base64EncodedString()
+            let badKey = try await BuiltExecutables.run("worker", arguments, environment: Self.environment(configuration, key: shortKey))
+            #expect(badKey.status != 0)
+            #expect(badKey.stderr.contains("32 bytes"))
+            #expect(!badKey.stderr.contains(shortKey))
+
+            let unmigrated = try await BuiltExecutables.run("worker", arguments, environment: Self.environment(configuration))
+            #expect(unmigrated.status != 0)
+            #expect(unmigrated.stderr.contains("run `migrate`"), "\(unmigrated.stderr)")
+
+            let badURL = try await BuiltExecutables.run(
+                "worker", arguments + ["--database-url", "postgres://u:hunter2@h:99999/d"], environment: Self.environment(configuration))
+            #expect(badURL.status != 0)
+            #expect(!badURL.stderr.contains("hunter2"))
+        }
+    }
+
+    /// End to end: `worker --migrate` migrates, its relay moves a committed outbox row into
+    /// Redis, its pool runs the job, and it stops cleanly on SIGTERM.
+    @Test func aWorkerWithADatabaseRelaysTheOutboxAndRunsTheJob() async throws {
+        try await TestDatabase.withDatabase("proc_relay") { client, configuration in
+            let prefix = TestRedis.uniqueKeyPrefix("proc-relay")
+            let process = Process()
+            process.executableURL = BuiltExecutables.url("worker")
+            process.arguments = ["--migrate", "--queues", "work", "--redis-url", TestRedis.url, "--key-prefix", prefix]
+            process.environment = Self.environment(configuration)
+            let logURL = FileManager.default.temporaryDirectory.appendingPathComponent("harrow-worker-\(UUID().uuidString).log")
+            FileManager.default.createFile(atPath: logURL.path, contents: nil)
+            defer { try? FileManager.default.removeItem(at: logURL) }
+            let log = try FileHandle(forWritingTo: logURL)
+            process.standardError = log
+            process.standardOutput = log
+            try process.runWithUnblockedSignals()
+            defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+
+            let logger = TestRedis.logger()
+            try await eventually("migrated", timeout: .seconds(30)) {
+                try await Migrator(client: client, logger: logger).status().pending.isEmpty
+            }
+            let record = "\(prefix):record:ran"
+            let job = OutboxJob(queue: "work", type: "noop", payload: #"{"record":"\#(record)"}"#)
+            try await client.inTransaction(logger: logger) { connection in
+                try await Outbox.enqueue([job], on: connection, logger: logger)
+            }
+            try await TestRedis.withClient { redis in
+                try await eventually("the job ran", timeout: .seconds(30)) {
+                    try await redis.send("SISMEMBER", [.string(record), .string(job.jobID)]).int == 1
+                }
+                try await TestRedis.deleteKeys(prefix: prefix, on: redis)
+            }
+            #expect(try await Outbox.stats(client: client, logger: logger).depth == 0)
+
+            let inspect = try await BuiltExecutables.run(
+                "queue-inspect", ["outbox", "--json", "--redis-url", TestRedis.url, "--key-prefix", prefix],
+                environment: Self.environment(configuration))
+            #expect(inspect.status == 0, "\(inspect.stderr)")
+            #expect(inspect.stdout.contains(#""depth" : 0"#))
+
+            kill(process.processIdentifier, SIGTERM)
+            try await eventually("the worker exits", timeout: .seconds(30)) { !process.isRunning }
+            #expect(process.terminationStatus == 0, "\((try? String(contentsOf: logURL, encoding: .utf8)) ?? "")")
+        }
+    }
+}
