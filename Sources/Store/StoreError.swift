@@ -25,11 +25,24 @@ public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     public var message: String
     /// The schema constraint that refused the change, when one did.
     public var constraint: String?
+    /// The input field at fault, for a 422's field errors.
+    public var field: String?
 
-    public init(_ code: Code, _ message: String, constraint: String? = nil) {
+    public init(_ code: Code, _ message: String, constraint: String? = nil, field: String? = nil) {
         self.code = code
         self.message = message
         self.constraint = constraint
+        self.field = field
+    }
+
+    /// An input that breaks a rule, naming its field.
+    public static func invalid(_ field: String, _ message: String) -> StoreError {
+        StoreError(.invalid, message, field: field)
+    }
+
+    /// A record that does not exist (or is archived, or is not the caller's to see).
+    public static func notFound(_ what: String) -> StoreError {
+        StoreError(.notFound, "\(what) not found")
     }
 
     public var description: String { "\(code): \(message)" }

@@ -1,0 +1,13 @@
+/// Input rules the schema does not express, checked before a statement is sent.
+enum Validate {
+    /// A display name: trimmed, 1 to 200 characters, no control characters.
+    static func name(_ value: String, field: String = "name") throws -> String {
+        let trimmed = value.trimmingWhitespace()
+        guard !trimmed.isEmpty else { throw StoreError.invalid(field, "\(field) must not be empty") }
+        guard trimmed.count <= 200 else { throw StoreError.invalid(field, "\(field) must be at most 200 characters") }
+        guard !trimmed.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw StoreError.invalid(field, "\(field) must not contain control characters")
+        }
+        return trimmed
+    }
+}
