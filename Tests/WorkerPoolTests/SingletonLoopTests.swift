@@ -37,8 +37,8 @@ import WorkerPool
 
     static let ttl = Duration.milliseconds(300)
 
-    func startLoop(_ name: String, holder: String, queue: JobQueue, tracker: TurnTracker) -> Task<Void, Never> {
-        let loop = SingletonLoop(name: name, jobQueue: queue, holder: holder, leaseTTL: Self.ttl, logger: TestRedis.logger())
+    func startLoop(_ name: String, holder: String, queue: JobQueue, tracker: TurnTracker, ttl: Duration = Self.ttl) -> Task<Void, Never> {
+        let loop = SingletonLoop(name: name, jobQueue: queue, holder: holder, leaseTTL: ttl, logger: TestRedis.logger())
         return Task {
             await loop.run {
                 try await tracker.turn(holder) { try await Task.sleep(for: .milliseconds(10)) }
@@ -106,8 +106,10 @@ import WorkerPool
     @Test func loopsOfDifferentNamesRunSideBySide() async throws {
         try await TestRedis.withJobQueue("wp-singleton-names") { queue in
             let tracker = TurnTracker()
-            let one = startLoop("one", holder: "h", queue: queue, tracker: tracker)
-            let two = startLoop("two", holder: "h", queue: queue, tracker: tracker)
+            // A lease long enough that a loaded machine cannot let it lapse between a renewal
+            // and the checks below (this test is about names, not expiry).
+            let one = startLoop("one", holder: "h", queue: queue, tracker: tracker, ttl: .seconds(10))
+            let two = startLoop("two", holder: "h", queue: queue, tracker: tracker, ttl: .seconds(10))
             try await eventually("both loops turn") {
                 let turns = tracker.turns
                 return turns.count >= 10 && Set(turns.map(\.holder)) == ["h"]
