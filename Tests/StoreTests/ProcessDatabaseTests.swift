@@ -100,4 +100,72 @@ import Testing
             #expect(process.terminationStatus == 0, "\((try? String(contentsOf: logURL, encoding: .utf8)) ?? "")")
         }
     }
+
+    /// A worker killed (SIGKILL) while its relay drains a large outbox: a second worker
+    /// finishes the outbox, and every job is in Redis exactly once.
+    @Test func aRelayKilledMidDrainLosesNothingAndDoublesNothing() async throws {
+        try await TestDatabase.withDatabase("proc_relay_kill") { client, configuration in
+            let logger = TestRedis.logger()
+            try await Migrator(client: client, logger: logger).migrate()
+            let prefix = TestRedis.uniqueKeyPrefix("proc-relay-kill")
+            // The workers read another queue: the relayed jobs stay in their stream to be counted.
+            let jobs = (0..<20_000).map { OutboxJob(queue: "parked", type: "noop", payload: #"{"n":\#($0)}"#) }
+            for chunk in stride(from: 0, to: jobs.count, by: 2_000) {
+                try await client.inTransaction(logger: logger) { connection in
+                    try await Outbox.enqueue(Array(jobs[chunk..<chunk + 2_000]), on: connection, logger: logger)
+                }
+            }
+            func startWorker() throws -> Process {
+                let process = Process()
+                process.executableURL = BuiltExecutables.url("worker")
+                process.arguments = ["--queues", "elsewhere", "--redis-url", TestRedis.url, "--key-prefix", prefix, "--log-level", "error"]
+                process.environment = Self.environment(configuration)
+                process.standardOutput = FileHandle.nullDevice
+                process.standardError = FileHandle.nullDevice
+                try process.runWithUnblockedSignals()
+                return process
+            }
+            let first = try startWorker()
+            defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
+            try await eventually("the relay is mid-drain", timeout: .seconds(60), poll: .milliseconds(5)) {
+                try await Outbox.stats(client: client, logger: logger).depth < jobs.count
+            }
+            kill(first.processIdentifier, SIGKILL)
+            try await eventually("the first worker is gone") { !first.isRunning }
+            let left = try await Outbox.stats(client: client, logger: logger).depth
+            #expect(left > 0, "killed before the outbox drained (else this proves less)")
+
+            let second = try startWorker()
+            defer { if second.isRunning { kill(second.processIdentifier, SIGKILL) } }
+            // The dead worker's relay lease runs out first (15 s at most).
+            try await eventually("the second relay drained the outbox", timeout: .seconds(60)) {
+                try await Outbox.stats(client: client, logger: logger).depth == 0
+            }
+            kill(second.processIdentifier, SIGTERM)
+            try await eventually("the second worker exits", timeout: .seconds(30)) { !second.isRunning }
+
+            try await TestRedis.withClient { redis in
+                var ids: [String] = []
+                var start = "-"
+                while true {
+                    let reply = try await redis.send(
+                        "XRANGE", [.string(QueueKeys(prefix: prefix, queue: "parked").stream), .string(start), "+", "COUNT", "5000"])
+                    let entries = reply.array ?? []
+                    for entry in entries {
+                        guard let pair = entry.array, let flat = pair[1].array else { continue }
+                        if let index = flat.firstIndex(where: { $0.string == "id" }), index + 1 < flat.count,
+                            let id = flat[index + 1].string
+                        {
+                            ids.append(id)
+                        }
+                    }
+                    guard entries.count == 5000, let last = entries.last?.array?.first?.string else { break }
+                    start = "(" + last
+                }
+                #expect(ids.count == jobs.count)
+                #expect(Set(ids) == Set(jobs.map(\.jobID)))
+                try await TestRedis.deleteKeys(prefix: prefix, on: redis)
+            }
+        }
+    }
 }
