@@ -22,14 +22,17 @@ public struct ProjectStore: Sendable {
         )
     }
 
-    /// Creates a project in a live organization, with its default environment.
+    /// Creates a project in a live organization, with its default environment. The organization's
+    /// row is share-locked, so an archive running at the same time waits for this project and
+    /// archives it too.
     public func create(organization: UUID, name: String, actor: UUID?) async throws -> Project {
         let name = try Validate.name(name)
         return try await client.write(logger: logger) { connection in
             let rows = try await connection.query(
                 """
                 INSERT INTO projects (organization_id, name)
-                SELECT \(organization), \(name) WHERE EXISTS (SELECT 1 FROM organizations WHERE id = \(organization) AND archived_at IS NULL)
+                SELECT \(organization), \(name)
+                WHERE EXISTS (SELECT 1 FROM organizations WHERE id = \(organization) AND archived_at IS NULL FOR SHARE)
                 RETURNING \(unescaped: Self.columns)
                 """, logger: logger)
             var created: Project?

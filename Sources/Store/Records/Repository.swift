@@ -1,0 +1,19 @@
+import Foundation
+
+/// A git repository a project watches, with the deploy key it is read with.
+public struct Repository: Sendable, Hashable, Codable {
+    public var id: UUID
+    public var projectID: UUID
+    /// The clone URL. Never holds credentials: the schema refuses them.
+    public var url: String
+    /// The SSH key the repository is read with (its deploy key).
+    public var credentialID: UUID?
+    /// The refs seen at the last check, by name (`refs/heads/main`) to commit id.
+    public var refs: [String: String]
+    /// Whether the last check could read the repository; `nil` before the first check.
+    public var accessible: Bool?
+    public var checkedAt: Date?
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var archivedAt: Date?
+}

@@ -1,0 +1,176 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Reads a project's activities, the audit stream the stores write with every change.
+public struct ActivityStore: Sendable {
+    let client: PostgresClient
+    let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    static let columns = "id, name, payload::text, project_id, organization_id, actor_id, occurred_at"
+    typealias Row = (Int64, String, String, UUID?, UUID?, UUID?, Date)
+
+    static func record(_ row: Row) throws -> Activity {
+        Activity(
+            id: row.0, name: row.1, payload: try [String: String](jsonObject: row.2), projectID: row.3, organizationID: row.4,
+            actorID: row.5, occurredAt: row.6)
+    }
+
+    /// The project's activities, newest first. The cursor is the id of the last activity shown:
+    /// ids only grow, so a page never shifts when activities are added while pages are read.
+    public func list(project: UUID, page: PageRequest) async throws -> Page<Activity> {
+        var before = Int64.max
+        if let cursor = page.cursor {
+            guard let id = Int64(cursor), id > 0 else { throw StoreError.invalid("cursor", "the cursor is not one this API gave out") }
+            before = id
+        }
+        return try await client.read { connection in
+            let found = try await connection.all(
+                """
+                SELECT \(unescaped: Self.columns) FROM activities
+                WHERE project_id = \(project) AND id < \(before)
+                ORDER BY id DESC LIMIT \(page.limit + 1)
+                """, logger: logger, { try Self.record($0.decode(Row.self)) })
+            let shown = Array(found.prefix(page.limit))
+            return Page(items: shown, nextCursor: found.count > page.limit ? shown.last.map { String($0.id) } : nil)
+        }
+    }
+}
+
+// MARK: - Shared by the stores of a project's automation
+
+extension PostgresConnection {
+    /// The rows of `query`, each made into an item by `record`.
+    func all<Item>(_ query: PostgresQuery, logger: Logger, _ record: (PostgresRow) throws -> Item) async throws -> [Item] {
+        var items: [Item] = []
+        for try await row in try await self.query(query, logger: logger) { items.append(try record(row)) }
+        return items
+    }
+
+    /// The first row of `query` as an item; `nil` when there is none.
+    func first<Item>(_ query: PostgresQuery, logger: Logger, _ record: (PostgresRow) throws -> Item) async throws -> Item? {
+        for try await row in try await self.query(query, logger: logger) { return try record(row) }
+        return nil
+    }
+
+    /// Row `id` of `table` in `project`: a live one, or an archived one too with
+    /// `includeArchived`. Throws `notFound(what)`.
+    func find<Item>(
+        _ id: UUID, in table: StaticString, columns: String, project: UUID, includeArchived: Bool, notFound what: String, logger: Logger,
+        _ record: (PostgresRow) throws -> (item: Item, position: Cursor)
+    ) async throws -> Item {
+        // `table` and `columns` are the stores' constants, never input.
+        let found = try await first(
+            """
+            SELECT \(unescaped: columns) FROM \(unescaped: "\(table)")
+            WHERE id = \(id) AND project_id = \(project) AND (archived_at IS NULL OR \(includeArchived))
+            """, logger: logger, record)
+        guard let item = found?.item else { throw StoreError.notFound(what) }
+        return item
+    }
+
+    /// Archives the live row `id` of `table` in `project` and returns it. Throws
+    /// `notFound(what)`.
+    func archive<Item>(
+        _ id: UUID, in table: StaticString, columns: String, project: UUID, notFound what: String, logger: Logger,
+        _ record: (PostgresRow) throws -> (item: Item, position: Cursor)
+    ) async throws -> Item {
+        let archived = try await first(
+            """
+            UPDATE \(unescaped: "\(table)") SET archived_at = now(), updated_at = now()
+            WHERE id = \(id) AND project_id = \(project) AND archived_at IS NULL RETURNING \(unescaped: columns)
+            """, logger: logger, record)
+        guard let item = archived?.item else { throw StoreError.notFound(what) }
+        return item
+    }
+
+    /// Checks that row `id` of `table` is live and in `project`, and share-locks it until the
+    /// transaction ends: archiving it waits for the change that refers to it, then sees (and
+    /// archives) what that change added. Throws `notFound(what)`.
+    func requireLive(_ table: StaticString, _ id: UUID, project: UUID, notFound what: String, logger: Logger) async throws {
+        // `table` is one of the stores' constants, never input.
+        let live = try await first(
+            """
+            SELECT 1::int4 FROM \(unescaped: "\(table)")
+            WHERE id = \(id) AND project_id = \(project) AND archived_at IS NULL FOR SHARE
+            """, logger: logger, { try $0.decode(Int32.self) })
+        guard live != nil else { throw StoreError.notFound(what) }
+    }
+
+    /// One page of the rows of `table` in `project` (and of `job`, when one is given): live
+    /// ones unless `includeArchived` (for tables without `archived_at`), oldest first or newest
+    /// first, with keyset pagination on `(created_at, id)`.
+    func page<Item>(
+        of table: StaticString, columns: String, project: UUID, job: UUID? = nil, includeArchived: Bool = false,
+        newestFirst: Bool = false, page: PageRequest, logger: Logger, _ record: (PostgresRow) throws -> (item: Item, position: Cursor)
+    ) async throws -> Page<Item> {
+        let after = Cursor.bounds(try page.position())
+        // Table, columns and the fixed fragments are constants; every value is bound.
+        var sql = PostgresQuery.StringInterpolation(literalCapacity: 400, interpolationCount: 6)
+        sql.appendLiteral("SELECT \(columns) FROM \(table) WHERE project_id = ")
+        sql.appendInterpolation(project)
+        if let job {
+            sql.appendLiteral(" AND job_id = ")
+            sql.appendInterpolation(job)
+        }
+        if !includeArchived { sql.appendLiteral(" AND archived_at IS NULL") }
+        sql.appendLiteral(" AND (")
+        sql.appendInterpolation(after.first)
+        sql.appendLiteral(" OR (created_at, id) \(newestFirst ? "<" : ">") (to_timestamp(0) + ")
+        sql.appendInterpolation(after.microseconds)
+        sql.appendLiteral(" * interval '1 microsecond', ")
+        sql.appendInterpolation(after.id)
+        sql.appendLiteral(newestFirst ? ")) ORDER BY created_at DESC, id DESC LIMIT " : ")) ORDER BY created_at, id LIMIT ")
+        sql.appendInterpolation(page.limit + 1)
+        return Page(rows: try await all(PostgresQuery(stringInterpolation: sql), logger: logger, record), limit: page.limit)
+    }
+}
+
+extension Validate {
+    /// Optional free text: trimmed, `nil` when empty, at most `limit` characters.
+    static func optionalText(_ value: String?, field: String, limit: Int) throws -> String? {
+        guard let value = value?.trimmingWhitespace(), !value.isEmpty else { return nil }
+        guard value.count <= limit else { throw StoreError.invalid(field, "\(field) must be at most \(limit) characters") }
+        return value
+    }
+}
+
+extension [String: String] {
+    /// The map as a JSON object, for a `jsonb` parameter.
+    func jsonText() throws -> String {
+        String(decoding: try JSONEncoder().encode(self), as: UTF8.self)
+    }
+
+    /// The members of a JSON object; a value that is not a string becomes its JSON text, so
+    /// rows written by hand or by older versions still read.
+    init(jsonObject text: String) throws {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+            throw StoreError(.migration, "the database holds a JSON value that is not an object where one is expected")
+        }
+        self.init(minimumCapacity: object.count)
+        for (key, value) in object {
+            if let string = value as? String {
+                self[key] = string
+            } else {
+                let data = try JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed])
+                self[key] = String(decoding: data, as: UTF8.self)
+            }
+        }
+    }
+}
+
+extension RawRepresentable where RawValue == String {
+    /// The case stored as `value` in `column`. The schema's checks allow only known cases, so
+    /// another value means the database is newer than this binary.
+    init(stored value: String, column: String) throws {
+        guard let known = Self(rawValue: value) else {
+            throw StoreError(.migration, "the database holds a \(column) this version does not know")
+        }
+        self = known
+    }
+}

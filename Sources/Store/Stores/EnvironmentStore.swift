@@ -1,0 +1,240 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Environments of a project: named sets of variables that jobs run with. A project always has
+/// one default environment: making another the default un-defaults the previous one, and the
+/// default cannot be archived or un-defaulted on its own.
+public struct EnvironmentStore: Sendable {
+    let client: PostgresClient
+    let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// The `variables` jsonb column: an object of strings, bound and decoded as JSON by
+    /// postgres-nio.
+    struct Variables: Sendable, Codable, PostgresCodable {
+        var values: [String: String]
+
+        init(_ values: [String: String]) {
+            self.values = values
+        }
+
+        init(from decoder: any Decoder) throws {
+            values = try decoder.singleValueContainer().decode([String: String].self)
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encode(values)
+        }
+    }
+
+    static let columns = "id, project_id, name, variables, is_default, created_at, updated_at, archived_at, \(Cursor.column)"
+    typealias Row = (UUID, UUID, String, Variables, Bool, Date, Date, Date?, Int64)
+
+    static func record(_ row: Row) -> (item: Environment, position: Cursor) {
+        (
+            Environment(
+                id: row.0, projectID: row.1, name: row.2, variables: row.3.values, isDefault: row.4, createdAt: row.5, updatedAt: row.6,
+                archivedAt: row.7),
+            Cursor(createdMicroseconds: row.8, id: row.0)
+        )
+    }
+
+    /// Creates an environment in a live project; with `isDefault` it becomes the project's
+    /// default in place of the previous one.
+    public func create(
+        project: UUID, name: String, variables: [String: String] = [:], isDefault: Bool = false, actor: UUID?
+    ) async throws -> Environment {
+        let name = try Validate.name(name)
+        let variables = Variables(try Self.validate(variables))
+        return try await client.write(logger: logger) { connection in
+            try await connection.lockLiveProject(project, orElse: .notFound("project"), logger: logger)
+            if isDefault { try await Self.clearDefault(project: project, on: connection, logger: logger) }
+            let rows = try await connection.query(
+                """
+                INSERT INTO environments (project_id, name, variables, is_default)
+                VALUES (\(project), \(name), \(variables), \(isDefault)) RETURNING \(unescaped: Self.columns)
+                """, logger: logger)
+            for try await row in rows.decode(Row.self) {
+                let environment = Self.record(row).item
+                try await ActivityLog.record(
+                    "environment.created", project: project, actor: actor, payload: Self.payload(environment), on: connection,
+                    logger: logger)
+                return environment
+            }
+            throw StoreError(.conflict, "the environment was not created")
+        }
+    }
+
+    /// The environment of `project`; archived ones only with `includeArchived`. Another
+    /// project's environment is not found.
+    public func find(_ id: UUID, project: UUID, includeArchived: Bool = false) async throws -> Environment {
+        try await client.read { connection in
+            let rows = try await connection.query(
+                """
+                SELECT \(unescaped: Self.columns) FROM environments
+                WHERE id = \(id) AND project_id = \(project) AND (archived_at IS NULL OR \(includeArchived))
+                """, logger: logger)
+            for try await row in rows.decode(Row.self) { return Self.record(row).item }
+            throw StoreError.notFound("environment")
+        }
+    }
+
+    /// The project's live environments, oldest first.
+    public func list(project: UUID, page: PageRequest) async throws -> Page<Environment> {
+        let after = Cursor.bounds(try page.position())
+        return try await client.read { connection in
+            let rows = try await connection.query(
+                """
+                SELECT \(unescaped: Self.columns) FROM environments
+                WHERE project_id = \(project) AND archived_at IS NULL
+                  AND (\(after.first) OR (created_at, id) > (to_timestamp(0) + \(after.microseconds) * interval '1 microsecond', \(after.id)))
+                ORDER BY created_at, id LIMIT \(page.limit + 1)
+                """, logger: logger)
+            return try await Page(rows.decode(Row.self), limit: page.limit, Self.record)
+        }
+    }
+
+    /// Changes what is given and keeps the rest. `isDefault: true` makes the environment the
+    /// default in place of the previous one; `isDefault: false` on the default is a conflict,
+    /// since the project would be left without one.
+    public func update(
+        _ id: UUID, project: UUID, name: String? = nil, variables: [String: String]? = nil, isDefault: Bool? = nil, actor: UUID?
+    ) async throws -> Environment {
+        let name = try name.map { try Validate.name($0) }
+        let variables = try variables.map { Variables(try Self.validate($0)) }
+        return try await client.write(logger: logger) { connection in
+            try await connection.lockLiveProject(project, orElse: .notFound("environment"), logger: logger)
+            let current = try await connection.query(
+                """
+                SELECT is_default FROM environments WHERE id = \(id) AND project_id = \(project) AND archived_at IS NULL FOR UPDATE
+                """, logger: logger)
+            var wasDefault: Bool?
+            for try await value in current.decode(Bool.self) { wasDefault = value }
+            guard let wasDefault else { throw StoreError.notFound("environment") }
+            if isDefault == false && wasDefault {
+                throw StoreError(.conflict, "the project needs a default environment: make another environment the default instead")
+            }
+            if isDefault == true && !wasDefault { try await Self.clearDefault(project: project, on: connection, logger: logger) }
+            let rows = try await connection.query(
+                """
+                UPDATE environments SET name = coalesce(\(name), name), variables = coalesce(\(variables), variables),
+                    is_default = coalesce(\(isDefault), is_default), updated_at = now()
+                WHERE id = \(id) RETURNING \(unescaped: Self.columns)
+                """, logger: logger)
+            for try await row in rows.decode(Row.self) {
+                let environment = Self.record(row).item
+                try await ActivityLog.record(
+                    "environment.updated", project: project, actor: actor, payload: Self.payload(environment), on: connection,
+                    logger: logger)
+                return environment
+            }
+            throw StoreError.notFound("environment")
+        }
+    }
+
+    /// Archives the environment and its secrets. The default environment, and one that live
+    /// jobs run in, cannot be archived (conflict).
+    public func archive(_ id: UUID, project: UUID, actor: UUID?) async throws {
+        try await client.write(logger: logger) { connection in
+            // Archive first: the row lock makes a concurrent job creation on this environment
+            // either finish first (and be counted below) or find the environment archived.
+            let rows = try await connection.query(
+                """
+                UPDATE environments SET archived_at = now(), updated_at = now()
+                WHERE id = \(id) AND project_id = \(project) AND archived_at IS NULL RETURNING name, is_default
+                """, logger: logger)
+            var archived: (name: String, isDefault: Bool)?
+            for try await row in rows.decode((String, Bool).self) { archived = row }
+            guard let archived else { throw StoreError.notFound("environment") }
+            if archived.isDefault {
+                throw StoreError(.conflict, "the default environment cannot be archived: make another environment the default first")
+            }
+            try await connection.refuseWhileLiveJobs(use: "environment_id", id, what: "environment", logger: logger)
+            try await connection.query(
+                "UPDATE secrets SET archived_at = now(), updated_at = now() WHERE environment_id = \(id) AND archived_at IS NULL",
+                logger: logger)
+            try await ActivityLog.record(
+                "environment.archived", project: project, actor: actor,
+                payload: ["environment_id": id.uuidString.lowercased(), "name": archived.name], on: connection, logger: logger)
+        }
+    }
+
+    private static func clearDefault(project: UUID, on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query(
+            """
+            UPDATE environments SET is_default = false, updated_at = now()
+            WHERE project_id = \(project) AND is_default AND archived_at IS NULL
+            """, logger: logger)
+    }
+
+    private static func payload(_ environment: Environment) -> [String: String] {
+        [
+            "environment_id": environment.id.uuidString.lowercased(), "name": environment.name,
+            "default": environment.isDefault ? "true" : "false",
+        ]
+    }
+
+    /// Variables a process can be given: at most 500, each named like a shell variable, with
+    /// a value of at most 64 KiB and no NUL (which neither a process environment nor jsonb
+    /// can hold). Messages never quote a name or a value.
+    static func validate(_ variables: [String: String]) throws -> [String: String] {
+        guard variables.count <= 500 else { throw StoreError.invalid("variables", "an environment has at most 500 variables") }
+        for (name, value) in variables {
+            guard isVariableName(name) else {
+                throw StoreError.invalid(
+                    "variables", "variable names start with a letter or an underscore and contain only letters, digits and underscores")
+            }
+            guard value.utf8.count <= 65_536 else { throw StoreError.invalid("variables", "a variable's value is at most 64 KiB") }
+            guard !value.utf8.contains(0) else { throw StoreError.invalid("variables", "a variable's value must not contain NUL") }
+        }
+        return variables
+    }
+
+    /// Whether `name` can name an environment variable in any shell: `[A-Za-z_][A-Za-z0-9_]*`,
+    /// at most 200 characters.
+    static func isVariableName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard let first = bytes.first, bytes.count <= 200 else { return false }
+        func isLetter(_ byte: UInt8) -> Bool { (65...90).contains(byte) || (97...122).contains(byte) || byte == 95 }
+        return isLetter(first) && bytes.allSatisfy { isLetter($0) || (48...57).contains($0) }
+    }
+}
+
+extension PostgresConnection {
+    /// Locks a live project's row until the transaction ends, or throws `missing`. The lock
+    /// (`FOR NO KEY UPDATE`) serializes the writers that keep a rule across a project's rows
+    /// (one default environment, names unique among live tasks and jobs) and holds off the
+    /// project's archiving, which would miss rows this transaction adds.
+    func lockLiveProject(_ id: UUID, orElse missing: StoreError, logger: Logger) async throws {
+        let rows = try await query("SELECT id FROM projects WHERE id = \(id) AND archived_at IS NULL FOR NO KEY UPDATE", logger: logger)
+        guard try await rows.decode(UUID.self).contains(where: { _ in true }) else { throw missing }
+    }
+
+    /// Throws a conflict when live jobs refer to the record `id` through `column` (a constant:
+    /// `task_id` or `environment_id`), so archiving it does not leave jobs that cannot run.
+    func refuseWhileLiveJobs(use column: String, _ id: UUID, what: String, logger: Logger) async throws {
+        let rows = try await query(
+            "SELECT count(*)::int8 FROM jobs WHERE \(unescaped: column) = \(id) AND archived_at IS NULL", logger: logger)
+        for try await count in rows.decode(Int.self) where count > 0 {
+            let (jobs, them) = count == 1 ? ("a live job uses", "it") : ("\(count) live jobs use", "them")
+            throw StoreError(.conflict, "\(jobs) this \(what): archive or change \(them) first")
+        }
+    }
+}
+
+extension Page {
+    /// A page from the decoded rows of a list query that read `limit + 1` rows.
+    init<Rows: AsyncSequence, Row>(
+        _ rows: Rows, limit: Int, _ record: (Row) throws -> (item: Item, position: Cursor)
+    ) async throws where Rows.Element == Row {
+        var found: [(item: Item, position: Cursor)] = []
+        for try await row in rows { found.append(try record(row)) }
+        self.init(rows: found, limit: limit)
+    }
+}

@@ -1,0 +1,127 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Where a project's notifications go: for now, lists of email addresses.
+public struct NotifierStore: Sendable {
+    let client: PostgresClient
+    let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    static let columns = "id, project_id, name, kind, recipients, created_at, updated_at, archived_at, \(Cursor.column)"
+    typealias Row = (UUID, UUID, String, String, [String], Date, Date, Date?, Int64)
+
+    static func record(_ row: PostgresRow) throws -> (item: Notifier, position: Cursor) {
+        let row = try row.decode(Row.self)
+        return (
+            Notifier(
+                id: row.0, projectID: row.1, name: row.2, kind: try Notifier.Kind(stored: row.3, column: "notifier kind"),
+                recipients: row.4, createdAt: row.5, updatedAt: row.6, archivedAt: row.7),
+            Cursor(createdMicroseconds: row.8, id: row.0)
+        )
+    }
+
+    static let maximumRecipients = 50
+
+    /// 1 to 50 email addresses, trimmed, each `local@domain` with a dotted domain and no
+    /// spaces; repeats (in any case) are dropped. Errors name the recipient's position, not
+    /// the address.
+    static func validRecipients(_ recipients: [String]) throws -> [String] {
+        guard (1...maximumRecipients).contains(recipients.count) else {
+            throw StoreError.invalid("recipients", "a notifier needs 1 to \(maximumRecipients) recipients")
+        }
+        var seen: Set<String> = []
+        var valid: [String] = []
+        for (index, recipient) in recipients.enumerated() {
+            let address = recipient.trimmingWhitespace()
+            guard isEmailAddress(address) else {
+                throw StoreError.invalid("recipients", "recipient \(index + 1) is not a valid email address")
+            }
+            if seen.insert(address.lowercased()).inserted { valid.append(address) }
+        }
+        return valid
+    }
+
+    static func isEmailAddress(_ address: String) -> Bool {
+        guard address.utf8.count <= 320 else { return false }
+        let parts = address.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, parts[0].utf8.count <= 64 else { return false }
+        let domain = parts[1]
+        guard domain.contains("."), !domain.hasPrefix("."), !domain.hasSuffix("."), !domain.contains("..") else { return false }
+        return !address.unicodeScalars.contains { $0.properties.isWhitespace || $0.properties.generalCategory == .control }
+    }
+
+    /// Creates an email notifier in a live project.
+    public func create(project: UUID, name: String, recipients: [String], actor: UUID?) async throws -> Notifier {
+        let name = try Validate.name(name)
+        let recipients = try Self.validRecipients(recipients)
+        return try await client.write(logger: logger) { connection in
+            let inserted = try await connection.first(
+                """
+                INSERT INTO notifiers (project_id, name, kind, recipients)
+                SELECT \(project), \(name), 'email', \(recipients)
+                WHERE EXISTS (SELECT 1 FROM projects WHERE id = \(project) AND archived_at IS NULL FOR SHARE)
+                RETURNING \(unescaped: Self.columns)
+                """, logger: logger, Self.record)
+            guard let notifier = inserted?.item else { throw StoreError.notFound("project") }
+            try await Self.log("notifier.created", notifier, actor: actor, on: connection, logger: logger)
+            return notifier
+        }
+    }
+
+    /// The notifier of `project`; archived ones only with `includeArchived`.
+    public func find(_ id: UUID, project: UUID, includeArchived: Bool = false) async throws -> Notifier {
+        try await client.read { connection in
+            try await connection.find(
+                id, in: "notifiers", columns: Self.columns, project: project, includeArchived: includeArchived, notFound: "notifier",
+                logger: logger, Self.record)
+        }
+    }
+
+    /// The project's live notifiers, oldest first.
+    public func list(project: UUID, page: PageRequest) async throws -> Page<Notifier> {
+        try await client.read { connection in
+            try await connection.page(of: "notifiers", columns: Self.columns, project: project, page: page, logger: logger, Self.record)
+        }
+    }
+
+    /// Renames the notifier and replaces its recipients.
+    public func update(_ id: UUID, project: UUID, name: String, recipients: [String], actor: UUID?) async throws -> Notifier {
+        let name = try Validate.name(name)
+        let recipients = try Self.validRecipients(recipients)
+        return try await client.write(logger: logger) { connection in
+            let updated = try await connection.first(
+                """
+                UPDATE notifiers SET name = \(name), recipients = \(recipients), updated_at = now()
+                WHERE id = \(id) AND project_id = \(project) AND archived_at IS NULL RETURNING \(unescaped: Self.columns)
+                """, logger: logger, Self.record)
+            guard let notifier = updated?.item else { throw StoreError.notFound("notifier") }
+            try await Self.log("notifier.updated", notifier, actor: actor, on: connection, logger: logger)
+            return notifier
+        }
+    }
+
+    /// Archives the notifier and the rules that send to it.
+    public func archive(_ id: UUID, project: UUID, actor: UUID?) async throws {
+        try await client.write(logger: logger) { connection in
+            let notifier = try await connection.archive(
+                id, in: "notifiers", columns: Self.columns, project: project, notFound: "notifier", logger: logger, Self.record)
+            try await connection.query(
+                "UPDATE notification_rules SET archived_at = now(), updated_at = now() WHERE notifier_id = \(id) AND archived_at IS NULL",
+                logger: logger)
+            try await Self.log("notifier.archived", notifier, actor: actor, on: connection, logger: logger)
+        }
+    }
+
+    private static func log(
+        _ name: String, _ notifier: Notifier, actor: UUID?, on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        try await ActivityLog.record(
+            name, project: notifier.projectID, actor: actor,
+            payload: ["notifier_id": notifier.id.uuidString.lowercased(), "name": notifier.name], on: connection, logger: logger)
+    }
+}
