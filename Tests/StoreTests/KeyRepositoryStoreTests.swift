@@ -46,7 +46,7 @@ import Testing
             }
             #expect(blank?.field == "public_key")
             await #expect(throws: StoreError.notFound("SSH key")) { try await stores.sshKeys.privateKey(of: UUID()) }
-            #expect(try await stores.activityTrail(project).suffix(2) == ["ssh_key.created", "ssh_key.generated"])
+            #expect(try await stores.activityNames(project: project).suffix(2) == ["ssh_key.created", "ssh_key.generated"])
         }
     }
 
@@ -82,7 +82,7 @@ import Testing
             var created: [UUID] = []
             for index in 0..<5 { created.append(try await stores.sshKeys.create(project: project, name: "k\(index)", actor: ada.id).id) }
             _ = try await stores.sshKeys.create(project: other, name: "elsewhere", actor: ada.id)
-            let listed = try await stores.everyPage(limit: 2) { try await stores.sshKeys.list(project: project, page: $0) }
+            let listed = try await stores.allPages(limit: 2) { try await stores.sshKeys.list(project: project, page: $0) }
             #expect(listed.items.map(\.id) == created && listed.pages == 3)
 
             await #expect(throws: StoreError.notFound("SSH key")) { try await stores.sshKeys.find(created[0], project: other) }
@@ -142,7 +142,7 @@ import Testing
                 try await stores.repositories.recordRefs(UUID(), refs: [:], accessible: true)
             }
             #expect(
-                try await stores.activityTrail(project) == [
+                try await stores.activityNames(project: project) == [
                     "project.created", "ssh_key.created", "repository.created", "repository.updated", "repository.inaccessible",
                     "repository.accessible",
                 ])

@@ -114,7 +114,7 @@ import Testing
             }
             #expect(outOfRange?.field == "exit_status")
             #expect(
-                try await stores.activityTrail(project).filter { $0.hasPrefix("operation.") } == [
+                try await stores.activityNames(project: project).filter { $0.hasPrefix("operation.") } == [
                     "operation.queued", "operation.started", "operation.succeeded", "operation.queued", "operation.canceled",
                     "operation.queued", "operation.started", "operation.timed_out", "operation.queued", "operation.started",
                     "operation.failed", "operation.queued", "operation.started", "operation.canceled",
@@ -191,7 +191,7 @@ import Testing
             } while cursor != nil
             #expect(seen == created.reversed() && pages == 3)
 
-            let ofBuild = try await stores.everyPage(limit: 2) { try await stores.operations.list(project: project, job: build, page: $0) }
+            let ofBuild = try await stores.allPages(limit: 2) { try await stores.operations.list(project: project, job: build, page: $0) }
             #expect(ofBuild.items.count == 5 && ofBuild.items.allSatisfy { $0.jobID == build })
             #expect(zip(ofBuild.items, ofBuild.items.dropFirst()).allSatisfy { $0.createdAt >= $1.createdAt })
             #expect(try await stores.operations.list(project: other, page: try PageRequest()).items.isEmpty)
@@ -213,7 +213,7 @@ import Testing
                 """
                 INSERT INTO activities (name, payload, project_id) VALUES ('custom.event', '{"count": 3, "ok": true, "note": "hi"}', \(project))
                 """)
-            let listed = try await stores.everyPage(limit: 2) { try await stores.activities.list(project: project, page: $0) }
+            let listed = try await stores.allPages(limit: 2) { try await stores.activities.list(project: project, page: $0) }
             #expect(listed.items.map(\.name) == ["custom.event"] + Array(repeating: "operation.queued", count: 4) + ["project.created"])
             #expect(listed.pages == 3)
             #expect(zip(listed.items, listed.items.dropFirst()).allSatisfy { $0.id > $1.id })

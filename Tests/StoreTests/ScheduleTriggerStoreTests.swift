@@ -120,7 +120,7 @@ import Testing
                 try await stores.schedules.create(project: project, job: job, cron: "* * * * *", runAt: nil, actor: nil)
             }
             #expect(
-                try await stores.activityTrail(project).filter { $0.hasPrefix("schedule.") } == ["schedule.created", "schedule.created"])
+                try await stores.activityNames(project: project).filter { $0.hasPrefix("schedule.") } == ["schedule.created", "schedule.created"])
         }
     }
 
@@ -137,9 +137,9 @@ import Testing
                     try await stores.schedules.create(project: project, job: build, cron: "\(minute) * * * *", runAt: nil, actor: nil).id)
             }
             let ofDeploy = try await stores.schedules.create(project: project, job: deploy, cron: "0 0 * * *", runAt: nil, actor: nil)
-            let byJob = try await stores.everyPage(limit: 2) { try await stores.schedules.list(project: project, job: build, page: $0) }
+            let byJob = try await stores.allPages(limit: 2) { try await stores.schedules.list(project: project, job: build, page: $0) }
             #expect(byJob.items.map(\.id) == ofBuild && byJob.pages == 2)
-            let all = try await stores.everyPage(limit: 3) { try await stores.schedules.list(project: project, page: $0) }
+            let all = try await stores.allPages(limit: 3) { try await stores.schedules.list(project: project, page: $0) }
             #expect(all.items.map(\.id) == ofBuild + [ofDeploy.id])
             #expect(try await stores.schedules.list(project: other, page: try PageRequest()).items.isEmpty)
 
@@ -182,7 +182,7 @@ import Testing
                 try await stores.schedules.disable(ofDeploy.id, project: project, reason: "x", actor: nil)
             }
             #expect(
-                try await stores.activityTrail(project).filter { $0.hasPrefix("schedule.") }.suffix(4)
+                try await stores.activityNames(project: project).filter { $0.hasPrefix("schedule.") }.suffix(4)
                     == ["schedule.updated", "schedule.disabled", "schedule.enabled", "schedule.archived"])
         }
     }
@@ -241,7 +241,7 @@ import Testing
             await #expect(throws: StoreError.notFound("git trigger")) {
                 try await stores.gitTriggers.update(tags.id, project: other, name: "x", refPattern: ".*", changeType: .add, actor: nil)
             }
-            let listed = try await stores.everyPage(limit: 2) { try await stores.gitTriggers.list(project: project, page: $0) }
+            let listed = try await stores.allPages(limit: 2) { try await stores.gitTriggers.list(project: project, page: $0) }
             #expect(listed.items.map(\.id) == [main.id, tags.id, fallback.id] && listed.pages == 2)
 
             try await stores.gitTriggers.archive(fallback.id, project: project, actor: ada.id)
@@ -259,7 +259,7 @@ import Testing
                     project: project, repository: repository.id, job: job, name: "x", changeType: .add, actor: nil)
             }
             #expect(
-                try await stores.activityTrail(project).filter { $0.hasPrefix("git_trigger.") }
+                try await stores.activityNames(project: project).filter { $0.hasPrefix("git_trigger.") }
                     == ["git_trigger.created", "git_trigger.created", "git_trigger.created", "git_trigger.updated", "git_trigger.archived"])
         }
     }

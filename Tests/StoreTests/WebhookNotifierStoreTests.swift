@@ -45,7 +45,7 @@ import Testing
                 try await stores.webhooks.archive(webhook.id, project: project, actor: nil)
             }
             #expect(
-                try await stores.activityTrail(project).filter { $0.hasPrefix("webhook.") }
+                try await stores.activityNames(project: project).filter { $0.hasPrefix("webhook.") }
                     == ["webhook.created", "webhook.secret_rotated", "webhook.archived"])
         }
     }
@@ -78,7 +78,7 @@ import Testing
             for index in 0..<4 {
                 created.append(try await stores.webhooks.create(project: project, job: job, name: "h\(index)", actor: nil).webhook.id)
             }
-            let listed = try await stores.everyPage(limit: 2) { try await stores.webhooks.list(project: project, page: $0) }
+            let listed = try await stores.allPages(limit: 2) { try await stores.webhooks.list(project: project, page: $0) }
             #expect(listed.items.map(\.id).suffix(4) == created[...] && listed.items.count == 5 && listed.pages == 3)
 
             // Archiving the job archives its webhooks: their endpoints stop answering.
@@ -125,7 +125,7 @@ import Testing
             await #expect(throws: StoreError.notFound("notifier")) {
                 try await stores.notifiers.update(notifier.id, project: other, name: "x", recipients: ["a@example.com"], actor: nil)
             }
-            let listed = try await stores.everyPage(limit: 1) { try await stores.notifiers.list(project: project, page: $0) }
+            let listed = try await stores.allPages(limit: 1) { try await stores.notifiers.list(project: project, page: $0) }
             #expect(listed.items.map(\.name) == ["Ops team", "Many"] && listed.pages == 2)
 
             try await stores.notifiers.archive(notifier.id, project: project, actor: ada.id)
@@ -134,7 +134,7 @@ import Testing
                 try await stores.notifiers.archive(notifier.id, project: project, actor: nil)
             }
             #expect(
-                try await stores.activityTrail(project).filter { $0.hasPrefix("notifier.") }
+                try await stores.activityNames(project: project).filter { $0.hasPrefix("notifier.") }
                     == ["notifier.created", "notifier.created", "notifier.updated", "notifier.archived"])
         }
     }
@@ -191,7 +191,7 @@ import Testing
                 buildFailures.id, project: project, job: nil, activityPattern: "operation.fail*", actor: ada.id)
             #expect(widened.jobID == nil && widened.activityPattern == "operation.fail*")
             await #expect(throws: StoreError.notFound("notification rule")) { try await rules.find(widened.id, project: other) }
-            let listed = try await stores.everyPage(limit: 2) { try await rules.list(project: project, page: $0) }
+            let listed = try await stores.allPages(limit: 2) { try await rules.list(project: project, page: $0) }
             #expect(listed.items.map(\.id) == [everything.id, buildFailures.id, deployAny.id] && listed.pages == 2)
 
             // Archiving a job archives its rules; archiving a notifier archives the rest.

@@ -205,36 +205,3 @@ public struct EnvironmentStore: Sendable {
         return isLetter(first) && bytes.allSatisfy { isLetter($0) || (48...57).contains($0) }
     }
 }
-
-extension PostgresConnection {
-    /// Locks a live project's row until the transaction ends, or throws `missing`. The lock
-    /// (`FOR NO KEY UPDATE`) serializes the writers that keep a rule across a project's rows
-    /// (one default environment, names unique among live tasks and jobs) and holds off the
-    /// project's archiving, which would miss rows this transaction adds.
-    func lockLiveProject(_ id: UUID, orElse missing: StoreError, logger: Logger) async throws {
-        let rows = try await query("SELECT id FROM projects WHERE id = \(id) AND archived_at IS NULL FOR NO KEY UPDATE", logger: logger)
-        guard try await rows.decode(UUID.self).contains(where: { _ in true }) else { throw missing }
-    }
-
-    /// Throws a conflict when live jobs refer to the record `id` through `column` (a constant:
-    /// `task_id` or `environment_id`), so archiving it does not leave jobs that cannot run.
-    func refuseWhileLiveJobs(use column: String, _ id: UUID, what: String, logger: Logger) async throws {
-        let rows = try await query(
-            "SELECT count(*)::int8 FROM jobs WHERE \(unescaped: column) = \(id) AND archived_at IS NULL", logger: logger)
-        for try await count in rows.decode(Int.self) where count > 0 {
-            let (jobs, them) = count == 1 ? ("a live job uses", "it") : ("\(count) live jobs use", "them")
-            throw StoreError(.conflict, "\(jobs) this \(what): archive or change \(them) first")
-        }
-    }
-}
-
-extension Page {
-    /// A page from the decoded rows of a list query that read `limit + 1` rows.
-    init<Rows: AsyncSequence, Row>(
-        _ rows: Rows, limit: Int, _ record: (Row) throws -> (item: Item, position: Cursor)
-    ) async throws where Rows.Element == Row {
-        var found: [(item: Item, position: Cursor)] = []
-        for try await row in rows { found.append(try record(row)) }
-        self.init(rows: found, limit: limit)
-    }
-}

@@ -26,7 +26,8 @@ public struct InvitationStore: Sendable {
     static func record(_ row: Row) throws -> (item: Invitation, position: Cursor) {
         (
             Invitation(
-                id: row.0, organizationID: row.1, projectID: row.2, email: row.3, role: try .stored(row.4), invitedBy: row.5,
+                id: row.0, organizationID: row.1, projectID: row.2, email: row.3, role: try Role(stored: row.4, column: "role"),
+                invitedBy: row.5,
                 createdAt: row.6, expiresAt: row.7, acceptedAt: row.8, refusedAt: row.9, archivedAt: row.10),
             Cursor(createdMicroseconds: row.11, id: row.0)
         )

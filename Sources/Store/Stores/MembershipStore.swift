@@ -23,7 +23,7 @@ public struct MembershipStore: Sendable {
     static func record(_ row: Row, scope: Membership.Scope) throws -> (item: Membership, position: Cursor) {
         let user = UserStore.record((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7))
         return (
-            Membership(scope: scope, user: user, role: try .stored(row.8), createdAt: row.9, updatedAt: row.10),
+            Membership(scope: scope, user: user, role: try Role(stored: row.8, column: "role"), createdAt: row.9, updatedAt: row.10),
             Cursor(createdMicroseconds: row.11, id: row.0)
         )
     }
@@ -85,7 +85,8 @@ public struct MembershipStore: Sendable {
             for try await role in rows.decode(String.self) {
                 try await Self.requireOwner(of: scope, on: connection, logger: logger)
                 try await Self.recordActivity(
-                    "membership.deleted", scope, organization: organization, user: user, role: try .stored(role), actor: actor,
+                    "membership.deleted", scope, organization: organization, user: user, role: try Role(stored: role, column: "role"),
+                    actor: actor,
                     on: connection, logger: logger)
                 return
             }
@@ -120,7 +121,7 @@ public struct MembershipStore: Sendable {
                 WHERE p.id = \(project) AND p.archived_at IS NULL
                 """, logger: logger)
             for try await (projectRole, organizationRole) in rows.decode((String?, String?).self) {
-                return try [projectRole, organizationRole].compactMap { try $0.map(Role.stored) }.max()
+                return try [projectRole, organizationRole].compactMap { try $0.map { try Role(stored: $0, column: "role") } }.max()
             }
             return nil
         }

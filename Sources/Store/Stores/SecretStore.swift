@@ -25,7 +25,8 @@ public struct SecretStore: Sendable {
     static func record(_ row: Row) throws -> (item: Secret, position: Cursor) {
         (
             Secret(
-                id: row.0, projectID: row.1, environmentID: row.2, name: row.3, kind: try .stored(row.4), status: try .stored(row.5),
+                id: row.0, projectID: row.1, environmentID: row.2, name: row.3, kind: try Secret.Kind(stored: row.4, column: "kind"),
+                status: try Secret.Status(stored: row.5, column: "status"),
                 publicKey: row.6, createdAt: row.7, updatedAt: row.8, archivedAt: row.9),
             Cursor(createdMicroseconds: row.10, id: row.0)
         )
@@ -187,16 +188,5 @@ public struct SecretStore: Sendable {
     /// What activities say about a secret: never its value.
     private static func payload(_ secret: Secret) -> [String: String] {
         ["secret_id": secret.id.uuidString.lowercased(), "name": secret.name, "kind": secret.kind.rawValue]
-    }
-}
-
-extension RawRepresentable where RawValue == String {
-    /// The case a text column holds. Check constraints allow only known values, so an
-    /// unknown one means the schema and this binary disagree.
-    static func stored(_ text: String) throws -> Self {
-        guard let value = Self(rawValue: text) else {
-            throw StoreError(.migration, "the database holds a \(Self.self) this version does not know")
-        }
-        return value
     }
 }

@@ -129,20 +129,3 @@ public struct TaskStore: Sendable {
         ["task_id": task.id.uuidString.lowercased(), "name": task.name]
     }
 }
-
-extension PostgresConnection {
-    /// Throws a duplicate when a live row of `table` (a constant: `tasks` or `jobs`) in
-    /// `project` other than `except` has `name`. The schema has no unique index on these
-    /// names, so callers hold ``lockLiveProject(_:orElse:logger:)`` to keep two writers from
-    /// both passing this check.
-    func refuseLiveName(_ name: String, table: String, project: UUID, except: UUID?, what: String, logger: Logger) async throws {
-        let rows = try await query(
-            """
-            SELECT id FROM \(unescaped: table)
-            WHERE project_id = \(project) AND name = \(name) AND archived_at IS NULL AND id IS DISTINCT FROM \(except)
-            """, logger: logger)
-        if try await rows.decode(UUID.self).contains(where: { _ in true }) {
-            throw StoreError(.duplicate, "\(what) with this name exists in the project", field: "name")
-        }
-    }
-}

@@ -89,3 +89,14 @@ extension Page {
         self.init(items: shown.map(\.item), nextCursor: rows.count > limit ? shown.last?.position.encoded : nil)
     }
 }
+
+extension Page {
+    /// A page from the decoded rows of a list query that read `limit + 1` rows.
+    init<Rows: AsyncSequence, Row>(
+        _ rows: Rows, limit: Int, _ record: (Row) throws -> (item: Item, position: Cursor)
+    ) async throws where Rows.Element == Row {
+        var found: [(item: Item, position: Cursor)] = []
+        for try await row in rows { found.append(try record(row)) }
+        self.init(rows: found, limit: limit)
+    }
+}

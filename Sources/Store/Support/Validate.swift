@@ -10,4 +10,11 @@ enum Validate {
         }
         return trimmed
     }
+
+    /// Optional free text: trimmed, `nil` when empty, at most `limit` characters.
+    static func optionalText(_ value: String?, field: String, limit: Int) throws -> String? {
+        guard let value = value?.trimmingWhitespace(), !value.isEmpty else { return nil }
+        guard value.count <= limit else { throw StoreError.invalid(field, "\(field) must be at most \(limit) characters") }
+        return value
+    }
 }

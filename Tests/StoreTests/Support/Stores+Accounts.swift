@@ -36,8 +36,8 @@ extension Stores {
     /// The names of the activities recorded about `project`, in order.
     func activityNames(project: UUID) async throws -> [String] {
         let names = try await value(
-            "SELECT string_agg(name, ',' ORDER BY id) FROM activities WHERE project_id = \(project)", as: String.self)
-        return names?.split(separator: ",").map(String.init) ?? []
+            "SELECT coalesce(string_agg(name, ',' ORDER BY id), '') FROM activities WHERE project_id = \(project)", as: String.self)
+        return (names ?? "").split(separator: ",").map(String.init)
     }
 
     /// Reads every page of a list, `limit` records at a time; returns the records and how many
@@ -52,7 +52,7 @@ extension Stores {
             items += page.items
             cursor = page.nextCursor
             pages += 1
-        } while cursor != nil
+        } while cursor != nil && pages < 100
         return (items, pages)
     }
 }

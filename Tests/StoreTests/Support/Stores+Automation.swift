@@ -51,32 +51,11 @@ extension Stores {
         }
     }
 
-    /// The names of the project's activities, oldest first.
-    func activityTrail(_ project: UUID) async throws -> [String] {
-        let names = try await value(
-            "SELECT coalesce(string_agg(name, ',' ORDER BY id), '') FROM activities WHERE project_id = \(project)", as: String.self)
-        return (names ?? "").split(separator: ",").map(String.init)
-    }
-
     /// How many rows a `count(*)::int8` query counts.
     func count(_ query: PostgresQuery) async throws -> Int {
         try await value(query, as: Int.self) ?? 0
     }
 
-    /// Every page of a list, `limit` at a time, and the number of pages read.
-    func everyPage<Item: Sendable>(limit: Int, _ read: (PageRequest) async throws -> Page<Item>) async throws -> (items: [Item], pages: Int)
-    {
-        var items: [Item] = []
-        var cursor: String?
-        var pages = 0
-        repeat {
-            let page = try await read(try PageRequest(limit: limit, cursor: cursor))
-            items += page.items
-            cursor = page.nextCursor
-            pages += 1
-        } while cursor != nil && pages < 100
-        return (items, pages)
-    }
 }
 
 extension Array where Element: Equatable {
