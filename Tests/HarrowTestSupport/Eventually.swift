@@ -21,7 +21,7 @@ public struct EventuallyTimeout: Error, CustomStringConvertible {
 /// such error is reported on timeout.
 public func eventually(
     _ condition: @autoclosure () -> String = "condition",
-    timeout: Duration = .seconds(5),
+    timeout: Duration = .seconds(30),
     poll: Duration = .milliseconds(20),
     fileID: String = #fileID,
     line: Int = #line,

@@ -64,7 +64,7 @@ import Testing
             process.arguments = ["--migrate", "--queues", "work", "--redis-url", TestRedis.url, "--key-prefix", prefix]
             process.environment = Self.environment(configuration)
             let logURL = FileManager.default.temporaryDirectory.appendingPathComponent("harrow-worker-\(UUID().uuidString).log")
-            FileManager.default.createFile(atPath: logURL.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
             defer { try? FileManager.default.removeItem(at: logURL) }
             let log = try FileHandle(forWritingTo: logURL)
             process.standardError = log

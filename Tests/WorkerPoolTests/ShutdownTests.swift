@@ -42,7 +42,7 @@ import WorkerPool
                 try await eventually("all ten running") { recording.recorder.running == 10 }
                 #expect(try await queue.liveWorkers().contains { $0.id == worker.id })
                 // The jobs would take 10 s; the worker stops long before.
-                try await worker.stop(within: .seconds(5))
+                try await worker.stop(within: .seconds(9))
                 return worker.id
             }
             #expect(recording.recorder.running == 0)
@@ -77,7 +77,7 @@ import WorkerPool
                 queue: queue, registry: registry, options: .fast(.strict("naps"), shutdownTimeout: .milliseconds(100))
             ) { worker in
                 try await eventually("all three running") { recorder.running == 3 }
-                try await worker.stop(within: .seconds(5))
+                try await worker.stop(within: .seconds(9))
             }
             try await withWorker(queue: queue, registry: registry, options: .fast(.strict("naps"))) { _ in
                 try await eventually("all ran again") { recorder.count == 6 }

@@ -127,6 +127,20 @@ public struct MembershipStore: Sendable {
         }
     }
 
+    /// The user's role in a live organization; `nil` when they are not a member (or it is
+    /// archived). Project memberships do not count here.
+    public func organizationRole(user: UUID, organization: UUID) async throws -> Role? {
+        try await client.read { connection in
+            let rows = try await connection.query(
+                """
+                SELECT m.role FROM organization_memberships m JOIN organizations o ON o.id = m.organization_id
+                WHERE m.organization_id = \(organization) AND m.user_id = \(user) AND o.archived_at IS NULL
+                """, logger: logger)
+            for try await role in rows.decode(String.self) { return try Role(stored: role, column: "role") }
+            return nil
+        }
+    }
+
     /// Gives `user` `role` in `scope` inside the caller's transaction, keeping a higher role
     /// they have already: accepting an invitation never demotes anyone.
     static func grant(

@@ -22,9 +22,13 @@ public struct UserStore: Sendable {
             updatedAt: row.7)
     }
 
-    /// Creates a user. A second user with the same email in any case is a duplicate.
-    public func create(email: String, name: String, passwordHash: String, verified: Bool = false, admin: Bool = false) async throws -> User
-    {
+    /// Creates a user. A second user with the same email in any case is a duplicate. `outbox`
+    /// names jobs to enqueue in the same transaction (the mail that verifies the address), made
+    /// from the new user.
+    public func create(
+        email: String, name: String, passwordHash: String, verified: Bool = false, admin: Bool = false,
+        outbox: @Sendable (User) throws -> [OutboxJob] = { _ in [] }
+    ) async throws -> User {
         let email = email.trimmingWhitespace()
         guard email.count <= 320, email.contains("@") else { throw StoreError.invalid("email", "the email address is not valid") }
         let name = try Validate.name(name)
@@ -39,6 +43,7 @@ public struct UserStore: Sendable {
                 let user = Self.record(row)
                 try await ActivityLog.record(
                     "user.created", actor: user.id, payload: ["user_id": user.id.uuidString.lowercased()], on: connection, logger: logger)
+                try await Outbox.enqueue(try outbox(user), on: connection, logger: logger)
                 return user
             }
             throw StoreError(.conflict, "the user was not created")
@@ -62,6 +67,16 @@ public struct UserStore: Sendable {
             for try await row in rows.decode((UUID, String, String, Date?, Date?, Bool, Date, Date, String).self) {
                 return (Self.record((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7)), row.8)
             }
+            return nil
+        }
+    }
+
+    /// The user's password hash, for checking a password or binding a reset link to it; `nil`
+    /// for an unknown user.
+    public func passwordHash(of id: UUID) async throws -> String? {
+        try await client.read { connection in
+            let rows = try await connection.query("SELECT password_hash FROM users WHERE id = \(id)", logger: logger)
+            for try await hash in rows.decode(String.self) { return hash }
             return nil
         }
     }

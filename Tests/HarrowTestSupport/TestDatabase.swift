@@ -1,5 +1,4 @@
 import Foundation
-import HarrowTestSupport
 import Logging
 import PostgresNIO
 import Store
@@ -7,8 +6,8 @@ import Store
 /// The Postgres that tests run against. `DATABASE_URL` names a server and a database to connect
 /// to first (`scripts/test` points it at a private cluster's `postgres` database); every test
 /// gets a fresh database of its own there, dropped afterwards, so tests run in parallel.
-enum TestDatabase {
-    static var serverConfiguration: DatabaseConfiguration {
+public enum TestDatabase {
+    public static var serverConfiguration: DatabaseConfiguration {
         get throws {
             let url = ProcessInfo.processInfo.environment["DATABASE_URL"] ?? ""
             // No default: against a server that is not there, the pool retries for a minute
@@ -21,7 +20,7 @@ enum TestDatabase {
     }
 
     /// Runs `body` with a client of a new, empty database named after `name`, then drops it.
-    static func withDatabase<T: Sendable>(
+    public static func withDatabase<T: Sendable>(
         _ name: String, _ body: (PostgresClient, DatabaseConfiguration) async throws -> T
     ) async throws -> T {
         let server = try serverConfiguration
@@ -42,7 +41,7 @@ enum TestDatabase {
     }
 
     /// Runs `body` with a client of `configuration` that runs for the body's duration.
-    static func withClient<T: Sendable>(
+    public static func withClient<T: Sendable>(
         _ configuration: DatabaseConfiguration, _ body: (PostgresClient) async throws -> T
     ) async throws -> T {
         try await Database.withClient(configuration, logger: TestRedis.logger("harrow.test.pg"), body)

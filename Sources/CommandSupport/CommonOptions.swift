@@ -4,34 +4,38 @@ import Logging
 import Store
 
 /// `--log-level`, and the logging system it sets up.
-struct LoggingOptions: ParsableArguments {
+public struct LoggingOptions: ParsableArguments {
     @Option(help: "trace, debug, info, notice, warning, error or critical. Env: LOG_LEVEL.")
-    var logLevel: String = ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info"
+    public var logLevel: String = ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info"
 
-    func validate() throws {
+    public init() {}
+
+    public func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
     }
 
-    /// Sends logs to stderr at the chosen level; returns the worker's logger.
-    func bootstrap() -> Logger {
+    /// Sends logs to stderr at the chosen level; returns a logger labelled `label`.
+    public func bootstrap(label: String = "harrow.worker") -> Logger {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
-        return Logger(label: "harrow.worker")
+        return Logger(label: label)
     }
 }
 
 /// `--database-url`.
-struct DatabaseOptions: ParsableArguments {
+public struct DatabaseOptions: ParsableArguments {
     @Option(
         name: .customLong("database-url"),
         help: "postgres://user:password@host:port/database?sslmode=disable|prefer|require. Env: DATABASE_URL.")
-    var databaseURL: String? = ProcessInfo.processInfo.environment["DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    public var databaseURL: String? = ProcessInfo.processInfo.environment["DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
 
-    func validate() throws {
+    public init() {}
+
+    public func validate() throws {
         do {
             _ = try configuration()
         } catch {
@@ -40,12 +44,12 @@ struct DatabaseOptions: ParsableArguments {
     }
 
     /// The database, or `nil` when none is configured.
-    func configuration() throws -> DatabaseConfiguration? {
+    public func configuration() throws -> DatabaseConfiguration? {
         try databaseURL.map { try DatabaseConfiguration(url: $0) }
     }
 
     /// The database; throws when none is configured.
-    func requiredConfiguration() throws -> DatabaseConfiguration {
+    public func requiredConfiguration() throws -> DatabaseConfiguration {
         guard let configuration = try configuration() else {
             throw ValidationError("no database: set DATABASE_URL or --database-url")
         }

@@ -1,0 +1,63 @@
+import Foundation
+import Hummingbird
+import Logging
+import PostgresNIO
+import Prometheus
+import Queue
+import ServiceLifecycle
+import Store
+
+/// What the API server talks to. The caller runs `database` and closes `redis`.
+public struct APIDependencies: Sendable {
+    public var database: PostgresClient
+    public var redis: RedisClient
+    public var keyring: SecretKeyring
+    /// Where `/metrics` reads from; `nil` serves no `/metrics`.
+    public var metrics: PrometheusCollectorRegistry?
+
+    public init(database: PostgresClient, redis: RedisClient, keyring: SecretKeyring, metrics: PrometheusCollectorRegistry? = nil) {
+        self.database = database
+        self.redis = redis
+        self.keyring = keyring
+        self.metrics = metrics
+    }
+}
+
+/// The API server's router: every route, behind request ids, metrics, problem+json errors and
+/// bearer-token authentication.
+public func buildRouter(_ configuration: APIConfiguration, dependencies: APIDependencies, logger: Logger) -> Router<APIContext> {
+    let database = dependencies.database
+    let router = Router(context: APIContext.self)
+    router.add(middleware: RequestIDMiddleware())
+    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: ProblemMiddleware())
+    router.add(middleware: SessionAuthenticator(sessions: SessionStore(client: database, logger: logger)))
+
+    HealthRoutes(database: database, redis: dependencies.redis, metrics: dependencies.metrics).addRoutes(to: router)
+    let v1 = router.group("v1")
+    let users = UserStore(client: database, logger: logger)
+    let access = Access(memberships: MembershipStore(client: database, logger: logger))
+    let masterKey = Data(base64Encoded: dependencies.keyring.current.base64) ?? Data()
+    AccountRoutes(
+        users: users, sessions: SessionStore(client: database, logger: logger), database: database,
+        hasher: PasswordHasher(cost: configuration.bcryptCost), signer: LinkSigner(masterKey: masterKey),
+        limiter: LoginRateLimiter(redis: dependencies.redis, keyPrefix: configuration.keyPrefix, options: configuration.loginLimits),
+        configuration: configuration, logger: logger
+    ).addRoutes(to: v1)
+    OrganizationRoutes(
+        organizations: OrganizationStore(client: database, logger: logger), projects: ProjectStore(client: database, logger: logger),
+        access: access, configuration: configuration
+    ).addRoutes(to: v1)
+    return router
+}
+
+/// The API server: the router on an HTTP/1 server at the configured address.
+public func buildApplication(
+    _ configuration: APIConfiguration, dependencies: APIDependencies, services: [any Service] = [], logger: Logger,
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) -> some ApplicationProtocol {
+    Application(
+        router: buildRouter(configuration, dependencies: dependencies, logger: logger),
+        configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "harrow"),
+        services: services, onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) }, logger: logger)
+}

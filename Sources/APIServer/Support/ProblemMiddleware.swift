@@ -1,0 +1,75 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import Store
+
+/// Turns every error into an RFC 9457 `application/problem+json` response: ours, the store's,
+/// Hummingbird's own (unknown routes, oversized bodies), and anything unexpected, which becomes
+/// a 500 that names the request id and is logged in full. No response carries SQL, a stack or
+/// a secret.
+struct ProblemMiddleware: RouterMiddleware {
+    typealias Context = APIContext
+
+    func handle(_ request: Request, context: APIContext, next: (Request, APIContext) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch {
+            let problem = Self.problem(for: error, context: context)
+            return problem.response()
+        }
+    }
+
+    static func problem(for error: any Error, context: APIContext) -> Problem {
+        switch error {
+        case let problem as Problem:
+            return problem
+        case let error as StoreError:
+            switch error.code {
+            case .duplicate: return Problem.conflict(error.message, type: "duplicate")
+            case .notFound: return Problem.notFound(error.message)
+            case .conflict: return Problem.conflict(error.message)
+            case .invalid: return Problem.invalid([Problem.FieldError(field: error.field ?? "body", message: error.message)])
+            default:
+                context.logger.error("store error", metadata: ["error": "\(error)"])
+                return Problem.internalError(requestID: context.requestID)
+            }
+        case let error as HTTPError:
+            switch error.status {
+            case .notFound: return Problem.notFound()
+            case .unauthorized: return Problem.unauthorized()
+            case .badRequest: return Problem.badRequest(error.body ?? "the request is malformed")
+            case .contentTooLarge: return Problem.tooLarge(limit: 0)
+            default:
+                return Problem(
+                    type: Problem.base + "http-\(error.status.code)", title: error.status.reasonPhrase, status: error.status.code,
+                    detail: error.body ?? error.status.reasonPhrase)
+            }
+        case let error as any HTTPResponseError:
+            return Problem(
+                type: Problem.base + "http-\(error.status.code)", title: error.status.reasonPhrase, status: error.status.code,
+                detail: error.status.reasonPhrase)
+        default:
+            context.logger.error("unexpected error", metadata: ["error": "\(String(reflecting: error))"])
+            return Problem.internalError(requestID: context.requestID)
+        }
+    }
+}
+
+extension Problem: ResponseGenerator {
+    /// The problem as `application/problem+json`, with `Retry-After` when it says.
+    public func response(from request: Request, context: some RequestContext) throws -> Response {
+        response()
+    }
+
+    func response() -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let body = (try? encoder.encode(self)) ?? Data(#"{"status":500}"#.utf8)
+        var headers: HTTPFields = [.contentType: "application/problem+json"]
+        if let retryAfter { headers[.retryAfter] = "\(retryAfter)" }
+        if status == 401 { headers[.wwwAuthenticate] = "Bearer" }
+        return Response(
+            status: HTTPResponse.Status(code: status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}

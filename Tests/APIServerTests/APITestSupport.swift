@@ -1,0 +1,100 @@
+import Foundation
+import HTTPTypes
+import HarrowTestSupport
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import PostgresNIO
+import Queue
+import Store
+import Testing
+
+@testable import APIServer
+
+/// A live API server on loopback over a fresh, migrated database and the test Redis.
+struct APIHarness: Sendable {
+    let database: PostgresClient
+    let redis: RedisClient
+    let keyring: SecretKeyring
+    let configuration: APIConfiguration
+    let logger: Logger
+
+    static func with(
+        _ name: String, configure: (inout APIConfiguration) -> Void = { _ in },
+        _ body: @Sendable (APIHarness, any TestClientProtocol) async throws -> Void
+    ) async throws {
+        try await TestDatabase.withDatabase(name) { database, _ in
+            let logger = TestRedis.logger("harrow.test.api")
+            try await Migrator(client: database, logger: logger).migrate()
+            let redis = try TestRedis.makeClient()
+            var configuration = APIConfiguration(bcryptCost: 4, keyPrefix: TestRedis.uniqueKeyPrefix("api"))
+            configure(&configuration)
+            let harness = APIHarness(
+                database: database, redis: redis, keyring: SecretKeyring(current: .generate()), configuration: configuration, logger: logger
+            )
+            let app = buildApplication(
+                configuration, dependencies: APIDependencies(database: database, redis: redis, keyring: harness.keyring), logger: logger)
+            do {
+                try await app.test(.live) { client in try await body(harness, client) }
+                await redis.close()
+            } catch {
+                await redis.close()
+                throw error
+            }
+        }
+    }
+
+    var users: UserStore { UserStore(client: database, logger: logger) }
+    var memberships: MembershipStore { MembershipStore(client: database, logger: logger) }
+
+    /// A verified user and a bearer token of theirs.
+    func signedIn(_ name: String, admin: Bool = false, client: any TestClientProtocol) async throws -> (user: User, token: String) {
+        let email = "\(name.lowercased())-\(TestRedis.randomHex())@example.com"
+        let user = try await users.create(
+            email: email, name: name, passwordHash: try await PasswordHasher(cost: 4).hash("correct horse battery"), verified: true,
+            admin: admin)
+        let response = try await client.execute(
+            uri: "/v1/sessions", method: .post, headers: [.contentType: "application/json"],
+            body: ByteBuffer(string: #"{"email":"\#(email)","password":"correct horse battery"}"#))
+        #expect(response.status == .created, "\(String(buffer: response.body))")
+        let token = try #require(try response.json()["token"] as? String)
+        return (user, token)
+    }
+
+    /// The payloads of the outbox's jobs of `type`, oldest first.
+    func outboxPayloads(type: String) async throws -> [[String: Any]] {
+        var payloads: [[String: Any]] = []
+        let rows = try await database.query("SELECT payload FROM outbox WHERE type = \(type) ORDER BY seq")
+        for try await payload in rows.decode(String.self) {
+            payloads.append((try JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any]) ?? [:])
+        }
+        return payloads
+    }
+}
+
+extension TestResponse {
+    func json() throws -> [String: Any] {
+        (try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]) ?? [:]
+    }
+
+    /// The problem document of an error response (and that it is one).
+    func problem(sourceLocation: SourceLocation = #_sourceLocation) throws -> [String: Any] {
+        #expect(headers[.contentType] == "application/problem+json", sourceLocation: sourceLocation)
+        let document = try json()
+        #expect(document["status"] as? Int == Int(status.code), sourceLocation: sourceLocation)
+        return document
+    }
+}
+
+extension TestClientProtocol {
+    /// Sends `json` (a JSON text) with the bearer `token`.
+    func send(
+        _ method: HTTPRequest.Method, _ uri: String, token: String? = nil, json: String? = nil, headers extra: HTTPFields = [:]
+    ) async throws -> TestResponse {
+        var headers = extra
+        if let token { headers[.authorization] = "Bearer \(token)" }
+        if json != nil && headers[.contentType] == nil { headers[.contentType] = "application/json" }
+        return try await execute(uri: uri, method: method, headers: headers, body: json.map { ByteBuffer(string: $0) })
+    }
+}
