@@ -32,11 +32,10 @@ public enum BuiltExecutables {
     /// Runs executable `name` with `arguments` and `environment` and waits for it (bounded).
     /// Output goes to temp files, not pipes: reading a pipe to its end would block one of the
     /// concurrency pool's few threads for the whole run, and stall every other test.
+    /// `input` becomes the process's standard input (else it reads nothing).
     public static func run(
-        _ name: String, _ arguments: [String], environment: [String: String], timeout: Duration = .seconds(60)
-    )
-        async throws -> Output
-    {
+        _ name: String, _ arguments: [String], environment: [String: String], input: String? = nil, timeout: Duration = .seconds(60)
+    ) async throws -> Output {
         let directory = FileManager.default.temporaryDirectory
         let outURL = directory.appendingPathComponent("harrow-\(name)-\(UUID().uuidString).out")
         let errURL = directory.appendingPathComponent("harrow-\(name)-\(UUID().uuidString).err")
@@ -52,6 +51,14 @@ public enum BuiltExecutables {
         process.environment = environment
         process.standardOutput = try FileHandle(forWritingTo: outURL)
         process.standardError = try FileHandle(forWritingTo: errURL)
+        if let input {
+            let inURL = directory.appendingPathComponent("harrow-\(name)-\(UUID().uuidString).in")
+            try Data(input.utf8).write(to: inURL)
+            defer { try? FileManager.default.removeItem(at: inURL) }
+            process.standardInput = try FileHandle(forReadingFrom: inURL)
+        } else {
+            process.standardInput = FileHandle.nullDevice
+        }
         try process.runWithUnblockedSignals()
         do {
             try await eventually("\(name) exits", timeout: timeout, poll: .milliseconds(10)) { !process.isRunning }
