@@ -48,6 +48,13 @@ public func buildRouter(_ configuration: APIConfiguration, dependencies: APIDepe
         organizations: OrganizationStore(client: database, logger: logger), projects: ProjectStore(client: database, logger: logger),
         access: access, configuration: configuration
     ).addRoutes(to: v1)
+    ProjectResourceRoutes(
+        environments: EnvironmentStore(client: database, logger: logger),
+        secrets: SecretStore(client: database, keyring: dependencies.keyring, logger: logger),
+        tasks: TaskStore(client: database, logger: logger),
+        jobs: JobStore(client: database, logger: logger), operations: OperationStore(client: database, logger: logger), access: access,
+        configuration: configuration
+    ).addRoutes(to: v1)
     return router
 }
 

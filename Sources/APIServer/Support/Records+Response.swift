@@ -7,3 +7,9 @@ extension User: ResponseEncodable {}
 extension Organization: ResponseEncodable {}
 extension Project: ResponseEncodable {}
 extension Session: ResponseEncodable {}
+extension Store.Environment: ResponseEncodable {}
+extension ShellTask: ResponseEncodable {}
+extension JobDefinition: ResponseEncodable {}
+extension Secret: ResponseEncodable {}
+extension Store.Operation: ResponseEncodable {}
+extension Membership: ResponseEncodable {}

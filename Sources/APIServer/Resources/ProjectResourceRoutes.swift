@@ -1,0 +1,207 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Store
+
+/// A project's environments, secrets, tasks and jobs, and running jobs as operations.
+struct ProjectResourceRoutes: Sendable {
+    let environments: EnvironmentStore
+    let secrets: SecretStore
+    let tasks: TaskStore
+    let jobs: JobStore
+    let operations: OperationStore
+    let access: Access
+    let configuration: APIConfiguration
+
+    struct EnvironmentBody: RequestBody {
+        static let fields: Set<String> = ["name", "variables", "is_default"]
+        var name: String?
+        var variables: [String: String]?
+        var isDefault: Bool?
+    }
+
+    struct SecretBody: RequestBody {
+        static let fields: Set<String> = ["name", "kind", "value"]
+        var name: String?
+        var kind: Secret.Kind?
+        var value: String?
+    }
+
+    struct TaskBody: RequestBody {
+        static let fields: Set<String> = ["name", "script"]
+        var name: String?
+        var script: String?
+    }
+
+    struct JobBody: RequestBody {
+        static let fields: Set<String> = ["name", "task_id", "environment_id", "time_limit_seconds"]
+        var name: String?
+        var taskId: UUID?
+        var environmentId: UUID?
+        var timeLimitSeconds: Int?
+    }
+
+    struct RunBody: RequestBody {
+        static let fields: Set<String> = ["parameters"]
+        var parameters: [String: String]?
+    }
+
+    func addRoutes(to router: some RouterMethods<APIContext>) {
+        let limit = configuration.bodyLimit
+        let project = router.group("projects/:project")
+
+        // Environments
+        project.get("environments") { request, context -> PageBody<Store.Environment> in
+            let (project, _) = try await context.project(.read, access: access)
+            return PageBody(try await environments.list(project: project, page: try request.pageRequest()))
+        }
+        project.post("environments") { request, context -> EditedResponse<Store.Environment> in
+            let (project, caller) = try await context.project(.writeEnvironments, access: access)
+            let body = try await request.json(EnvironmentBody.self, limit: limit)
+            let environment = try await environments.create(
+                project: project, name: try Self.required(body.name, "name"), variables: body.variables ?? [:],
+                isDefault: body.isDefault ?? false,
+                actor: caller.user.id)
+            return EditedResponse(status: .created, response: environment)
+        }
+        project.get("environments/:environment") { _, context -> Store.Environment in
+            let (project, _) = try await context.project(.read, access: access)
+            return try await environments.find(try context.id("environment"), project: project)
+        }
+        project.patch("environments/:environment") { request, context -> Store.Environment in
+            let (project, caller) = try await context.project(.writeEnvironments, access: access)
+            let body = try await request.json(EnvironmentBody.self, limit: limit)
+            return try await environments.update(
+                try context.id("environment"), project: project, name: body.name, variables: body.variables, isDefault: body.isDefault,
+                actor: caller.user.id)
+        }
+        project.delete("environments/:environment") { _, context -> HTTPResponse.Status in
+            let (project, caller) = try await context.project(.archive, access: access)
+            try await environments.archive(try context.id("environment"), project: project, actor: caller.user.id)
+            return .noContent
+        }
+
+        // Secrets: values are write-only.
+        project.get("environments/:environment/secrets") { request, context -> PageBody<Secret> in
+            let (project, _) = try await context.project(.read, access: access)
+            return PageBody(
+                try await secrets.list(project: project, environment: try context.id("environment"), page: try request.pageRequest()))
+        }
+        project.post("environments/:environment/secrets") { request, context -> EditedResponse<Secret> in
+            let (project, caller) = try await context.project(.writeSecrets, access: access)
+            let body = try await request.json(SecretBody.self, limit: limit)
+            let secret = try await secrets.create(
+                project: project, environment: try context.id("environment"), name: try Self.required(body.name, "name"),
+                kind: body.kind ?? .env, value: body.value, actor: caller.user.id)
+            return EditedResponse(status: .created, response: secret)
+        }
+        project.get("secrets/:id") { _, context -> Secret in
+            let (project, _) = try await context.project(.read, access: access)
+            return try await secrets.find(try context.id(), project: project)
+        }
+        project.patch("secrets/:id") { request, context -> Secret in
+            let (project, caller) = try await context.project(.writeSecrets, access: access)
+            let body = try await request.json(SecretBody.self, limit: limit)
+            guard body.name == nil, body.kind == nil else {
+                throw Problem.invalid([Problem.FieldError(field: body.name != nil ? "name" : "kind", message: "cannot be changed")])
+            }
+            return try await secrets.updateValue(
+                try context.id(), project: project, value: try Self.required(body.value, "value"), actor: caller.user.id)
+        }
+        project.delete("secrets/:id") { _, context -> HTTPResponse.Status in
+            let (project, caller) = try await context.project(.archive, access: access)
+            try await secrets.archive(try context.id(), project: project, actor: caller.user.id)
+            return .noContent
+        }
+
+        // Tasks
+        project.get("tasks") { request, context -> PageBody<ShellTask> in
+            let (project, _) = try await context.project(.read, access: access)
+            return PageBody(try await tasks.list(project: project, page: try request.pageRequest()))
+        }
+        project.post("tasks") { request, context -> EditedResponse<ShellTask> in
+            let (project, caller) = try await context.project(.writeTasks, access: access)
+            let body = try await request.json(TaskBody.self, limit: limit)
+            let task = try await tasks.create(
+                project: project, name: try Self.required(body.name, "name"), script: try Self.required(body.script, "script"),
+                actor: caller.user.id)
+            return EditedResponse(status: .created, response: task)
+        }
+        project.get("tasks/:id") { _, context -> ShellTask in
+            let (project, _) = try await context.project(.read, access: access)
+            return try await tasks.find(try context.id(), project: project)
+        }
+        project.patch("tasks/:id") { request, context -> ShellTask in
+            let (project, caller) = try await context.project(.writeTasks, access: access)
+            let body = try await request.json(TaskBody.self, limit: limit)
+            return try await tasks.update(try context.id(), project: project, name: body.name, script: body.script, actor: caller.user.id)
+        }
+        project.delete("tasks/:id") { _, context -> HTTPResponse.Status in
+            let (project, caller) = try await context.project(.archive, access: access)
+            try await tasks.archive(try context.id(), project: project, actor: caller.user.id)
+            return .noContent
+        }
+
+        // Jobs
+        project.get("jobs") { request, context -> PageBody<JobDefinition> in
+            let (project, _) = try await context.project(.read, access: access)
+            return PageBody(try await jobs.list(project: project, page: try request.pageRequest()))
+        }
+        project.post("jobs") { request, context -> EditedResponse<JobDefinition> in
+            let (project, caller) = try await context.project(.writeJobs, access: access)
+            let body = try await request.json(JobBody.self, limit: limit)
+            let job = try await jobs.create(
+                project: project, name: try Self.required(body.name, "name"), task: try Self.required(body.taskId, "task_id"),
+                environment: try Self.required(body.environmentId, "environment_id"),
+                timeLimitSeconds: body.timeLimitSeconds ?? JobDefinition.defaultTimeLimitSeconds, actor: caller.user.id)
+            return EditedResponse(status: .created, response: job)
+        }
+        project.get("jobs/:id") { _, context -> JobDefinition in
+            let (project, _) = try await context.project(.read, access: access)
+            return try await jobs.find(try context.id(), project: project)
+        }
+        project.patch("jobs/:id") { request, context -> JobDefinition in
+            let (project, caller) = try await context.project(.writeJobs, access: access)
+            let body = try await request.json(JobBody.self, limit: limit)
+            return try await jobs.update(
+                try context.id(), project: project, name: body.name, task: body.taskId, environment: body.environmentId,
+                timeLimitSeconds: body.timeLimitSeconds, actor: caller.user.id)
+        }
+        project.delete("jobs/:id") { _, context -> HTTPResponse.Status in
+            let (project, caller) = try await context.project(.archive, access: access)
+            try await jobs.archive(try context.id(), project: project, actor: caller.user.id)
+            return .noContent
+        }
+
+        // Operations: running a job records the operation and its run-operation job together.
+        project.post("jobs/:id/operations") { request, context -> EditedResponse<Store.Operation> in
+            let (project, caller) = try await context.project(.runJobs, access: access)
+            let parameters = request.headers[.contentType] == nil ? nil : try await request.json(RunBody.self, limit: limit).parameters
+            let operation = try await operations.create(
+                job: try context.id(), project: project, reason: .user, requestedBy: caller.user.id, parameters: parameters ?? [:])
+            return EditedResponse(status: .created, response: operation)
+        }
+        project.get("jobs/:id/operations") { request, context -> PageBody<Store.Operation> in
+            let (project, _) = try await context.project(.read, access: access)
+            return PageBody(try await operations.list(project: project, job: try context.id(), page: try request.pageRequest()))
+        }
+        project.get("operations") { request, context -> PageBody<Store.Operation> in
+            let (project, _) = try await context.project(.read, access: access)
+            return PageBody(try await operations.list(project: project, page: try request.pageRequest()))
+        }
+        project.get("operations/:id") { _, context -> Store.Operation in
+            let (project, _) = try await context.project(.read, access: access)
+            return try await operations.find(try context.id(), project: project)
+        }
+        project.post("operations/:id/cancel") { _, context -> Store.Operation in
+            let (project, caller) = try await context.project(.cancelOperations, access: access)
+            return try await operations.cancel(try context.id(), project: project, actor: caller.user.id)
+        }
+    }
+
+    /// A field a create needs, or 422 naming it.
+    static func required<T>(_ value: T?, _ field: String) throws -> T {
+        guard let value else { throw Problem.invalid([Problem.FieldError(field: field, message: "is required")]) }
+        return value
+    }
+}
