@@ -55,6 +55,10 @@ public func buildRouter(_ configuration: APIConfiguration, dependencies: APIDepe
         jobs: JobStore(client: database, logger: logger), operations: OperationStore(client: database, logger: logger), access: access,
         configuration: configuration
     ).addRoutes(to: v1)
+    MembershipRoutes(
+        memberships: MembershipStore(client: database, logger: logger), invitations: InvitationStore(client: database, logger: logger),
+        access: access, configuration: configuration
+    ).addRoutes(to: v1)
     AdminQueueRoutes(
         jobQueue: JobQueue(redis: dependencies.redis, options: JobQueue.Options(keyPrefix: configuration.keyPrefix)), database: database,
         configuration: configuration

@@ -12,4 +12,4 @@ extension ShellTask: ResponseEncodable {}
 extension JobDefinition: ResponseEncodable {}
 extension Secret: ResponseEncodable {}
 extension Store.Operation: ResponseEncodable {}
-extension Membership: ResponseEncodable {}
+extension Invitation: ResponseEncodable {}

@@ -34,9 +34,11 @@ public struct InvitationStore: Sendable {
     }
 
     /// Invites `email` to a live organization, or to a live `project` of it, with `role`.
-    /// A project of another organization is not found (`project_id`).
+    /// A project of another organization is not found (`project_id`). `outbox` names the jobs
+    /// (the invitation mail) to enqueue in the same transaction.
     public func create(
-        organization: UUID, project: UUID? = nil, email: String, role: Role, invitedBy: UUID, expiresIn: Duration = defaultLifetime
+        organization: UUID, project: UUID? = nil, email: String, role: Role, invitedBy: UUID, expiresIn: Duration = defaultLifetime,
+        outbox: @Sendable (Invitation) throws -> [OutboxJob] = { _ in [] }
     ) async throws -> Invitation {
         let email = email.trimmingWhitespace()
         guard email.count <= 320, email.contains("@") else { throw StoreError.invalid("email", "the email address is not valid") }
@@ -65,6 +67,7 @@ public struct InvitationStore: Sendable {
             for try await row in rows.decode(Row.self) {
                 let invitation = try Self.record(row).item
                 try await Self.recordActivity("invitation.created", invitation, actor: invitedBy, on: connection, logger: logger)
+                try await Outbox.enqueue(try outbox(invitation), on: connection, logger: logger)
                 return invitation
             }
             throw StoreError(.conflict, "the invitation was not created")
