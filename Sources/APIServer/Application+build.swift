@@ -55,6 +55,21 @@ public func buildRouter(_ configuration: APIConfiguration, dependencies: APIDepe
         jobs: JobStore(client: database, logger: logger), operations: OperationStore(client: database, logger: logger), access: access,
         configuration: configuration
     ).addRoutes(to: v1)
+    let keyring = dependencies.keyring
+    AutomationRoutes(
+        repositories: RepositoryStore(client: database, logger: logger),
+        keys: SSHKeyStore(client: database, keyring: keyring, logger: logger),
+        schedules: ScheduleStore(client: database, logger: logger), triggers: GitTriggerStore(client: database, logger: logger),
+        webhooks: WebhookStore(client: database, keyring: keyring, logger: logger),
+        notifiers: NotifierStore(client: database, logger: logger),
+        rules: NotificationRuleStore(client: database, logger: logger), activities: ActivityStore(client: database, logger: logger),
+        database: database, access: access, configuration: configuration
+    ).addRoutes(to: v1)
+    HookRoutes(
+        webhooks: WebhookStore(client: database, keyring: keyring, logger: logger),
+        operations: OperationStore(client: database, logger: logger),
+        configuration: configuration
+    ).addRoutes(to: router)
     MembershipRoutes(
         memberships: MembershipStore(client: database, logger: logger), invitations: InvitationStore(client: database, logger: logger),
         access: access, configuration: configuration

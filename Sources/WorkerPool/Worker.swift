@@ -170,6 +170,9 @@ public final class Worker: Service, Sendable {
                 if failures > 0 { try await recoverOrphans() }
                 let ready = try await jobQueue.fetchReady(FetchRequest(queues: open, total: wanted), consumer: workerID)
                 failures = 0
+                // Stopped while the fetch was on its way: what it took stays pending for this
+                // worker, which hands it back at the end, unstarted.
+                if isStopping || Task.isCancelled { break }
                 if !ready.deliveries.isEmpty {
                     await dispatch(ready.deliveries)
                     continue

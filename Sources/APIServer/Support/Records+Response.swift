@@ -13,3 +13,10 @@ extension JobDefinition: ResponseEncodable {}
 extension Secret: ResponseEncodable {}
 extension Store.Operation: ResponseEncodable {}
 extension Invitation: ResponseEncodable {}
+extension Repository: ResponseEncodable {}
+extension SSHKey: ResponseEncodable {}
+extension GitTrigger: ResponseEncodable {}
+extension Webhook: ResponseEncodable {}
+extension Notifier: ResponseEncodable {}
+extension NotificationRule: ResponseEncodable {}
+extension Activity: ResponseEncodable {}

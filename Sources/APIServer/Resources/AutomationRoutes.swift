@@ -1,0 +1,319 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import PostgresNIO
+import Store
+
+/// What starts and reports a project's work: repositories and their deploy keys, SSH keys,
+/// schedules, git triggers, webhooks, notifiers and notification rules, and the activity feed.
+struct AutomationRoutes: Sendable {
+    let repositories: RepositoryStore
+    let keys: SSHKeyStore
+    let schedules: ScheduleStore
+    let triggers: GitTriggerStore
+    let webhooks: WebhookStore
+    let notifiers: NotifierStore
+    let rules: NotificationRuleStore
+    let activities: ActivityStore
+    let database: PostgresClient
+    let access: Access
+    let configuration: APIConfiguration
+
+    struct RepositoryBody: RequestBody {
+        static let fields: Set<String> = ["url"]
+        var url: String
+    }
+
+    struct KeyBody: RequestBody {
+        static let fields: Set<String> = ["name", "algorithm"]
+        var name: String
+        var algorithm: SSHKey.Algorithm?
+    }
+
+    struct ScheduleBody: RequestBody {
+        static let fields: Set<String> = ["job_id", "cron", "run_at", "time_zone", "description"]
+        var jobId: UUID?
+        var cron: String?
+        var runAt: Date?
+        var timeZone: String?
+        var description: String?
+    }
+
+    struct ReasonBody: RequestBody {
+        static let fields: Set<String> = ["reason"]
+        var reason: String?
+    }
+
+    struct TriggerBody: RequestBody {
+        static let fields: Set<String> = ["repository_id", "job_id", "name", "ref_pattern", "change_type"]
+        var repositoryId: UUID?
+        var jobId: UUID?
+        var name: String
+        var refPattern: String?
+        var changeType: GitTrigger.ChangeType
+    }
+
+    struct WebhookBody: RequestBody {
+        static let fields: Set<String> = ["job_id", "name"]
+        var jobId: UUID
+        var name: String
+    }
+
+    struct NotifierBody: RequestBody {
+        static let fields: Set<String> = ["name", "recipients"]
+        var name: String
+        var recipients: [String]
+    }
+
+    struct RuleBody: RequestBody {
+        static let fields: Set<String> = ["notifier_id", "job_id", "activity_pattern"]
+        var notifierId: UUID?
+        var jobId: UUID?
+        var activityPattern: String
+    }
+
+    /// A schedule with the next five times it fires.
+    struct ScheduleView: ResponseEncodable {
+        var schedule: Schedule
+        var nextFireTimes: [Date]
+
+        init(_ schedule: Schedule) {
+            self.schedule = schedule
+            nextFireTimes = schedule.nextFireTimes(after: Date(), count: 5)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case nextFireTimes
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            try schedule.encode(to: encoder)
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(nextFireTimes, forKey: .nextFireTimes)
+        }
+    }
+
+    struct WebhookCreated: ResponseEncodable {
+        var webhook: Webhook
+        /// Shown once: only its ciphertext is kept.
+        var signingSecret: String
+    }
+
+    struct Secret: ResponseEncodable {
+        var signingSecret: String
+    }
+
+    func addRoutes(to router: some RouterMethods<APIContext>) {
+        let limit = configuration.bodyLimit
+        let project = router.group("projects/:project")
+
+        // Repositories: creating one makes its deploy key (generate-key through the outbox).
+        project.get("repositories") { request, context -> PageBody<Repository> in
+            let (project, _) = try await context.project(.read, access: access)
+            return PageBody(try await repositories.list(project: project, page: try request.pageRequest()))
+        }
+        project.post("repositories") { request, context -> EditedResponse<Repository> in
+            let (project, caller) = try await context.project(.writeRepositories, access: access)
+            let body = try await request.json(RepositoryBody.self, limit: limit)
+            return EditedResponse(
+                status: .created, response: try await repositories.create(project: project, url: body.url, actor: caller.user.id))
+        }
+        project.get("repositories/:repository") { _, context -> Repository in
+            let (project, _) = try await context.project(.read, access: access)
+            return try await repositories.find(try context.id("repository"), project: project)
+        }
+        project.patch("repositories/:repository") { request, context -> Repository in
+            let (project, caller) = try await context.project(.writeRepositories, access: access)
+            let body = try await request.json(RepositoryBody.self, limit: limit)
+            return try await repositories.update(try context.id("repository"), project: project, url: body.url, actor: caller.user.id)
+        }
+        project.delete("repositories/:repository") { _, context -> HTTPResponse.Status in
+            let (project, caller) = try await context.project(.archive, access: access)
+            try await repositories.archive(try context.id("repository"), project: project, actor: caller.user.id)
+            return .noContent
+        }
+        project.post("repositories/:repository/refresh") { _, context -> HTTPResponse.Status in
+            let (project, _) = try await context.project(.runJobs, access: access)
+            let repository = try await repositories.find(try context.id("repository"), project: project)
+            let job = OutboxJob(
+                queue: "git", type: "poll-repo", payload: #"{"repository_id":"\#(repository.id.uuidString.lowercased())"}"#,
+                uniqueKey: "poll-repo:\(repository.id.uuidString.lowercased())")
+            try await database.inTransaction(logger: context.logger) { connection in
+                try await Outbox.enqueue([job], on: connection, logger: context.logger)
+            }
+            return .accepted
+        }
+
+        // SSH keys: the public part only.
+        project.get("ssh-keys") { request, context -> PageBody<SSHKey> in
+            let (project, _) = try await context.project(.read, access: access)
+            return PageBody(try await keys.list(project: project, page: try request.pageRequest()))
+        }
+        project.post("ssh-keys") { request, context -> EditedResponse<SSHKey> in
+            let (project, caller) = try await context.project(.writeSecrets, access: access)
+            let body = try await request.json(KeyBody.self, limit: limit)
+            return EditedResponse(
+                status: .created,
+                response: try await keys.create(
+                    project: project, name: body.name, algorithm: body.algorithm ?? .ed25519, actor: caller.user.id))
+        }
+        project.get("ssh-keys/:key") { _, context -> SSHKey in
+            let (project, _) = try await context.project(.read, access: access)
+            return try await keys.find(try context.id("key"), project: project)
+        }
+        project.delete("ssh-keys/:key") { _, context -> HTTPResponse.Status in
+            let (project, caller) = try await context.project(.archive, access: access)
+            try await keys.archive(try context.id("key"), project: project, actor: caller.user.id)
+            return .noContent
+        }
+
+        // Schedules, with their next five fire times.
+        project.get("schedules") { request, context -> PageBody<ScheduleView> in
+            let (project, _) = try await context.project(.read, access: access)
+            let page = try await schedules.list(project: project, page: try request.pageRequest())
+            return PageBody(Page(items: page.items.map(ScheduleView.init), nextCursor: page.nextCursor))
+        }
+        project.post("schedules") { request, context -> EditedResponse<ScheduleView> in
+            let (project, caller) = try await context.project(.manageSchedules, access: access)
+            let body = try await request.json(ScheduleBody.self, limit: limit)
+            let schedule = try await schedules.create(
+                project: project, job: try ProjectResourceRoutes.required(body.jobId, "job_id"), cron: body.cron, runAt: body.runAt,
+                timeZone: body.timeZone ?? "UTC", description: body.description, actor: caller.user.id)
+            return EditedResponse(status: .created, response: ScheduleView(schedule))
+        }
+        project.get("schedules/:schedule") { _, context -> ScheduleView in
+            let (project, _) = try await context.project(.read, access: access)
+            return ScheduleView(try await schedules.find(try context.id("schedule"), project: project))
+        }
+        project.patch("schedules/:schedule") { request, context -> ScheduleView in
+            let (project, caller) = try await context.project(.manageSchedules, access: access)
+            let body = try await request.json(ScheduleBody.self, limit: limit)
+            guard body.jobId == nil else { throw Problem.invalid([Problem.FieldError(field: "job_id", message: "cannot be changed")]) }
+            return ScheduleView(
+                try await schedules.update(
+                    try context.id("schedule"), project: project, cron: body.cron, runAt: body.runAt, timeZone: body.timeZone ?? "UTC",
+                    description: body.description, actor: caller.user.id))
+        }
+        project.post("schedules/:schedule/disable") { request, context -> ScheduleView in
+            let (project, caller) = try await context.project(.manageSchedules, access: access)
+            let reason = request.headers[.contentType] == nil ? nil : try await request.json(ReasonBody.self, limit: limit).reason
+            return ScheduleView(
+                try await schedules.disable(
+                    try context.id("schedule"), project: project, reason: reason ?? "disabled by a user", actor: caller.user.id))
+        }
+        project.post("schedules/:schedule/enable") { _, context -> ScheduleView in
+            let (project, caller) = try await context.project(.manageSchedules, access: access)
+            return ScheduleView(try await schedules.enable(try context.id("schedule"), project: project, actor: caller.user.id))
+        }
+        project.delete("schedules/:schedule") { _, context -> HTTPResponse.Status in
+            let (project, caller) = try await context.project(.manageSchedules, access: access)
+            try await schedules.archive(try context.id("schedule"), project: project, actor: caller.user.id)
+            return .noContent
+        }
+
+        // Git triggers
+        project.get("triggers") { request, context -> PageBody<GitTrigger> in
+            let (project, _) = try await context.project(.read, access: access)
+            return PageBody(try await triggers.list(project: project, page: try request.pageRequest()))
+        }
+        project.post("triggers") { request, context -> EditedResponse<GitTrigger> in
+            let (project, caller) = try await context.project(.writeTriggers, access: access)
+            let body = try await request.json(TriggerBody.self, limit: limit)
+            let trigger = try await triggers.create(
+                project: project, repository: try ProjectResourceRoutes.required(body.repositoryId, "repository_id"),
+                job: try ProjectResourceRoutes.required(body.jobId, "job_id"), name: body.name, refPattern: body.refPattern ?? ".*",
+                changeType: body.changeType, actor: caller.user.id)
+            return EditedResponse(status: .created, response: trigger)
+        }
+        project.get("triggers/:trigger") { _, context -> GitTrigger in
+            let (project, _) = try await context.project(.read, access: access)
+            return try await triggers.find(try context.id("trigger"), project: project)
+        }
+        project.patch("triggers/:trigger") { request, context -> GitTrigger in
+            let (project, caller) = try await context.project(.writeTriggers, access: access)
+            let body = try await request.json(TriggerBody.self, limit: limit)
+            return try await triggers.update(
+                try context.id("trigger"), project: project, name: body.name, refPattern: body.refPattern ?? ".*",
+                changeType: body.changeType,
+                actor: caller.user.id)
+        }
+        project.delete("triggers/:trigger") { _, context -> HTTPResponse.Status in
+            let (project, caller) = try await context.project(.archive, access: access)
+            try await triggers.archive(try context.id("trigger"), project: project, actor: caller.user.id)
+            return .noContent
+        }
+
+        // Webhooks: the signing secret is shown once, on creation or rotation.
+        project.get("webhooks") { request, context -> PageBody<Webhook> in
+            let (project, _) = try await context.project(.read, access: access)
+            return PageBody(try await webhooks.list(project: project, page: try request.pageRequest()))
+        }
+        project.post("webhooks") { request, context -> EditedResponse<WebhookCreated> in
+            let (project, caller) = try await context.project(.writeWebhooks, access: access)
+            let body = try await request.json(WebhookBody.self, limit: limit)
+            let (webhook, secret) = try await webhooks.create(project: project, job: body.jobId, name: body.name, actor: caller.user.id)
+            return EditedResponse(status: .created, response: WebhookCreated(webhook: webhook, signingSecret: secret))
+        }
+        project.get("webhooks/:webhook") { _, context -> Webhook in
+            let (project, _) = try await context.project(.read, access: access)
+            return try await webhooks.find(try context.id("webhook"), project: project)
+        }
+        project.post("webhooks/:webhook/rotate") { _, context -> Secret in
+            let (project, caller) = try await context.project(.writeWebhooks, access: access)
+            return Secret(
+                signingSecret: try await webhooks.rotateSecret(try context.id("webhook"), project: project, actor: caller.user.id))
+        }
+        project.delete("webhooks/:webhook") { _, context -> HTTPResponse.Status in
+            let (project, caller) = try await context.project(.archive, access: access)
+            try await webhooks.archive(try context.id("webhook"), project: project, actor: caller.user.id)
+            return .noContent
+        }
+
+        // Notifiers and notification rules
+        project.get("notifiers") { request, context -> PageBody<Notifier> in
+            let (project, _) = try await context.project(.read, access: access)
+            return PageBody(try await notifiers.list(project: project, page: try request.pageRequest()))
+        }
+        project.post("notifiers") { request, context -> EditedResponse<Notifier> in
+            let (project, caller) = try await context.project(.manageNotificationRules, access: access)
+            let body = try await request.json(NotifierBody.self, limit: limit)
+            return EditedResponse(
+                status: .created,
+                response: try await notifiers.create(project: project, name: body.name, recipients: body.recipients, actor: caller.user.id))
+        }
+        project.patch("notifiers/:notifier") { request, context -> Notifier in
+            let (project, caller) = try await context.project(.manageNotificationRules, access: access)
+            let body = try await request.json(NotifierBody.self, limit: limit)
+            return try await notifiers.update(
+                try context.id("notifier"), project: project, name: body.name, recipients: body.recipients, actor: caller.user.id)
+        }
+        project.delete("notifiers/:notifier") { _, context -> HTTPResponse.Status in
+            let (project, caller) = try await context.project(.manageNotificationRules, access: access)
+            try await notifiers.archive(try context.id("notifier"), project: project, actor: caller.user.id)
+            return .noContent
+        }
+        project.get("notification-rules") { request, context -> PageBody<NotificationRule> in
+            let (project, _) = try await context.project(.read, access: access)
+            return PageBody(try await rules.list(project: project, page: try request.pageRequest()))
+        }
+        project.post("notification-rules") { request, context -> EditedResponse<NotificationRule> in
+            let (project, caller) = try await context.project(.manageNotificationRules, access: access)
+            let body = try await request.json(RuleBody.self, limit: limit)
+            let rule = try await rules.create(
+                project: project, notifier: try ProjectResourceRoutes.required(body.notifierId, "notifier_id"), job: body.jobId,
+                activityPattern: body.activityPattern, actor: caller.user.id)
+            return EditedResponse(status: .created, response: rule)
+        }
+        project.delete("notification-rules/:rule") { _, context -> HTTPResponse.Status in
+            let (project, caller) = try await context.project(.manageNotificationRules, access: access)
+            try await rules.archive(try context.id("rule"), project: project, actor: caller.user.id)
+            return .noContent
+        }
+
+        // The activity feed, newest first.
+        project.get("activities") { request, context -> PageBody<Activity> in
+            let (project, _) = try await context.project(.read, access: access)
+            return PageBody(try await activities.list(project: project, page: try request.pageRequest()))
+        }
+    }
+}

@@ -1,0 +1,111 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import HarrowTestSupport
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Store
+import Testing
+
+@testable import APIServer
+
+@Suite struct AutomationAPITests {
+    /// A project with a task, an environment and a job, made through the API; returns the base
+    /// path, the job's id and the owner's token.
+    static func project(_ harness: APIHarness, _ client: any TestClientProtocol) async throws -> (base: String, job: String, token: String)
+    {
+        let (owner, token) = try await harness.signedIn("Owner", client: client)
+        let organization = try await OrganizationStore(client: harness.database, logger: harness.logger).create(
+            name: "Acme", owner: owner.id)
+        let project = try #require(
+            try await client.send(.post, "/v1/organizations/\(organization.id)/projects", token: token, json: #"{"name":"Web"}"#).json()[
+                "id"]
+                as? String)
+        let base = "/v1/projects/\(project)"
+        let environment = try #require(
+            (try await client.send(.get, "\(base)/environments", token: token).json()["items"] as? [[String: Any]])?.first?["id"] as? String
+        )
+        let task = try #require(
+            try await client.send(.post, "\(base)/tasks", token: token, json: #"{"name":"t","script":"true"}"#).json()["id"] as? String)
+        let job = try #require(
+            try await client.send(
+                .post, "\(base)/jobs", token: token, json: #"{"name":"j","task_id":"\#(task)","environment_id":"\#(environment)"}"#
+            )
+            .json()["id"] as? String)
+        return (base, job, token)
+    }
+
+    /// A webhook's endpoint runs the job only for a correctly signed body.
+    @Test func webhooksRunTheirJobOnlyWhenSigned() async throws {
+        try await APIHarness.with("api_hooks") { harness, client in
+            let (base, job, token) = try await Self.project(harness, client)
+            let created = try await client.send(.post, "\(base)/webhooks", token: token, json: #"{"job_id":"\#(job)","name":"deploy"}"#)
+            #expect(created.status == .created, "\(String(buffer: created.body))")
+            let secret = try #require(try created.json()["signing_secret"] as? String)
+            let slug = try #require((try created.json()["webhook"] as? [String: Any])?["slug"] as? String)
+            let listed = try await client.send(.get, "\(base)/webhooks", token: token)
+            #expect(!String(buffer: listed.body).contains(secret))
+
+            let payload = #"{"ref":"refs/heads/main"}"#
+            let mac = HMAC<SHA256>.authenticationCode(for: Array(payload.utf8), using: SymmetricKey(data: Array(secret.utf8)))
+            let signature = "sha256=" + mac.map { String(format: "%02x", $0) }.joined()
+            let header = HTTPField.Name("X-Harrow-Signature")!
+            let unsigned = try await client.send(.post, "/hooks/\(slug)", json: payload)
+            #expect(unsigned.status == .unauthorized)
+            let forged = try await client.send(
+                .post, "/hooks/\(slug)", json: payload, headers: [header: "sha256=" + String(repeating: "0", count: 64)])
+            #expect(forged.status == .unauthorized)
+            let tampered = try await client.send(.post, "/hooks/\(slug)", json: #"{"ref":"refs/heads/evil"}"#, headers: [header: signature])
+            #expect(tampered.status == .unauthorized)
+            let unknown = try await client.send(.post, "/hooks/no-such-slug", json: payload, headers: [header: signature])
+            #expect(unknown.status == .unauthorized)
+            #expect(try await harness.outboxPayloads(type: "run-operation").isEmpty)
+
+            let accepted = try await client.send(.post, "/hooks/\(slug)", json: payload, headers: [header: signature])
+            #expect(accepted.status == .accepted, "\(String(buffer: accepted.body))")
+            #expect(try await harness.outboxPayloads(type: "run-operation").count == 1)
+            let operations = try await client.send(.get, "\(base)/jobs/\(job)/operations", token: token)
+            #expect((try operations.json()["items"] as? [[String: Any]])?.first?["reason"] as? String == "webhook")
+        }
+    }
+
+    @Test func schedulesRepositoriesAndTheActivityFeed() async throws {
+        try await APIHarness.with("api_automation") { harness, client in
+            let (base, job, token) = try await Self.project(harness, client)
+            let schedule = try await client.send(
+                .post, "\(base)/schedules", token: token, json: #"{"job_id":"\#(job)","cron":"30 2 * * *","time_zone":"Europe/Berlin"}"#)
+            #expect(schedule.status == .created, "\(String(buffer: schedule.body))")
+            let fires = try #require(try schedule.json()["next_fire_times"] as? [String])
+            #expect(fires.count == 5)
+            #expect(try schedule.json()["cron"] as? String == "30 2 * * *")
+            let both = try await client.send(
+                .post, "\(base)/schedules", token: token, json: #"{"job_id":"\#(job)","cron":"* * * * *","run_at":"2030-01-01T00:00:00Z"}"#)
+            #expect(both.status == .unprocessableContent)
+            let badCron = try await client.send(
+                .post, "\(base)/schedules", token: token, json: #"{"job_id":"\#(job)","cron":"61 * * * *"}"#)
+            #expect(badCron.status == .unprocessableContent)
+            let badZone = try await client.send(
+                .post, "\(base)/schedules", token: token, json: #"{"job_id":"\#(job)","cron":"* * * * *","time_zone":"Mars/Olympus"}"#)
+            #expect((try badZone.problem()["errors"] as? [[String: Any]])?.first?["field"] as? String == "time_zone")
+
+            let repository = try await client.send(
+                .post, "\(base)/repositories", token: token, json: #"{"url":"git@github.com:acme/web.git"}"#)
+            #expect(repository.status == .created, "\(String(buffer: repository.body))")
+            let repositoryID = try #require(try repository.json()["id"] as? String)
+            #expect(try await harness.outboxPayloads(type: "generate-key").count == 1)
+            let withCredentials = try await client.send(
+                .post, "\(base)/repositories", token: token, json: #"{"url":"https://user:hunter2@github.com/acme/web.git"}"#)
+            #expect(withCredentials.status == .unprocessableContent)
+            #expect(!String(buffer: withCredentials.body).contains("hunter2"))
+            #expect(try await client.send(.post, "\(base)/repositories/\(repositoryID)/refresh", token: token).status == .accepted)
+            #expect(try await harness.outboxPayloads(type: "poll-repo").count == 1)
+
+            let feed = try await client.send(.get, "\(base)/activities?limit=3", token: token)
+            let names = try #require((try feed.json()["items"] as? [[String: Any]])?.compactMap { $0["name"] as? String })
+            #expect(names.count == 3)
+            #expect(names.first == "repository.created" || names.contains("repository.created"))
+            #expect(try feed.json()["next_cursor"] as? String != nil)
+        }
+    }
+}
