@@ -30,7 +30,7 @@ final class WorkerProcess {
 
     init(
         queues: String, concurrency: Int = 10, redisURL: String, keyPrefix: String, shutdownTimeout: Double = 25,
-        deadWorkerAfter: Double = 30, heartbeatInterval: Double = 5
+        deadWorkerAfter: Double = 30, heartbeatInterval: Double = 5, logLevel: String = "info"
     ) throws {
         logURL = FileManager.default.temporaryDirectory.appendingPathComponent("harrow-worker-\(UUID().uuidString).log")
         FileManager.default.createFile(atPath: logURL.path, contents: nil)
@@ -38,7 +38,7 @@ final class WorkerProcess {
         process.arguments = [
             "--queues", queues, "--concurrency", "\(concurrency)", "--redis-url", redisURL, "--key-prefix", keyPrefix,
             "--shutdown-timeout", "\(shutdownTimeout)", "--dead-worker-after", "\(deadWorkerAfter)", "--heartbeat-interval",
-            "\(heartbeatInterval)", "--log-level", "info",
+            "\(heartbeatInterval)", "--log-level", logLevel,
         ]
         // These are queue-only workers: without a database, whatever `scripts/test` exports.
         process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "DATABASE_URL" }
