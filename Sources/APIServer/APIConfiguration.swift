@@ -20,11 +20,14 @@ public struct APIConfiguration: Sendable {
     public var loginLimits: LoginRateLimiter.Options
     /// First part of every Redis key.
     public var keyPrefix: String
+    /// How often a live-events connection checks its session and subscriptions again.
+    public var liveRecheckInterval: Duration
 
     public init(
         host: String = "127.0.0.1", port: Int = 8080, publicURL: String = "http://localhost:8080", bodyLimit: Int = 1 << 20,
         bcryptCost: UInt8 = 12, sessionLifetime: TimeInterval = 15 * 86_400, verifyLinkLifetime: TimeInterval = 3 * 86_400,
-        resetLinkLifetime: TimeInterval = 3_600, loginLimits: LoginRateLimiter.Options = .init(), keyPrefix: String = "harrow"
+        resetLinkLifetime: TimeInterval = 3_600, loginLimits: LoginRateLimiter.Options = .init(), keyPrefix: String = "harrow",
+        liveRecheckInterval: Duration = .seconds(15)
     ) {
         self.host = host
         self.port = port
@@ -36,5 +39,6 @@ public struct APIConfiguration: Sendable {
         self.resetLinkLifetime = resetLinkLifetime
         self.loginLimits = loginLimits
         self.keyPrefix = keyPrefix
+        self.liveRecheckInterval = liveRecheckInterval
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdWebSocket
 import Logging
 import PostgresNIO
 import Prometheus
@@ -81,13 +82,22 @@ public func buildRouter(_ configuration: APIConfiguration, dependencies: APIDepe
     return router
 }
 
-/// The API server: the router on an HTTP/1 server at the configured address.
+/// The API server: the router on an HTTP/1 server at the configured address, with the
+/// live-events WebSocket (`/ws`) and the activity feed behind it.
 public func buildApplication(
     _ configuration: APIConfiguration, dependencies: APIDependencies, services: [any Service] = [], logger: Logger,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    Application(
+    let database = dependencies.database
+    let feed = ActivityFeed(database: database, logger: logger)
+    let live = Router(context: LiveContext.self)
+    LiveRoutes(
+        feed: feed, sessions: SessionStore(client: database, logger: logger), operations: OperationStore(client: database, logger: logger),
+        access: Access(memberships: MembershipStore(client: database, logger: logger)), recheckInterval: configuration.liveRecheckInterval
+    ).addRoutes(to: live)
+    return Application(
         router: buildRouter(configuration, dependencies: dependencies, logger: logger),
+        server: .http1WebSocketUpgrade(webSocketRouter: live),
         configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port), serverName: "harrow"),
-        services: services, onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) }, logger: logger)
+        services: services + [feed], onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) }, logger: logger)
 }
