@@ -34,7 +34,8 @@ public func buildRouter(_ configuration: APIConfiguration, dependencies: APIDepe
     router.add(middleware: ProblemMiddleware())
     router.add(middleware: SessionAuthenticator(sessions: SessionStore(client: database, logger: logger)))
 
-    HealthRoutes(database: database, redis: dependencies.redis, metrics: dependencies.metrics).addRoutes(to: router)
+    let jobQueue = JobQueue(redis: dependencies.redis, options: JobQueue.Options(keyPrefix: configuration.keyPrefix))
+    HealthRoutes(database: database, redis: dependencies.redis, jobQueue: jobQueue, metrics: dependencies.metrics).addRoutes(to: router)
     let v1 = router.group("v1")
     let users = UserStore(client: database, logger: logger)
     let access = Access(memberships: MembershipStore(client: database, logger: logger))
@@ -75,10 +76,7 @@ public func buildRouter(_ configuration: APIConfiguration, dependencies: APIDepe
         memberships: MembershipStore(client: database, logger: logger), invitations: InvitationStore(client: database, logger: logger),
         access: access, configuration: configuration
     ).addRoutes(to: v1)
-    AdminQueueRoutes(
-        jobQueue: JobQueue(redis: dependencies.redis, options: JobQueue.Options(keyPrefix: configuration.keyPrefix)), database: database,
-        configuration: configuration
-    ).addRoutes(to: router)
+    AdminQueueRoutes(jobQueue: jobQueue, database: database, configuration: configuration).addRoutes(to: router)
     return router
 }
 

@@ -4,8 +4,10 @@ import HarrowTestSupport
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import Metrics
 import NIOCore
 import PostgresNIO
+import Prometheus
 import Queue
 import Store
 import Testing
@@ -21,7 +23,7 @@ struct APIHarness: Sendable {
     let logger: Logger
 
     static func with(
-        _ name: String, configure: (inout APIConfiguration) -> Void = { _ in },
+        _ name: String, configure: (inout APIConfiguration) -> Void = { _ in }, metrics: PrometheusCollectorRegistry? = nil,
         _ body: @Sendable (APIHarness, any TestClientProtocol) async throws -> Void
     ) async throws {
         try await TestDatabase.withDatabase(name) { database, _ in
@@ -34,9 +36,17 @@ struct APIHarness: Sendable {
                 database: database, redis: redis, keyring: SecretKeyring(current: .generate()), configuration: configuration, logger: logger
             )
             let app = buildApplication(
-                configuration, dependencies: APIDependencies(database: database, redis: redis, keyring: harness.keyring), logger: logger)
+                configuration, dependencies: APIDependencies(database: database, redis: redis, keyring: harness.keyring, metrics: metrics),
+                logger: logger)
             do {
-                try await app.test(.live) { client in try await body(harness, client) }
+                if let metrics {
+                    // The process-wide metrics system can be set once; this test's requests use its own.
+                    try await withMetricsFactory(PrometheusMetricsFactory(registry: metrics)) {
+                        try await app.test(.live) { client in try await body(harness, client) }
+                    }
+                } else {
+                    try await app.test(.live) { client in try await body(harness, client) }
+                }
                 await redis.close()
             } catch {
                 await redis.close()

@@ -4,6 +4,8 @@ import HarrowTestSupport
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import Prometheus
+import Queue
 import Store
 import Testing
 
@@ -158,6 +160,23 @@ import Testing
             #expect(try await client.send(.get, "/readyz").status == .ok)
             let echoed = try await client.send(.get, "/healthz", headers: [HTTPField.Name("X-Request-Id")!: "trace-123"])
             #expect(echoed.headers[HTTPField.Name("X-Request-Id")!] == "trace-123")
+        }
+    }
+
+    @Test func metricsCountRequestsAndShowQueueDepths() async throws {
+        let registry = PrometheusCollectorRegistry()
+        try await APIHarness.with("api_metrics", metrics: registry) { harness, client in
+            let queue = JobQueue(redis: harness.redis, options: JobQueue.Options(keyPrefix: harness.configuration.keyPrefix))
+            _ = try await queue.enqueue(type: "noop", queue: "work", payload: ByteBuffer(string: "{}"))
+            #expect(try await client.send(.get, "/healthz").status == .ok)
+            #expect(try await client.send(.get, "/v1/me").status == .unauthorized)
+            let metrics = try await client.send(.get, "/metrics")
+            #expect(metrics.status == .ok)
+            let text = String(buffer: metrics.body)
+            #expect(text.contains(#"harrow_queue_jobs{queue="work",state="ready"} 1"#), "\(text.prefix(2000))")
+            #expect(text.contains("harrow_outbox_jobs 0"))
+            #expect(text.contains("hb_requests") && text.contains(#"http_route="/healthz""#))
+            try await TestRedis.deleteKeys(prefix: harness.configuration.keyPrefix, on: harness.redis)
         }
     }
 }

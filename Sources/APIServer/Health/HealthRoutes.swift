@@ -4,12 +4,14 @@ import NIOCore
 import PostgresNIO
 import Prometheus
 import Queue
+import Store
 
 /// `/healthz` (the process answers), `/readyz` (Postgres and Redis answer) and `/metrics`
 /// (Prometheus text format).
 struct HealthRoutes: Sendable {
     let database: PostgresClient
     let redis: RedisClient
+    let jobQueue: JobQueue
     let metrics: PrometheusCollectorRegistry?
 
     func addRoutes(to router: some RouterMethods<APIContext>) {
@@ -32,13 +34,35 @@ struct HealthRoutes: Sendable {
             return "ready\n"
         }
         if let metrics {
-            router.get("metrics") { _, _ -> Response in
+            router.get("metrics") { _, context -> Response in
+                await recordQueueDepths(into: metrics, context: context)
                 var bytes: [UInt8] = []
                 metrics.emit(into: &bytes)
                 return Response(
                     status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                     body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
             }
+        }
+    }
+
+    /// Queue depths as gauges, read from Redis at each scrape (`harrow_queue_jobs{queue,state}`
+    /// and the outbox's `harrow_outbox_jobs`). A failure leaves the last values and is logged.
+    private func recordQueueDepths(into registry: PrometheusCollectorRegistry, context: APIContext) async {
+        do {
+            for stats in try await jobQueue.stats(queues: try await jobQueue.knownQueues()) {
+                for (state, value) in [
+                    ("ready", stats.ready), ("pending", stats.pending), ("delayed", stats.delayed), ("dead", stats.dead),
+                ] {
+                    registry.makeGauge(
+                        name: "harrow_queue_jobs", labels: [("queue", stats.queue), ("state", state)], help: "Jobs in a queue, by state"
+                    ).set(Double(value))
+                }
+            }
+            let outbox = try await Outbox.stats(client: database, logger: context.logger)
+            registry.makeGauge(name: "harrow_outbox_jobs", labels: [], help: "Jobs waiting in the Postgres outbox").set(
+                Double(outbox.depth))
+        } catch {
+            context.logger.warning("could not read queue depths for /metrics", metadata: ["error": "\(error)"])
         }
     }
 }
