@@ -54,7 +54,8 @@ public func buildRouter(_ configuration: APIConfiguration, dependencies: APIDepe
         environments: EnvironmentStore(client: database, logger: logger),
         secrets: SecretStore(client: database, keyring: dependencies.keyring, logger: logger),
         tasks: TaskStore(client: database, logger: logger),
-        jobs: JobStore(client: database, logger: logger), operations: OperationStore(client: database, logger: logger), access: access,
+        jobs: JobStore(client: database, logger: logger), operations: OperationStore(client: database, logger: logger),
+        log: OperationLog(redis: dependencies.redis, keyPrefix: configuration.keyPrefix), access: access,
         configuration: configuration
     ).addRoutes(to: v1)
     let keyring = dependencies.keyring
@@ -91,6 +92,7 @@ public func buildApplication(
     let live = Router(context: LiveContext.self)
     LiveRoutes(
         feed: feed, sessions: SessionStore(client: database, logger: logger), operations: OperationStore(client: database, logger: logger),
+        log: OperationLog(redis: dependencies.redis, keyPrefix: configuration.keyPrefix),
         access: Access(memberships: MembershipStore(client: database, logger: logger)), recheckInterval: configuration.liveRecheckInterval
     ).addRoutes(to: live)
     return Application(

@@ -73,4 +73,45 @@ import Testing
             #expect(close?.closeCode == WebSocketErrorCode(codeNumber: 4001))
         }
     }
+
+    /// An operation's log: read in pages over HTTP, and followed live over the WebSocket.
+    @Test func operationLogsArePagedAndFollowed() async throws {
+        try await APIHarness.with("api_live_log") { harness, client in
+            let (base, job, token) = try await AutomationAPITests.project(harness, client)
+            let run = try await client.send(.post, "\(base)/jobs/\(job)/operations", token: token)
+            let operation = try #require(UUID(uuidString: try run.json()["id"] as? String ?? ""))
+            let log = OperationLog(redis: harness.redis, keyPrefix: harness.configuration.keyPrefix)
+            try await log.append([("stdout", "line 1"), ("stderr", "line 2")], to: operation)
+
+            let page = try await client.send(.get, "\(base)/operations/\(operation)/log?limit=1", token: token)
+            #expect(page.status == .ok, "\(String(buffer: page.body))")
+            let lines = try #require(try page.json()["lines"] as? [[String: Any]])
+            #expect(lines.map { $0["text"] as? String } == ["line 1"])
+            let next = try #require(try page.json()["next"] as? String)
+            let rest = try await client.send(.get, "\(base)/operations/\(operation)/log?after=\(next)", token: token)
+            #expect((try rest.json()["lines"] as? [[String: Any]])?.map { $0["stream"] as? String } == ["stderr"])
+            #expect(try rest.json()["finished"] as? Bool == false)
+
+            _ = try await client.ws("/ws") { inbound, outbound, _ in
+                var messages = inbound.messages(maxSize: 1 << 16).makeAsyncIterator()
+                try await outbound.write(.text(#"{"type":"auth","token":"\#(token)"}"#))
+                #expect(Self.json(try await messages.next())["type"] as? String == "ready")
+                try await outbound.write(.text(#"{"type":"subscribe","operation":"\#(operation)"}"#))
+                #expect(Self.json(try await messages.next())["type"] as? String == "subscribed")
+                var texts: [String] = []
+                var finished = false
+                try await log.append([("stdout", "line 3")], to: operation)
+                try await log.finish(operation)
+                while !finished, let message = try await messages.next() {
+                    let object = Self.json(message)
+                    guard object["type"] as? String == "log" else { continue }
+                    texts += (object["lines"] as? [[String: Any]] ?? []).compactMap { $0["text"] as? String }
+                    finished = object["finished"] as? Bool ?? false
+                }
+                #expect(texts == ["line 1", "line 2", "line 3"])
+                try await outbound.close(.normalClosure, reason: nil)
+            }
+            try await TestRedis.deleteKeys(prefix: harness.configuration.keyPrefix, on: harness.redis)
+        }
+    }
 }

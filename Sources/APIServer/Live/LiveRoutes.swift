@@ -5,6 +5,7 @@ import HummingbirdWebSocket
 import Logging
 import NIOConcurrencyHelpers
 import NIOWebSocket
+import Queue
 import Store
 
 /// `GET /ws`: live events for the web app. A browser cannot set headers on a WebSocket, so the
@@ -19,6 +20,7 @@ struct LiveRoutes: Sendable {
     let feed: ActivityFeed
     let sessions: SessionStore
     let operations: OperationStore
+    let log: OperationLog
     let access: Access
     let recheckInterval: Duration
 
@@ -74,6 +76,7 @@ struct LiveRoutes: Sendable {
                         try await send(["type": "changed", "activity": activity], outbound)
                     }
                 }
+                group.addTask { try await followLogs(subscriptions, outbound) }
                 group.addTask {
                     // The session and every subscription are checked again, so a revoked
                     // session or a lost membership ends what it allowed.
@@ -106,6 +109,40 @@ struct LiveRoutes: Sendable {
                     try await handle(request, caller: caller, subscriptions: subscriptions, outbound: outbound, logger: logger)
                 }
                 group.cancelAll()
+            }
+        }
+    }
+
+    /// Sends the log lines of subscribed operations as they are written, from the start:
+    /// `{"type":"log","operation","lines":[{"id","stream","text","t"}],"finished"}`.
+    private func followLogs(_ subscriptions: NIOLockedValueBox<Subscriptions>, _ outbound: WebSocketOutboundWriter) async throws {
+        var cursors: [UUID: String] = [:]
+        var finished: Set<UUID> = []
+        var connection: RedisConnection?
+        defer { connection?.closeNow() }
+        while !Task.isCancelled {
+            let followed = Set(subscriptions.withLockedValue { $0.operations.keys }).subtracting(finished)
+            cursors = cursors.filter { followed.contains($0.key) }
+            for operation in followed where cursors[operation] == nil { cursors[operation] = "0" }
+            if cursors.isEmpty {
+                try await Task.sleep(for: .milliseconds(250))
+                continue
+            }
+            let active: RedisConnection
+            if let existing = connection, existing.isActive {
+                active = existing
+            } else {
+                active = try await log.redis.makeDedicatedConnection()
+                connection = active
+            }
+            // Short blocks, so a new subscription is picked up soon.
+            let chunks = try await log.follow(cursors, block: .milliseconds(500), connection: active)
+            for (operation, chunk) in chunks {
+                cursors[operation] = chunk.next
+                if chunk.finished { finished.insert(operation) }
+                let lines = chunk.lines.map { ["id": $0.id, "stream": $0.stream, "text": $0.text, "t": $0.t] as [String: Any] }
+                try await send(
+                    ["type": "log", "operation": operation.uuidString.lowercased(), "lines": lines, "finished": chunk.finished], outbound)
             }
         }
     }

@@ -10,6 +10,7 @@ struct ProjectResourceRoutes: Sendable {
     let tasks: TaskStore
     let jobs: JobStore
     let operations: OperationStore
+    let log: OperationLog
     let access: Access
     let configuration: APIConfiguration
 
@@ -192,6 +193,12 @@ struct ProjectResourceRoutes: Sendable {
         project.get("operations/:id") { _, context -> Store.Operation in
             let (project, _) = try await context.project(.read, access: access)
             return try await operations.find(try context.id(), project: project)
+        }
+        project.get("operations/:id/log") { request, context -> OperationLog.Chunk in
+            let (project, _) = try await context.project(.read, access: access)
+            let operation = try await operations.find(try context.id(), project: project)
+            let limit = try AdminQueueRoutes.limit(request)
+            return try await log.read(operation.id, after: request.uri.queryParameters["after"].map(String.init) ?? "0", limit: limit)
         }
         project.post("operations/:id/cancel") { _, context -> Store.Operation in
             let (project, caller) = try await context.project(.cancelOperations, access: access)

@@ -20,3 +20,4 @@ extension Webhook: ResponseEncodable {}
 extension Notifier: ResponseEncodable {}
 extension NotificationRule: ResponseEncodable {}
 extension Activity: ResponseEncodable {}
+extension OperationLog.Chunk: ResponseEncodable {}
