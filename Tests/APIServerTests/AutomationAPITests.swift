@@ -93,6 +93,8 @@ import Testing
                 .post, "\(base)/repositories", token: token, json: #"{"url":"git@github.com:acme/web.git"}"#)
             #expect(repository.status == .created, "\(String(buffer: repository.body))")
             let repositoryID = try #require(try repository.json()["id"] as? String)
+            let deployKey = try #require(try repository.json()["deploy_key"] as? [String: Any], "\(String(buffer: repository.body))")
+            #expect(deployKey["status"] as? String == "pending")
             #expect(try await harness.outboxPayloads(type: "generate-key").count == 1)
             let withCredentials = try await client.send(
                 .post, "\(base)/repositories", token: token, json: #"{"url":"https://user:hunter2@github.com/acme/web.git"}"#)

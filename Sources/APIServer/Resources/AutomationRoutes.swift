@@ -93,6 +93,38 @@ struct AutomationRoutes: Sendable {
         }
     }
 
+    /// A repository with the public part of its deploy key (to install at the git host).
+    struct RepositoryView: ResponseEncodable {
+        struct DeployKey: Encodable, Sendable {
+            var id: UUID
+            var status: SSHKey.Status
+            var publicKey: String?
+            var fingerprint: String?
+        }
+
+        var repository: Repository
+        var deployKey: DeployKey?
+
+        enum CodingKeys: String, CodingKey {
+            case deployKey
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            try repository.encode(to: encoder)
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(deployKey, forKey: .deployKey)
+        }
+    }
+
+    func view(_ repository: Repository) async throws -> RepositoryView {
+        guard let credential = repository.credentialID,
+            let key = try? await keys.find(credential, project: repository.projectID, includeArchived: true)
+        else { return RepositoryView(repository: repository, deployKey: nil) }
+        return RepositoryView(
+            repository: repository,
+            deployKey: RepositoryView.DeployKey(id: key.id, status: key.status, publicKey: key.publicKey, fingerprint: key.fingerprint))
+    }
+
     struct WebhookCreated: ResponseEncodable {
         var webhook: Webhook
         /// Shown once: only its ciphertext is kept.
@@ -108,24 +140,28 @@ struct AutomationRoutes: Sendable {
         let project = router.group("projects/:project")
 
         // Repositories: creating one makes its deploy key (generate-key through the outbox).
-        project.get("repositories") { request, context -> PageBody<Repository> in
+        project.get("repositories") { request, context -> PageBody<RepositoryView> in
             let (project, _) = try await context.project(.read, access: access)
-            return PageBody(try await repositories.list(project: project, page: try request.pageRequest()))
+            let page = try await repositories.list(project: project, page: try request.pageRequest())
+            var items: [RepositoryView] = []
+            for repository in page.items { items.append(try await view(repository)) }
+            return PageBody(Page(items: items, nextCursor: page.nextCursor))
         }
-        project.post("repositories") { request, context -> EditedResponse<Repository> in
+        project.post("repositories") { request, context -> EditedResponse<RepositoryView> in
             let (project, caller) = try await context.project(.writeRepositories, access: access)
             let body = try await request.json(RepositoryBody.self, limit: limit)
-            return EditedResponse(
-                status: .created, response: try await repositories.create(project: project, url: body.url, actor: caller.user.id))
+            let repository = try await repositories.create(project: project, url: body.url, actor: caller.user.id)
+            return EditedResponse(status: .created, response: try await view(repository))
         }
-        project.get("repositories/:repository") { _, context -> Repository in
+        project.get("repositories/:repository") { _, context -> RepositoryView in
             let (project, _) = try await context.project(.read, access: access)
-            return try await repositories.find(try context.id("repository"), project: project)
+            return try await view(try await repositories.find(try context.id("repository"), project: project))
         }
-        project.patch("repositories/:repository") { request, context -> Repository in
+        project.patch("repositories/:repository") { request, context -> RepositoryView in
             let (project, caller) = try await context.project(.writeRepositories, access: access)
             let body = try await request.json(RepositoryBody.self, limit: limit)
-            return try await repositories.update(try context.id("repository"), project: project, url: body.url, actor: caller.user.id)
+            return try await view(
+                try await repositories.update(try context.id("repository"), project: project, url: body.url, actor: caller.user.id))
         }
         project.delete("repositories/:repository") { _, context -> HTTPResponse.Status in
             let (project, caller) = try await context.project(.archive, access: access)
