@@ -31,7 +31,12 @@ public struct DatabaseOptions: ParsableArguments {
     @Option(
         name: .customLong("database-url"),
         help: "postgres://user:password@host:port/database?sslmode=disable|prefer|require. Env: DATABASE_URL.")
-    public var databaseURL: String? = ProcessInfo.processInfo.environment["DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    var databaseURLOption: String?
+
+    /// `--database-url`, else `DATABASE_URL`.
+    public var databaseURL: String? {
+        databaseURLOption ?? ProcessInfo.processInfo.environment["DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    }
 
     public init() {}
 

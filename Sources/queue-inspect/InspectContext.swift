@@ -16,7 +16,12 @@ struct GlobalOptions: ParsableArguments {
     @Option(
         name: .customLong("database-url"),
         help: "postgres://… to also show the outbox of the Postgres store. Env: DATABASE_URL.")
-    var databaseURL: String? = ProcessInfo.processInfo.environment["DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    var databaseURLOption: String?
+
+    /// `--database-url`, else `DATABASE_URL`.
+    var databaseURL: String? {
+        databaseURLOption ?? ProcessInfo.processInfo.environment["DATABASE_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    }
 
     @Flag(help: "Print JSON instead of tables.")
     var json = false
