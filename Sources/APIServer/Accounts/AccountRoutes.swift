@@ -121,7 +121,7 @@ struct AccountRoutes: Sendable {
         }
         let found = try await users.findForLogin(email: body.email)
         // Verify against a real hash even for an unknown email, so timing does not tell.
-        let valid = try await hasher.verify(body.password, hash: found?.passwordHash ?? Self.decoyHash)
+        let valid = try await hasher.verify(body.password, hash: found?.passwordHash ?? hasher.decoyHash)
         guard let (user, _) = found, valid, user.blockedAt == nil else {
             try await limiter.recordFailure(email: body.email, address: context.clientAddress)
             throw Problem.unauthorized("the email or the password is wrong")
@@ -201,7 +201,4 @@ struct AccountRoutes: Sendable {
         let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
         return LinkSigner.base64URL(bytes)
     }
-
-    /// A bcrypt hash of nothing anyone knows, verified against when the email is unknown.
-    static let decoyHash = "$2b$12$C6UzMDM.H6dfI/f/IKxGhu7Y8w6dW6Sj0mY0YHYvUyG1VqkTbqYxK"
 }

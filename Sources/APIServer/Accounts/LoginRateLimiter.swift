@@ -40,25 +40,31 @@ public struct LoginRateLimiter: Sendable {
             """)
 
     /// Seconds until logins for `email` from `address` are allowed again; `nil` when they are.
+    /// One round trip for both counters.
     public func retryAfter(email: String, address: String?) async throws -> Int? {
+        let keys = keys(email: email, address: address)
+        let replies = try await redis.pipeline(
+            keys.flatMap { key, _ in
+                [RedisPipelineItem.command(RedisCommand("GET", [.string(key)])), .command(RedisCommand("PTTL", [.string(key)]))]
+            })
         var waits: [Int] = []
-        for (key, limit) in keys(email: email, address: address) {
-            let replies = try await redis.pipeline([
-                .command(RedisCommand("GET", [.string(key)])), .command(RedisCommand("PTTL", [.string(key)])),
-            ])
-            guard let count = replies.first?.string.flatMap(Int.init), count >= limit, let ttl = replies.last?.int, ttl > 0 else {
-                continue
-            }
+        for (index, (_, limit)) in keys.enumerated() where replies.count > 2 * index + 1 {
+            guard let count = replies[2 * index].string.flatMap(Int.init), count >= limit, let ttl = replies[2 * index + 1].int, ttl > 0
+            else { continue }
             waits.append((ttl + 999) / 1000)
         }
         return waits.max()
     }
 
-    /// Records a failed login.
+    /// Records a failed login against the account and the address, in one round trip.
     public func recordFailure(email: String, address: String?) async throws {
-        for (key, _) in keys(email: email, address: address) {
-            _ = try await redis.run(
-                Self.countFailure, keys: [key], arguments: [.int(Int(options.window.components.seconds * 1000))])
+        let window = Int(options.window.components.seconds * 1000)
+        let replies = try await redis.pipeline(
+            keys(email: email, address: address).map { key, _ in
+                .script(RedisScript.Call(Self.countFailure, keys: [key], arguments: [.int(window)]))
+            })
+        for case .error(let message) in replies {
+            throw Problem.unavailable("failed logins cannot be counted: \(message)")
         }
     }
 

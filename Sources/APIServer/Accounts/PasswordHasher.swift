@@ -5,6 +5,17 @@ import NIOPosix
 /// every request sharing the thread.
 struct PasswordHasher: Sendable {
     let cost: UInt8
+    /// A hash, at this cost, of a random password nobody knows: checked against when a login
+    /// names an unknown email, so the answer takes as long as for a known one.
+    let decoyHash: String
+
+    /// Makes the decoy hash once, here (a fraction of a second at cost 12).
+    init(cost: UInt8) {
+        self.cost = cost
+        var generator = SystemRandomNumberGenerator()
+        let secret = (0..<24).map { _ in String(UInt8.random(in: 97...122, using: &generator), radix: 36) }.joined()
+        decoyHash = Bcrypt.hash(secret, cost: cost)
+    }
 
     static let minimumLength = 10
     /// bcrypt reads at most 72 bytes; a longer password would silently lose its tail.
