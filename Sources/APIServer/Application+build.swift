@@ -36,6 +36,7 @@ public func buildRouter(_ configuration: APIConfiguration, dependencies: APIDepe
 
     let jobQueue = JobQueue(redis: dependencies.redis, options: JobQueue.Options(keyPrefix: configuration.keyPrefix))
     HealthRoutes(database: database, redis: dependencies.redis, jobQueue: jobQueue, metrics: dependencies.metrics).addRoutes(to: router)
+    DescriptionRoutes().addRoutes(to: router)
     let v1 = router.group("v1")
     let users = UserStore(client: database, logger: logger)
     let access = Access(memberships: MembershipStore(client: database, logger: logger))

@@ -65,6 +65,28 @@ import Testing
                 #expect(huge.status == .contentTooLarge, "\(route.path) size: \(huge.status)")
                 #expect(try await Self.count(route.table, harness) == before, "\(route.path) recorded something")
             }
+            // Text Postgres cannot store, an invalid cron spec or time zone, and ids of records
+            // that do not exist: each a problem naming the field, and nothing recorded.
+            let refused: [(path: String, body: String, table: String, field: String)] = [
+                ("/v1/organizations", #"{"name":"a\u0000b"}"#, "organizations", "name"),
+                ("\(base)/environments", #"{"name":"e","variables":{"A":"x\u0000"}}"#, "environments", "variables.A"),
+                ("\(base)/schedules", #"{"job_id":"\#(job)","cron":"61 * * * *"}"#, "schedules", "cron"),
+                ("\(base)/schedules", #"{"job_id":"\#(job)","cron":"* * * *"}"#, "schedules", "cron"),
+                ("\(base)/schedules", #"{"job_id":"\#(job)","cron":"0 3 * * *","time_zone":"Mars/Olympus"}"#, "schedules", "time_zone"),
+                ("\(base)/jobs", #"{"name":"unknown task","task_id":"\#(UUID())","environment_id":"\#(environment)"}"#, "jobs", "task"),
+                ("\(base)/schedules", #"{"job_id":"\#(UUID())","cron":"0 3 * * *"}"#, "schedules", "job"),
+            ]
+            for (path, body, table, field) in refused {
+                let before = try await Self.count(table, harness)
+                let response = try await client.send(.post, path, token: token, json: body)
+                #expect([.unprocessableContent, .notFound].contains(response.status), "\(path) \(body): \(response.status)")
+                let problem = try JSONDecoder().decode(Problem.self, from: Data(response.body.readableBytesView))
+                #expect(
+                    (problem.errors ?? []).contains { $0.field == field } || problem.detail.contains(field),
+                    "\(path) \(body): \(problem.detail)")
+                #expect(try await Self.count(table, harness) == before, "\(path) \(body) recorded something")
+            }
+
             // Unknown ids in a path are not found, and change nothing.
             let before = try await Self.count("operations", harness)
             #expect(try await client.send(.post, "\(base)/jobs/\(UUID())/operations", token: token).status == .notFound)

@@ -213,7 +213,7 @@ struct AutomationRoutes: Sendable {
             let (project, caller) = try await context.project(.manageSchedules, access: access)
             let body = try await request.json(ScheduleBody.self, limit: limit)
             let schedule = try await schedules.create(
-                project: project, job: try ProjectResourceRoutes.required(body.jobId, "job_id"), cron: body.cron, runAt: body.runAt,
+                project: project, job: try Fields.required(body.jobId, "job_id"), cron: body.cron, runAt: body.runAt,
                 timeZone: body.timeZone ?? "UTC", description: body.description, actor: caller.user.id)
             return EditedResponse(status: .created, response: ScheduleView(schedule))
         }
@@ -224,7 +224,7 @@ struct AutomationRoutes: Sendable {
         project.patch("schedules/:schedule") { request, context -> ScheduleView in
             let (project, caller) = try await context.project(.manageSchedules, access: access)
             let body = try await request.json(ScheduleBody.self, limit: limit)
-            guard body.jobId == nil else { throw Problem.invalid([Problem.FieldError(field: "job_id", message: "cannot be changed")]) }
+            try Fields.unchangeable(body.jobId, "job_id")
             return ScheduleView(
                 try await schedules.update(
                     try context.id("schedule"), project: project, cron: body.cron, runAt: body.runAt, timeZone: body.timeZone ?? "UTC",
@@ -256,8 +256,8 @@ struct AutomationRoutes: Sendable {
             let (project, caller) = try await context.project(.writeTriggers, access: access)
             let body = try await request.json(TriggerBody.self, limit: limit)
             let trigger = try await triggers.create(
-                project: project, repository: try ProjectResourceRoutes.required(body.repositoryId, "repository_id"),
-                job: try ProjectResourceRoutes.required(body.jobId, "job_id"), name: body.name, refPattern: body.refPattern ?? ".*",
+                project: project, repository: try Fields.required(body.repositoryId, "repository_id"),
+                job: try Fields.required(body.jobId, "job_id"), name: body.name, refPattern: body.refPattern ?? ".*",
                 changeType: body.changeType, actor: caller.user.id)
             return EditedResponse(status: .created, response: trigger)
         }
@@ -268,6 +268,8 @@ struct AutomationRoutes: Sendable {
         project.patch("triggers/:trigger") { request, context -> GitTrigger in
             let (project, caller) = try await context.project(.writeTriggers, access: access)
             let body = try await request.json(TriggerBody.self, limit: limit)
+            try Fields.unchangeable(body.repositoryId, "repository_id")
+            try Fields.unchangeable(body.jobId, "job_id")
             return try await triggers.update(
                 try context.id("trigger"), project: project, name: body.name, refPattern: body.refPattern ?? ".*",
                 changeType: body.changeType,
@@ -317,6 +319,10 @@ struct AutomationRoutes: Sendable {
                 status: .created,
                 response: try await notifiers.create(project: project, name: body.name, recipients: body.recipients, actor: caller.user.id))
         }
+        project.get("notifiers/:notifier") { _, context -> Notifier in
+            let (project, _) = try await context.project(.read, access: access)
+            return try await notifiers.find(try context.id("notifier"), project: project)
+        }
         project.patch("notifiers/:notifier") { request, context -> Notifier in
             let (project, caller) = try await context.project(.manageNotificationRules, access: access)
             let body = try await request.json(NotifierBody.self, limit: limit)
@@ -336,9 +342,20 @@ struct AutomationRoutes: Sendable {
             let (project, caller) = try await context.project(.manageNotificationRules, access: access)
             let body = try await request.json(RuleBody.self, limit: limit)
             let rule = try await rules.create(
-                project: project, notifier: try ProjectResourceRoutes.required(body.notifierId, "notifier_id"), job: body.jobId,
+                project: project, notifier: try Fields.required(body.notifierId, "notifier_id"), job: body.jobId,
                 activityPattern: body.activityPattern, actor: caller.user.id)
             return EditedResponse(status: .created, response: rule)
+        }
+        project.get("notification-rules/:rule") { _, context -> NotificationRule in
+            let (project, _) = try await context.project(.read, access: access)
+            return try await rules.find(try context.id("rule"), project: project)
+        }
+        project.patch("notification-rules/:rule") { request, context -> NotificationRule in
+            let (project, caller) = try await context.project(.manageNotificationRules, access: access)
+            let body = try await request.json(RuleBody.self, limit: limit)
+            try Fields.unchangeable(body.notifierId, "notifier_id")
+            return try await rules.update(
+                try context.id("rule"), project: project, job: body.jobId, activityPattern: body.activityPattern, actor: caller.user.id)
         }
         project.delete("notification-rules/:rule") { _, context -> HTTPResponse.Status in
             let (project, caller) = try await context.project(.manageNotificationRules, access: access)

@@ -60,7 +60,7 @@ struct MembershipRoutes: Sendable {
                 let (scope, caller, role) = try await resolve(kind, .manageMembers, context)
                 let body = try await request.json(MemberBody.self, limit: limit)
                 try Self.notAbove(role, body.role)
-                let user = try ProjectResourceRoutes.required(body.userId, "user_id")
+                let user = try Fields.required(body.userId, "user_id")
                 let membership = try await memberships.add(user, to: scope, role: body.role, actor: caller.user.id)
                 return EditedResponse(status: .created, response: MemberView(membership))
             }

@@ -60,7 +60,7 @@ struct ProjectResourceRoutes: Sendable {
             let (project, caller) = try await context.project(.writeEnvironments, access: access)
             let body = try await request.json(EnvironmentBody.self, limit: limit)
             let environment = try await environments.create(
-                project: project, name: try Self.required(body.name, "name"), variables: body.variables ?? [:],
+                project: project, name: try Fields.required(body.name, "name"), variables: body.variables ?? [:],
                 isDefault: body.isDefault ?? false,
                 actor: caller.user.id)
             return EditedResponse(status: .created, response: environment)
@@ -92,7 +92,7 @@ struct ProjectResourceRoutes: Sendable {
             let (project, caller) = try await context.project(.writeSecrets, access: access)
             let body = try await request.json(SecretBody.self, limit: limit)
             let secret = try await secrets.create(
-                project: project, environment: try context.id("environment"), name: try Self.required(body.name, "name"),
+                project: project, environment: try context.id("environment"), name: try Fields.required(body.name, "name"),
                 kind: body.kind ?? .env, value: body.value, actor: caller.user.id)
             return EditedResponse(status: .created, response: secret)
         }
@@ -103,11 +103,10 @@ struct ProjectResourceRoutes: Sendable {
         project.patch("secrets/:id") { request, context -> Secret in
             let (project, caller) = try await context.project(.writeSecrets, access: access)
             let body = try await request.json(SecretBody.self, limit: limit)
-            guard body.name == nil, body.kind == nil else {
-                throw Problem.invalid([Problem.FieldError(field: body.name != nil ? "name" : "kind", message: "cannot be changed")])
-            }
+            try Fields.unchangeable(body.name, "name")
+            try Fields.unchangeable(body.kind, "kind")
             return try await secrets.updateValue(
-                try context.id(), project: project, value: try Self.required(body.value, "value"), actor: caller.user.id)
+                try context.id(), project: project, value: try Fields.required(body.value, "value"), actor: caller.user.id)
         }
         project.delete("secrets/:id") { _, context -> HTTPResponse.Status in
             let (project, caller) = try await context.project(.archive, access: access)
@@ -124,7 +123,7 @@ struct ProjectResourceRoutes: Sendable {
             let (project, caller) = try await context.project(.writeTasks, access: access)
             let body = try await request.json(TaskBody.self, limit: limit)
             let task = try await tasks.create(
-                project: project, name: try Self.required(body.name, "name"), script: try Self.required(body.script, "script"),
+                project: project, name: try Fields.required(body.name, "name"), script: try Fields.required(body.script, "script"),
                 actor: caller.user.id)
             return EditedResponse(status: .created, response: task)
         }
@@ -152,8 +151,8 @@ struct ProjectResourceRoutes: Sendable {
             let (project, caller) = try await context.project(.writeJobs, access: access)
             let body = try await request.json(JobBody.self, limit: limit)
             let job = try await jobs.create(
-                project: project, name: try Self.required(body.name, "name"), task: try Self.required(body.taskId, "task_id"),
-                environment: try Self.required(body.environmentId, "environment_id"),
+                project: project, name: try Fields.required(body.name, "name"), task: try Fields.required(body.taskId, "task_id"),
+                environment: try Fields.required(body.environmentId, "environment_id"),
                 timeLimitSeconds: body.timeLimitSeconds ?? JobDefinition.defaultTimeLimitSeconds, actor: caller.user.id)
             return EditedResponse(status: .created, response: job)
         }
@@ -204,11 +203,5 @@ struct ProjectResourceRoutes: Sendable {
             let (project, caller) = try await context.project(.cancelOperations, access: access)
             return try await operations.cancel(try context.id(), project: project, actor: caller.user.id)
         }
-    }
-
-    /// A field a create needs, or 422 naming it.
-    static func required<T>(_ value: T?, _ field: String) throws -> T {
-        guard let value else { throw Problem.invalid([Problem.FieldError(field: field, message: "is required")]) }
-        return value
     }
 }

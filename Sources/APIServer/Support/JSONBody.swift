@@ -33,6 +33,9 @@ extension Request {
         if !unknown.isEmpty {
             throw Problem.badRequest("unknown field(s): \(unknown.sorted().joined(separator: ", "))")
         }
+        if let field = Self.fieldWithNUL(in: object) {
+            throw Problem.invalid([Problem.FieldError(field: field, message: "must not contain NUL characters")])
+        }
         do {
             return try JSONDecoder.api.decode(T.self, from: data)
         } catch let DecodingError.keyNotFound(key, _) {
@@ -46,6 +49,29 @@ extension Request {
         } catch let DecodingError.dataCorrupted(context) {
             let field = context.codingPath.map(\.stringValue).joined(separator: ".")
             throw Problem.invalid([Problem.FieldError(field: field.isEmpty ? "body" : field, message: "has the wrong form")])
+        }
+    }
+
+    /// The path of the first string (key or value) holding U+0000, which Postgres text cannot
+    /// store: refused here with the field's name rather than by the database.
+    private static func fieldWithNUL(in value: Any, path: String = "") -> String? {
+        switch value {
+        case let text as String:
+            return text.unicodeScalars.contains("\0") ? (path.isEmpty ? "body" : path) : nil
+        case let object as [String: Any]:
+            for (key, member) in object {
+                let memberPath = path.isEmpty ? key : "\(path).\(key)"
+                if key.unicodeScalars.contains("\0") { return path.isEmpty ? "body" : path }
+                if let found = fieldWithNUL(in: member, path: memberPath) { return found }
+            }
+            return nil
+        case let array as [Any]:
+            for (index, element) in array.enumerated() {
+                if let found = fieldWithNUL(in: element, path: "\(path)[\(index)]") { return found }
+            }
+            return nil
+        default:
+            return nil
         }
     }
 

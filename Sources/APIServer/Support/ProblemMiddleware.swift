@@ -69,6 +69,7 @@ extension Problem: ResponseGenerator {
         var headers: HTTPFields = [.contentType: "application/problem+json"]
         if let retryAfter { headers[.retryAfter] = "\(retryAfter)" }
         if status == 401 { headers[.wwwAuthenticate] = "Bearer" }
+        if status == 426 { headers[.upgrade] = "websocket" }
         return Response(
             status: HTTPResponse.Status(code: status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }

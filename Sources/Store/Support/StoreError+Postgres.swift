@@ -29,6 +29,9 @@ extension StoreError {
             return StoreError(.conflict, known?.message ?? "the change conflicts with another record", constraint: constraint)
         case "22P02", "22001", "22003", "22007", "22008", "22023":
             return StoreError(.invalid, "a value has the wrong form or size")
+        case "22021", "22P05":
+            // Postgres text cannot hold a NUL character (or bytes that are not UTF-8).
+            return StoreError(.invalid, "text must not contain NUL characters")
         default:
             return error
         }
