@@ -100,6 +100,19 @@ harrow_install_deps() {
 # Print a currently free loopback TCP port. Binding to port 0 lets the kernel
 # pick one; there is a small race between closing it here and the server
 # binding it, which is acceptable for tests.
+# harrow_python_venv DIR
+# Creates a Python virtual environment in DIR, installing Debian's venv support when this
+# Python lacks it (Debian splits it out of python3).
+harrow_python_venv() {
+  local dir="$1"
+  if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    harrow_log "installing python3-venv"
+    harrow_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    harrow_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+  fi
+  python3 -m venv "$dir"
+}
+
 harrow_free_port() {
   python3 -c 'import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -110,4 +110,36 @@ import Testing
             #expect(try feed.json()["next_cursor"] as? String != nil)
         }
     }
+
+    @Test func notifiersAndRulesAreReadAndUpdatedButRulesKeepTheirNotifier() async throws {
+        try await APIHarness.with("api_notifications") { harness, client in
+            let (base, job, token) = try await Self.project(harness, client)
+            let notifier = try await client.send(
+                .post, "\(base)/notifiers", token: token, json: #"{"name":"ops","recipients":["ops@example.com"]}"#)
+            #expect(notifier.status == .created, "\(String(buffer: notifier.body))")
+            let notifierID = try #require(try notifier.json()["id"] as? String)
+            let read = try await client.send(.get, "\(base)/notifiers/\(notifierID)", token: token)
+            #expect(try read.json()["recipients"] as? [String] == ["ops@example.com"])
+
+            let rule = try await client.send(
+                .post, "\(base)/notification-rules", token: token,
+                json: #"{"notifier_id":"\#(notifierID)","activity_pattern":"operation.*"}"#)
+            #expect(rule.status == .created, "\(String(buffer: rule.body))")
+            let ruleID = try #require(try rule.json()["id"] as? String)
+            let updated = try await client.send(
+                .patch, "\(base)/notification-rules/\(ruleID)", token: token,
+                json: #"{"job_id":"\#(job)","activity_pattern":"operation.failed"}"#)
+            #expect(updated.status == .ok, "\(String(buffer: updated.body))")
+            let reread = try await client.send(.get, "\(base)/notification-rules/\(ruleID)", token: token)
+            #expect(try reread.json()["activity_pattern"] as? String == "operation.failed")
+            #expect((try reread.json()["job_id"] as? String)?.lowercased() == job.lowercased())
+
+            let moved = try await client.send(
+                .patch, "\(base)/notification-rules/\(ruleID)", token: token,
+                json: #"{"notifier_id":"\#(UUID())","activity_pattern":"*"}"#)
+            #expect(moved.status == .unprocessableContent)
+            #expect((try moved.problem()["errors"] as? [[String: Any]])?.first?["field"] as? String == "notifier_id")
+            #expect(try await client.send(.get, "\(base)/notification-rules/\(UUID())", token: token).status == .notFound)
+        }
+    }
 }
