@@ -197,8 +197,6 @@ struct AccountRoutes: Sendable {
 
     /// 32 random bytes, base64url: the bearer token. Only its SHA-256 is stored.
     static func newToken() -> String {
-        var generator = SystemRandomNumberGenerator()
-        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        return LinkSigner.base64URL(bytes)
+        Base64URL.randomToken(bytes: 32)
     }
 }

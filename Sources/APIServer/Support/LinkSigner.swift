@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Store
 
 /// Signs and checks the tokens in links sent by mail (verify an email, reset a password): a
 /// purpose, a subject, an expiry and a binding, MACed with HMAC-SHA256 under a key derived from
@@ -23,7 +24,7 @@ public struct LinkSigner: Sendable {
     public func token(_ purpose: Purpose, subject: UUID, expiry: Date, binding: String = "") -> String {
         let body = "\(purpose.rawValue).\(subject.uuidString.lowercased()).\(Int64(expiry.timeIntervalSince1970))"
         let mac = HMAC<SHA256>.authenticationCode(for: Array("\(body).\(binding)".utf8), using: key)
-        return Self.base64URL(Array(body.utf8)) + "." + Self.base64URL(Array(mac))
+        return Base64URL.encode(body.utf8) + "." + Base64URL.encode(mac)
     }
 
     /// The subject of a valid, unexpired token for `purpose`. `binding` is looked up from the
@@ -32,8 +33,8 @@ public struct LinkSigner: Sendable {
         of token: String, for purpose: Purpose, now: Date = Date(), binding: (UUID) async throws -> String = { _ in "" }
     ) async throws -> UUID? {
         let parts = token.split(separator: ".")
-        guard parts.count == 2, let bodyBytes = Self.decodeBase64URL(String(parts[0])),
-            let mac = Self.decodeBase64URL(String(parts[1]))
+        guard parts.count == 2, let bodyBytes = Base64URL.decode(String(parts[0])),
+            let mac = Base64URL.decode(String(parts[1]))
         else { return nil }
         let body = String(decoding: bodyBytes, as: UTF8.self)
         let fields = body.split(separator: ".")
@@ -45,16 +46,5 @@ public struct LinkSigner: Sendable {
             return nil
         }
         return subject
-    }
-
-    static func base64URL(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
-
-    static func decodeBase64URL(_ text: String) -> [UInt8]? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        return Data(base64Encoded: base64).map(Array.init)
     }
 }

@@ -15,7 +15,7 @@ public struct WebhookStore: Sendable {
     let keyring: SecretKeyring
     let logger: Logger
     /// Makes slugs; tests replace it to force a collision.
-    var makeSlug: @Sendable () -> String = { WebhookStore.randomText(bytes: 16) }
+    var makeSlug: @Sendable () -> String = { Base64URL.randomToken(bytes: 16) }
 
     public init(client: PostgresClient, keyring: SecretKeyring, logger: Logger) {
         self.client = client
@@ -35,20 +35,12 @@ public struct WebhookStore: Sendable {
         )
     }
 
-    /// `bytes` random bytes from the system's CSPRNG as unpadded base64url.
-    static func randomText(bytes count: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        let bytes = (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-        return Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
-    }
-
     /// Creates a webhook of a live job of `project`, with a random slug and signing secret.
     /// Returns the signing secret: this is the one time it is shown.
     public func create(project: UUID, job: UUID, name: String, actor: UUID?) async throws -> (webhook: Webhook, signingSecret: String) {
         let name = try Validate.name(name)
         let id = UUID()
-        let secret = Self.randomText(bytes: 32)
+        let secret = Base64URL.randomToken(bytes: 32)
         let sealed = try keyring.seal(Array(secret.utf8), context: SecretRotation.context(table: "webhooks", id: id))
         return try await client.write(logger: logger) { connection in
             let inserted = try await connection.first(
@@ -105,7 +97,7 @@ public struct WebhookStore: Sendable {
     /// Replaces the signing secret of a live webhook and returns the new one (shown once);
     /// requests signed with the old one fail from now on.
     public func rotateSecret(_ id: UUID, project: UUID, actor: UUID?) async throws -> String {
-        let secret = Self.randomText(bytes: 32)
+        let secret = Base64URL.randomToken(bytes: 32)
         let sealed = try keyring.seal(Array(secret.utf8), context: SecretRotation.context(table: "webhooks", id: id))
         return try await client.write(logger: logger) { connection in
             let updated = try await connection.first(

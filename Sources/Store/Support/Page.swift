@@ -50,9 +50,7 @@ struct Cursor: Sendable, Hashable {
 
     /// Parses an opaque cursor; a malformed one is an invalid input, not a server error.
     init(encoded: String) throws {
-        var base64 = encoded.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else {
+        guard let bytes = Base64URL.decode(encoded), let text = String(validating: bytes, as: UTF8.self) else {
             throw StoreError.invalid("cursor", "the cursor is not one this API gave out")
         }
         let parts = text.split(separator: "/")
@@ -63,9 +61,7 @@ struct Cursor: Sendable, Hashable {
     }
 
     var encoded: String {
-        Data("\(createdMicroseconds)/\(id.uuidString.lowercased())".utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        Base64URL.encode("\(createdMicroseconds)/\(id.uuidString.lowercased())".utf8)
     }
 }
 
