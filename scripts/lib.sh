@@ -57,7 +57,9 @@ harrow_as_root() {
 #   pkg-config      - SwiftPM's system-library targets locate hiredis with it
 #   postgresql-15   - the scripts start private PostgreSQL clusters from it
 #   postgresql-client-15 - psql, to create databases
-HARROW_APT_PACKAGES=(redis-server libhiredis-dev pkg-config postgresql-15 postgresql-client-15)
+#   openssh-client  - ssh-keygen, which the tests use to check generated keys
+#   python3-aiosmtpd - the SMTP server the mail tests send to
+HARROW_APT_PACKAGES=(redis-server libhiredis-dev pkg-config postgresql-15 postgresql-client-15 openssh-client python3-aiosmtpd)
 
 harrow_install_deps() {
   local missing=() pkg

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CommandSupport
 import FoundationEssentials
+import Jobs
 import Logging
 import NIOCore
 import NIOPosix
@@ -85,6 +86,14 @@ struct RunCommand: AsyncParsableCommand {
         let jobQueue = JobQueue(redis: redis, options: JobQueue.Options(keyPrefix: keyPrefix))
         var registry = JobRegistry()
         try registry.registerDiagnosticJobs()
+        let databaseConfiguration = try database.configuration()
+        let client = databaseConfiguration.map { Database.makeClient($0, logger: logger) }
+        if let client {
+            // Checked before anything runs: a worker never starts without the key to the
+            // secrets it will handle (nor, below, against the wrong schema).
+            let keyring = try SecretKeyring(environment: ProcessInfo.processInfo.environment)
+            try PlatformJobs(database: client, keyring: keyring, logger: logger).register(in: &registry)
+        }
         let worker = Worker(
             queue: jobQueue, registry: registry,
             options: Worker.Options(
@@ -93,11 +102,7 @@ struct RunCommand: AsyncParsableCommand {
                 heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)),
                 deadWorkerAfter: .milliseconds(Int64(deadWorkerAfter * 1000)), runsMaintenance: !noMaintenance), logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
-        if let configuration = try database.configuration() {
-            // Checked before anything runs: a worker never starts against the wrong schema or
-            // without the key to the secrets it will handle.
-            _ = try SecretKeyring(environment: ProcessInfo.processInfo.environment)
-            let client = Database.makeClient(configuration, logger: logger)
+        if let client {
             let migrator = Migrator(client: client, logger: logger)
             let ready = DatabaseReadiness(migrator: migrator, migrate: migrate)
             services.append(.init(service: client))

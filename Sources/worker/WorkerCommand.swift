@@ -5,5 +5,6 @@ import ArgumentParser
 @main struct WorkerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "worker", abstract: "Runs Harrow jobs from Redis queues.",
-        subcommands: [RunCommand.self, MigrateCommand.self, RotateSecretsCommand.self], defaultSubcommand: RunCommand.self)
+        subcommands: [RunCommand.self, MigrateCommand.self, RotateSecretsCommand.self, KeysCommand.self], defaultSubcommand: RunCommand.self
+    )
 }

@@ -59,18 +59,9 @@ import Testing
     @Test func aWorkerWithADatabaseRelaysTheOutboxAndRunsTheJob() async throws {
         try await TestDatabase.withDatabase("proc_relay") { client, configuration in
             let prefix = TestRedis.uniqueKeyPrefix("proc-relay")
-            let process = Process()
-            process.executableURL = BuiltExecutables.url("worker")
-            process.arguments = ["--migrate", "--queues", "work", "--redis-url", TestRedis.url, "--key-prefix", prefix]
-            process.environment = Self.environment(configuration)
-            let logURL = FileManager.default.temporaryDirectory.appendingPathComponent("harrow-worker-\(UUID().uuidString).log")
-            _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
-            defer { try? FileManager.default.removeItem(at: logURL) }
-            let log = try FileHandle(forWritingTo: logURL)
-            process.standardError = log
-            process.standardOutput = log
-            try process.runWithUnblockedSignals()
-            defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+            let worker = try RunningExecutable(
+                "worker", ["--migrate", "--queues", "work", "--redis-url", TestRedis.url, "--key-prefix", prefix],
+                environment: Self.environment(configuration))
 
             let logger = TestRedis.logger()
             try await eventually("migrated", timeout: .seconds(30)) {
@@ -95,9 +86,8 @@ import Testing
             #expect(inspect.status == 0, "\(inspect.stderr)")
             #expect(inspect.stdout.contains(#""depth" : 0"#))
 
-            kill(process.processIdentifier, SIGTERM)
-            try await eventually("the worker exits", timeout: .seconds(30)) { !process.isRunning }
-            #expect(process.terminationStatus == 0, "\((try? String(contentsOf: logURL, encoding: .utf8)) ?? "")")
+            worker.signal(SIGTERM)
+            #expect(try await worker.waitForExit() == 0, "\(worker.log())")
         }
     }
 

@@ -28,6 +28,8 @@ public struct Secret: Sendable, Hashable, Codable {
     public var status: Status
     /// The public half of an `ssh` secret, once generated.
     public var publicKey: String?
+    /// An `ssh` secret's `SHA256:` fingerprint, as `ssh-keygen -l` prints it, once generated.
+    public var fingerprint: String?
     public var createdAt: Date
     public var updatedAt: Date
     public var archivedAt: Date?

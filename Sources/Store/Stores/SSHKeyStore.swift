@@ -67,37 +67,21 @@ public struct SSHKeyStore: Sendable {
 
     /// Stores a generated pair: seals the private key and marks the key `present`. Only once,
     /// for a live pending key: a second call is a conflict, so a redelivered job cannot replace
-    /// a key that may be installed somewhere already.
+    /// a key that may be installed somewhere already. (`generate-key` jobs use ``KeyPairStore``,
+    /// which also records the job's run and can rekey.)
     public func storeKeyMaterial(_ id: UUID, publicKey: String, privateKey: [UInt8], fingerprint: String) async throws -> SSHKey {
-        let publicKey = publicKey.trimmingWhitespace()
-        let fingerprint = fingerprint.trimmingWhitespace()
-        guard !publicKey.isEmpty, publicKey.utf8.count <= 16_384 else {
-            throw StoreError.invalid("public_key", "the public key must be 1 to 16384 bytes")
+        let pairs = KeyPairStore(client: client, keyring: keyring, logger: logger)
+        let pair = KeyPairStore.KeyPair(publicKey: publicKey, privateKey: privateKey, fingerprint: fingerprint)
+        switch try await pairs.store(pair, for: .sshKey(id), replace: false, job: nil) {
+        case .gone: throw StoreError.notFound("SSH key")
+        case .hasKeyPair, .alreadyRan: throw StoreError(.conflict, "the SSH key has its key material already")
+        case .stored, .replaced: break
         }
-        guard !fingerprint.isEmpty, fingerprint.count <= 200 else {
-            throw StoreError.invalid("fingerprint", "the fingerprint must be 1 to 200 characters")
+        let stored = try await client.read { connection in
+            try await connection.first("SELECT \(unescaped: Self.columns) FROM ssh_keys WHERE id = \(id)", logger: logger, Self.record)
         }
-        guard !privateKey.isEmpty else { throw StoreError.invalid("private_key", "the private key must not be empty") }
-        let sealed = try keyring.seal(privateKey, context: SecretRotation.context(table: "ssh_keys", id: id))
-        return try await client.write(logger: logger) { connection in
-            let updated = try await connection.first(
-                """
-                UPDATE ssh_keys SET public_key = \(publicKey), fingerprint = \(fingerprint),
-                    private_key_ciphertext = \(ByteBuffer(bytes: sealed.ciphertext)), key_id = \(sealed.keyID),
-                    status = 'present', updated_at = now()
-                WHERE id = \(id) AND archived_at IS NULL AND status = 'pending'
-                RETURNING \(unescaped: Self.columns)
-                """, logger: logger, Self.record)
-            guard let key = updated?.item else {
-                let live = try await connection.first(
-                    "SELECT 1::int4 FROM ssh_keys WHERE id = \(id) AND archived_at IS NULL", logger: logger, { try $0.decode(Int32.self) })
-                throw live == nil ? StoreError.notFound("SSH key") : StoreError(.conflict, "the SSH key has its key material already")
-            }
-            try await ActivityLog.record(
-                "ssh_key.generated", project: key.projectID, actor: nil,
-                payload: ["ssh_key_id": id.uuidString.lowercased(), "fingerprint": fingerprint], on: connection, logger: logger)
-            return key
-        }
+        guard let key = stored?.item else { throw StoreError.notFound("SSH key") }
+        return key
     }
 
     /// The decrypted private key of a live key, for the worker that uses it. A key that is

@@ -19,16 +19,16 @@ public struct SecretStore: Sendable {
     }
 
     static let columns =
-        "id, project_id, environment_id, name, kind, status, public_key, created_at, updated_at, archived_at, \(Cursor.column)"
-    typealias Row = (UUID, UUID, UUID, String, String, String, String?, Date, Date, Date?, Int64)
+        "id, project_id, environment_id, name, kind, status, public_key, fingerprint, created_at, updated_at, archived_at, \(Cursor.column)"
+    typealias Row = (UUID, UUID, UUID, String, String, String, String?, String?, Date, Date, Date?, Int64)
 
     static func record(_ row: Row) throws -> (item: Secret, position: Cursor) {
         (
             Secret(
                 id: row.0, projectID: row.1, environmentID: row.2, name: row.3, kind: try Secret.Kind(stored: row.4, column: "kind"),
                 status: try Secret.Status(stored: row.5, column: "status"),
-                publicKey: row.6, createdAt: row.7, updatedAt: row.8, archivedAt: row.9),
-            Cursor(createdMicroseconds: row.10, id: row.0)
+                publicKey: row.6, fingerprint: row.7, createdAt: row.8, updatedAt: row.9, archivedAt: row.10),
+            Cursor(createdMicroseconds: row.11, id: row.0)
         )
     }
 

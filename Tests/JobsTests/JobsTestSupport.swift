@@ -1,0 +1,79 @@
+import Foundation
+import HarrowTestSupport
+import Logging
+import PostgresNIO
+import Queue
+import ServiceLifecycle
+import ServiceLifecycleTestKit
+import Store
+import WorkerPool
+
+/// A migrated database of the test's own with a project in it, the test Redis, and a worker
+/// running the platform's jobs on them.
+struct JobsHarness: Sendable {
+    let database: PostgresClient
+    let jobQueue: JobQueue
+    let keyring: SecretKeyring
+    let project: UUID
+    let environment: UUID
+    let logger: Logger
+
+    static func with(
+        _ name: String, register: @Sendable (JobsHarness, inout JobRegistry) throws -> Void,
+        _ body: @Sendable (JobsHarness) async throws -> Void
+    ) async throws {
+        try await TestDatabase.withDatabase(name) { database, _ in
+            let logger = TestRedis.logger("harrow.test.jobs")
+            try await Migrator(client: database, logger: logger).migrate()
+            let user = try await UserStore(client: database, logger: logger).create(
+                email: "owner-\(TestRedis.randomHex())@example.com", name: "Owner", passwordHash: "$2b$12$hash")
+            let organization = try await OrganizationStore(client: database, logger: logger).create(name: "Acme", owner: user.id)
+            let project = try await ProjectStore(client: database, logger: logger).create(
+                organization: organization.id, name: "Web", actor: user.id)
+            let environment = try await EnvironmentStore(client: database, logger: logger).create(
+                project: project.id, name: "staging", variables: [:], isDefault: false, actor: user.id)
+            let redis = try TestRedis.makeClient()
+            let jobQueue = JobQueue(redis: redis, options: JobQueue.Options(keyPrefix: TestRedis.uniqueKeyPrefix("jobs")))
+            let harness = JobsHarness(
+                database: database, jobQueue: jobQueue, keyring: SecretKeyring(current: .generate()), project: project.id,
+                environment: environment.id, logger: logger)
+            var registry = JobRegistry()
+            try register(harness, &registry)
+            let worker = Worker(
+                queue: jobQueue, registry: registry,
+                options: Worker.Options(
+                    queues: try QueueSelection(parsing: "keys,mail,status,default"), concurrency: 4,
+                    heartbeatInterval: .milliseconds(200), deadWorkerAfter: .seconds(3), blockTimeout: .milliseconds(200)),
+                logger: logger)
+            do {
+                try await testGracefulShutdown { trigger in
+                    let running = Task { try await worker.run() }
+                    do {
+                        try await body(harness)
+                    } catch {
+                        trigger.triggerGracefulShutdown()
+                        try? await running.value
+                        throw error
+                    }
+                    trigger.triggerGracefulShutdown()
+                    try await running.value
+                }
+                await redis.close()
+            } catch {
+                await redis.close()
+                throw error
+            }
+        }
+    }
+
+    var keyPairs: KeyPairStore { KeyPairStore(client: database, keyring: keyring, logger: logger) }
+    var sshKeys: SSHKeyStore { SSHKeyStore(client: database, keyring: keyring, logger: logger) }
+    var secrets: SecretStore { SecretStore(client: database, keyring: keyring, logger: logger) }
+
+    /// One value of a query's first row.
+    func value<T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as type: T.Type = T.self) async throws -> T? {
+        let rows = try await database.query(query)
+        for try await value in rows.decode(T.self) { return value }
+        return nil
+    }
+}
