@@ -69,6 +69,9 @@ public func buildRouter(_ configuration: APIConfiguration, dependencies: APIDepe
         rules: NotificationRuleStore(client: database, logger: logger), activities: ActivityStore(client: database, logger: logger),
         database: database, access: access, configuration: configuration
     ).addRoutes(to: v1)
+    IntegrationRoutes(
+        tokens: GitHubTokenStore(client: database, keyring: keyring, logger: logger), access: access, configuration: configuration
+    ).addRoutes(to: v1)
     HookRoutes(
         webhooks: WebhookStore(client: database, keyring: keyring, logger: logger),
         operations: OperationStore(client: database, logger: logger),

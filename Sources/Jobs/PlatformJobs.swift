@@ -1,17 +1,45 @@
 import Logging
 import PostgresNIO
+import Queue
 import Store
 import WorkerPool
 
-/// Harrow's own job types and their handlers, for `worker` to register: `generate-key` so far.
+/// Harrow's own job types and their handlers, for `worker` to register: `generate-key` and
+/// `post-status`.
 public struct PlatformJobs: Sendable {
+    /// Where the handlers reach the outside world.
+    public struct Configuration: Sendable {
+        /// The web app's address, for links (`HARROW_PUBLIC_URL`).
+        public var publicURL: String
+        /// GitHub's API root (`GITHUB_API_URL`); a GitHub Enterprise server's is `https://host/api/v3`.
+        public var gitHubAPIURL: String
+        /// Requests per hour and GitHub token, shared by every worker (GitHub allows 5000).
+        public var gitHubRequestsPerHour: Int
+        /// The Redis key prefix, as the queue's.
+        public var keyPrefix: String
+
+        public init(
+            publicURL: String = "http://localhost:8080", gitHubAPIURL: String = "https://api.github.com",
+            gitHubRequestsPerHour: Int = 5000, keyPrefix: String = "harrow"
+        ) {
+            self.publicURL = publicURL
+            self.gitHubAPIURL = gitHubAPIURL
+            self.gitHubRequestsPerHour = gitHubRequestsPerHour
+            self.keyPrefix = keyPrefix
+        }
+    }
+
     let database: PostgresClient
+    let redis: RedisClient
     let keyring: SecretKeyring
+    let configuration: Configuration
     let logger: Logger
 
-    public init(database: PostgresClient, keyring: SecretKeyring, logger: Logger) {
+    public init(database: PostgresClient, redis: RedisClient, keyring: SecretKeyring, configuration: Configuration, logger: Logger) {
         self.database = database
+        self.redis = redis
         self.keyring = keyring
+        self.configuration = configuration
         self.logger = logger
     }
 
@@ -19,5 +47,10 @@ public struct PlatformJobs: Sendable {
     public func register(in registry: inout JobRegistry) throws {
         try KeyGenerator(pairs: KeyPairStore(client: database, keyring: keyring, logger: logger), database: database)
             .register(in: &registry)
+        try StatusReporter(
+            database: database, tokens: GitHubTokenStore(client: database, keyring: keyring, logger: logger),
+            limiter: GitHubRateLimiter(redis: redis, keyPrefix: configuration.keyPrefix, perHour: configuration.gitHubRequestsPerHour),
+            client: GitHubStatusClient(apiURL: configuration.gitHubAPIURL), publicURL: configuration.publicURL, logger: logger
+        ).register(in: &registry)
     }
 }

@@ -55,6 +55,15 @@ struct RunCommand: AsyncParsableCommand {
 
     @Flag(help: "Do not take part in the singleton loops (delayed-job promoter, reclaimer, outbox relay).") var noMaintenance = false
 
+    @Option(help: "The web app's address, for links in mails and commit statuses. Env: HARROW_PUBLIC_URL.")
+    var publicURL = ProcessInfo.processInfo.environment["HARROW_PUBLIC_URL"] ?? "http://localhost:8080"
+
+    @Option(help: "GitHub's API root; a GitHub Enterprise server's is https://HOST/api/v3. Env: GITHUB_API_URL.")
+    var githubAPIURL = ProcessInfo.processInfo.environment["GITHUB_API_URL"] ?? "https://api.github.com"
+
+    @Option(help: "Requests per hour and GitHub token, shared by every worker. Env: HARROW_GITHUB_REQUESTS_PER_HOUR.")
+    var githubRequestsPerHour = Int(ProcessInfo.processInfo.environment["HARROW_GITHUB_REQUESTS_PER_HOUR"] ?? "") ?? 5000
+
     @Option(help: "Key prefix of every Redis key. Env: HARROW_KEY_PREFIX.") var keyPrefix: String =
         ProcessInfo.processInfo.environment["HARROW_KEY_PREFIX"] ?? "harrow"
 
@@ -65,6 +74,11 @@ struct RunCommand: AsyncParsableCommand {
         guard heartbeatInterval > 0, deadWorkerAfter > heartbeatInterval * 2 else {
             throw ValidationError("--dead-worker-after must be more than twice --heartbeat-interval")
         }
+        guard URL(string: publicURL)?.scheme != nil else { throw ValidationError("--public-url must be an absolute URL") }
+        guard let api = URL(string: githubAPIURL), api.scheme == "https" || api.scheme == "http", api.host != nil else {
+            throw ValidationError("--github-api-url must be an http(s) URL")
+        }
+        guard githubRequestsPerHour >= 1 else { throw ValidationError("--github-requests-per-hour must be at least 1") }
         do {
             _ = try queueSelection()
             _ = try RedisConfiguration(url: redisURL)
@@ -92,7 +106,10 @@ struct RunCommand: AsyncParsableCommand {
             // Checked before anything runs: a worker never starts without the key to the
             // secrets it will handle (nor, below, against the wrong schema).
             let keyring = try SecretKeyring(environment: ProcessInfo.processInfo.environment)
-            try PlatformJobs(database: client, keyring: keyring, logger: logger).register(in: &registry)
+            let configuration = PlatformJobs.Configuration(
+                publicURL: publicURL, gitHubAPIURL: githubAPIURL, gitHubRequestsPerHour: githubRequestsPerHour, keyPrefix: keyPrefix)
+            try PlatformJobs(database: client, redis: redis, keyring: keyring, configuration: configuration, logger: logger)
+                .register(in: &registry)
         }
         let worker = Worker(
             queue: jobQueue, registry: registry,

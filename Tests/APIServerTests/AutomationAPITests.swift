@@ -142,4 +142,26 @@ import Testing
             #expect(try await client.send(.get, "\(base)/notification-rules/\(UUID())", token: token).status == .notFound)
         }
     }
+
+    @Test func aGitHubTokenIsWriteOnly() async throws {
+        try await APIHarness.with("api_github_token") { harness, client in
+            let (base, _, token) = try await Self.project(harness, client)
+            #expect(try await client.send(.get, "\(base)/github-token", token: token).json()["configured"] as? Bool == false)
+            #expect(try await client.send(.delete, "\(base)/github-token", token: token).status == .notFound)
+            let spaced = try await client.send(.put, "\(base)/github-token", token: token, json: #"{"token":"ghp has spaces"}"#)
+            #expect(spaced.status == .unprocessableContent)
+            let set = try await client.send(.put, "\(base)/github-token", token: token, json: #"{"token":"ghp_secretvalue"}"#)
+            #expect(set.status == .noContent, "\(String(buffer: set.body))")
+            let status = try await client.send(.get, "\(base)/github-token", token: token)
+            #expect(try status.json()["configured"] as? Bool == true)
+            #expect(try status.json()["updated_at"] as? String != nil)
+            #expect(!String(buffer: status.body).contains("ghp_secretvalue"))
+            let project = try #require(UUID(uuidString: String(base.split(separator: "/").last ?? "")))
+            let stored = try await GitHubTokenStore(client: harness.database, keyring: harness.keyring, logger: harness.logger).token(
+                of: project)
+            #expect(stored == "ghp_secretvalue")
+            #expect(try await client.send(.delete, "\(base)/github-token", token: token).status == .noContent)
+            #expect(try await client.send(.get, "\(base)/github-token", token: token).json()["configured"] as? Bool == false)
+        }
+    }
 }

@@ -58,6 +58,7 @@ import Testing
                         #"{"name":"S_\#(attempt.uppercased().replacingOccurrences(of: "-", with: "_"))","value":"v"}"#
                     )
                 },
+                Probe(permission: .writeSecrets, method: .put) { attempt in ("\(base)/github-token", #"{"token":"ghp_\#(attempt)"}"#) },
                 Probe(permission: .writeTasks, method: .post) { attempt in ("\(base)/tasks", #"{"name":"t-\#(attempt)","script":"true"}"#)
                 },
                 Probe(permission: .writeJobs, method: .post) { attempt in

@@ -12,6 +12,8 @@ import WorkerPool
 /// running the platform's jobs on them.
 struct JobsHarness: Sendable {
     let database: PostgresClient
+    let redis: RedisClient
+    let keyPrefix: String
     let jobQueue: JobQueue
     let keyring: SecretKeyring
     let project: UUID
@@ -33,9 +35,11 @@ struct JobsHarness: Sendable {
             let environment = try await EnvironmentStore(client: database, logger: logger).create(
                 project: project.id, name: "staging", variables: [:], isDefault: false, actor: user.id)
             let redis = try TestRedis.makeClient()
-            let jobQueue = JobQueue(redis: redis, options: JobQueue.Options(keyPrefix: TestRedis.uniqueKeyPrefix("jobs")))
+            let keyPrefix = TestRedis.uniqueKeyPrefix("jobs")
+            let jobQueue = JobQueue(redis: redis, options: JobQueue.Options(keyPrefix: keyPrefix))
             let harness = JobsHarness(
-                database: database, jobQueue: jobQueue, keyring: SecretKeyring(current: .generate()), project: project.id,
+                database: database, redis: redis, keyPrefix: keyPrefix, jobQueue: jobQueue, keyring: SecretKeyring(current: .generate()),
+                project: project.id,
                 environment: environment.id, logger: logger)
             var registry = JobRegistry()
             try register(harness, &registry)

@@ -11,7 +11,10 @@ import WorkerPool
 /// `generate-key` on a real worker, Postgres and Redis, with `ssh-keygen` as the judge.
 @Suite struct KeyGeneratorTests {
     static func register(_ harness: JobsHarness, _ registry: inout JobRegistry) throws {
-        try PlatformJobs(database: harness.database, keyring: harness.keyring, logger: harness.logger).register(in: &registry)
+        try PlatformJobs(
+            database: harness.database, redis: harness.redis, keyring: harness.keyring,
+            configuration: PlatformJobs.Configuration(keyPrefix: harness.keyPrefix), logger: harness.logger
+        ).register(in: &registry)
     }
 
     /// The stored key once it is present.

@@ -93,6 +93,7 @@ extension StoreError {
         "operations_reason_check": ("unknown reason", "reason"),
         "operations_status_check": ("unknown status", "status"),
         "operations_parameters_check": ("parameters must be a JSON object", "parameters"),
+        "github_tokens_project_id_fkey": ("the project does not exist", "project_id"),
         "job_runs_pkey": ("this job ran already", nil),
         "outbox_pkey": ("this job is in the outbox already", nil),
     ]
