@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         .systemLibrary(
@@ -119,9 +120,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // libcurl's headers and library, found through pkg-config (Debian: libcurl4-openssl-dev).
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+        // Typed, non-variadic wrappers for curl_easy_setopt/curl_easy_getinfo, which Swift cannot call.
+        .target(
+            name: "CCurlShims",
+            dependencies: ["CCurl"]
+        ),
         .target(
             name: "Jobs",
             dependencies: [
+                "CCurl",
+                "CCurlShims",
                 "Queue",
                 "WorkerPool",
                 "Store",
@@ -129,6 +143,7 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -150,6 +165,7 @@ let package = Package(
             dependencies: [
                 "Queue",
                 "Store",
+                "Jobs",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -264,6 +280,7 @@ let package = Package(
             name: "JobsTests",
             dependencies: [
                 "Jobs",
+                "CCurl",
                 "Store",
                 "Queue",
                 "WorkerPool",

@@ -58,8 +58,10 @@ harrow_as_root() {
 #   postgresql-15   - the scripts start private PostgreSQL clusters from it
 #   postgresql-client-15 - psql, to create databases
 #   openssh-client  - ssh-keygen, which the tests use to check generated keys
+#   libcurl4-openssl-dev - libcurl, which sends mail over SMTP
 #   python3-aiosmtpd - the SMTP server the mail tests send to
-HARROW_APT_PACKAGES=(redis-server libhiredis-dev pkg-config postgresql-15 postgresql-client-15 openssh-client python3-aiosmtpd)
+HARROW_APT_PACKAGES=(redis-server libhiredis-dev pkg-config postgresql-15 postgresql-client-15 openssh-client
+  libcurl4-openssl-dev python3-aiosmtpd)
 
 harrow_install_deps() {
   local missing=() pkg

@@ -4,8 +4,8 @@ import Queue
 import Store
 import WorkerPool
 
-/// Harrow's own job types and their handlers, for `worker` to register: `generate-key` and
-/// `post-status`.
+/// Harrow's own job types and their handlers, for `worker` to register: `generate-key`,
+/// `post-status` and (with a mail server) `send-mail`.
 public struct PlatformJobs: Sendable {
     /// Where the handlers reach the outside world.
     public struct Configuration: Sendable {
@@ -17,15 +17,23 @@ public struct PlatformJobs: Sendable {
         public var gitHubRequestsPerHour: Int
         /// The Redis key prefix, as the queue's.
         public var keyPrefix: String
+        /// The mail server (`SMTP_URL`, `SMTP_USERNAME`, `SMTP_PASSWORD`); without one, `send-mail`
+        /// is not registered and mails wait in their queue for a worker that has one.
+        public var smtp: SMTPConfiguration?
+        /// The sender of every mail (`MAIL_FROM`).
+        public var mailFrom: MailAddress?
 
         public init(
             publicURL: String = "http://localhost:8080", gitHubAPIURL: String = "https://api.github.com",
-            gitHubRequestsPerHour: Int = 5000, keyPrefix: String = "harrow"
+            gitHubRequestsPerHour: Int = 5000, keyPrefix: String = "harrow", smtp: SMTPConfiguration? = nil,
+            mailFrom: MailAddress? = nil
         ) {
             self.publicURL = publicURL
             self.gitHubAPIURL = gitHubAPIURL
             self.gitHubRequestsPerHour = gitHubRequestsPerHour
             self.keyPrefix = keyPrefix
+            self.smtp = smtp
+            self.mailFrom = mailFrom
         }
     }
 
@@ -52,5 +60,9 @@ public struct PlatformJobs: Sendable {
             limiter: GitHubRateLimiter(redis: redis, keyPrefix: configuration.keyPrefix, perHour: configuration.gitHubRequestsPerHour),
             client: GitHubStatusClient(apiURL: configuration.gitHubAPIURL), publicURL: configuration.publicURL, logger: logger
         ).register(in: &registry)
+        if let smtp = configuration.smtp {
+            let from = try configuration.mailFrom ?? MailAddress("harrow@localhost", displayName: "Harrow")
+            try MailSender(client: SMTPClient(configuration: smtp), from: from, database: database).register(in: &registry)
+        }
     }
 }

@@ -1,6 +1,6 @@
 import ArgumentParser
 import CommandSupport
-import FoundationEssentials
+import Foundation
 import Jobs
 import Logging
 import NIOCore
@@ -64,6 +64,16 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Requests per hour and GitHub token, shared by every worker. Env: HARROW_GITHUB_REQUESTS_PER_HOUR.")
     var githubRequestsPerHour = Int(ProcessInfo.processInfo.environment["HARROW_GITHUB_REQUESTS_PER_HOUR"] ?? "") ?? 5000
 
+    @Option(
+        help: """
+            The mail server: smtp://HOST[:PORT] (STARTTLS when offered) or smtps://HOST[:PORT]. Without it \
+            this worker does not send mail. Env: SMTP_URL; credentials in SMTP_USERNAME and SMTP_PASSWORD.
+            """)
+    var smtpURL = ProcessInfo.processInfo.environment["SMTP_URL"]
+
+    @Option(help: "The sender of Harrow's mails, `Name <address>` or `address`. Env: MAIL_FROM.")
+    var mailFrom = ProcessInfo.processInfo.environment["MAIL_FROM"] ?? "Harrow <harrow@localhost>"
+
     @Option(help: "Key prefix of every Redis key. Env: HARROW_KEY_PREFIX.") var keyPrefix: String =
         ProcessInfo.processInfo.environment["HARROW_KEY_PREFIX"] ?? "harrow"
 
@@ -80,9 +90,28 @@ struct RunCommand: AsyncParsableCommand {
         }
         guard githubRequestsPerHour >= 1 else { throw ValidationError("--github-requests-per-hour must be at least 1") }
         do {
+            _ = try smtpConfiguration()
+            _ = try Self.mailAddress(mailFrom)
+        } catch { throw ValidationError("\(error)") }
+        do {
             _ = try queueSelection()
             _ = try RedisConfiguration(url: redisURL)
         } catch { throw ValidationError("\(error)") }
+    }
+
+    func smtpConfiguration() throws -> SMTPConfiguration? {
+        guard let smtpURL, !smtpURL.isEmpty else { return nil }
+        let environment = ProcessInfo.processInfo.environment
+        return try SMTPConfiguration(url: smtpURL, username: environment["SMTP_USERNAME"], password: environment["SMTP_PASSWORD"])
+    }
+
+    /// `Name <address>` or a bare address.
+    static func mailAddress(_ text: String) throws -> MailAddress {
+        let text = text.trimmingCharacters(in: .whitespaces)
+        guard text.hasSuffix(">"), let open = text.lastIndex(of: "<") else { return try MailAddress(text) }
+        let name = text[..<open].trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        return try MailAddress(
+            String(text[text.index(after: open)..<text.index(before: text.endIndex)]), displayName: name.isEmpty ? nil : name)
     }
 
     func queueSelection() throws -> QueueSelection {
@@ -107,7 +136,8 @@ struct RunCommand: AsyncParsableCommand {
             // secrets it will handle (nor, below, against the wrong schema).
             let keyring = try SecretKeyring(environment: ProcessInfo.processInfo.environment)
             let configuration = PlatformJobs.Configuration(
-                publicURL: publicURL, gitHubAPIURL: githubAPIURL, gitHubRequestsPerHour: githubRequestsPerHour, keyPrefix: keyPrefix)
+                publicURL: publicURL, gitHubAPIURL: githubAPIURL, gitHubRequestsPerHour: githubRequestsPerHour, keyPrefix: keyPrefix,
+                smtp: try smtpConfiguration(), mailFrom: try Self.mailAddress(mailFrom))
             try PlatformJobs(database: client, redis: redis, keyring: keyring, configuration: configuration, logger: logger)
                 .register(in: &registry)
         }

@@ -1,5 +1,6 @@
 import Foundation
 import HarrowTestSupport
+import Jobs
 import Logging
 import PostgresNIO
 import Queue
@@ -22,7 +23,7 @@ struct JobsHarness: Sendable {
 
     static func with(
         _ name: String, register: @Sendable (JobsHarness, inout JobRegistry) throws -> Void,
-        _ body: @Sendable (JobsHarness) async throws -> Void
+        _ body: (JobsHarness) async throws -> Void
     ) async throws {
         try await TestDatabase.withDatabase(name) { database, _ in
             let logger = TestRedis.logger("harrow.test.jobs")
@@ -79,5 +80,25 @@ struct JobsHarness: Sendable {
         let rows = try await database.query(query)
         for try await value in rows.decode(T.self) { return value }
         return nil
+    }
+}
+
+extension JobsHarness {
+    /// A harness whose worker runs the platform's jobs, configured by `configure` (which gets
+    /// a configuration with the harness's key prefix).
+    static func withPlatformJobs(
+        _ name: String, configure: @escaping @Sendable (inout PlatformJobs.Configuration) throws -> Void = { _ in },
+        _ body: (JobsHarness) async throws -> Void
+    ) async throws {
+        try await with(
+            name,
+            register: { harness, registry in
+                var configuration = PlatformJobs.Configuration(keyPrefix: harness.keyPrefix)
+                try configure(&configuration)
+                try PlatformJobs(
+                    database: harness.database, redis: harness.redis, keyring: harness.keyring, configuration: configuration,
+                    logger: harness.logger
+                ).register(in: &registry)
+            }, body)
     }
 }

@@ -10,13 +10,6 @@ import WorkerPool
 
 /// `generate-key` on a real worker, Postgres and Redis, with `ssh-keygen` as the judge.
 @Suite struct KeyGeneratorTests {
-    static func register(_ harness: JobsHarness, _ registry: inout JobRegistry) throws {
-        try PlatformJobs(
-            database: harness.database, redis: harness.redis, keyring: harness.keyring,
-            configuration: PlatformJobs.Configuration(keyPrefix: harness.keyPrefix), logger: harness.logger
-        ).register(in: &registry)
-    }
-
     /// The stored key once it is present.
     static func present(_ harness: JobsHarness, _ key: SSHKey) async throws -> SSHKey {
         var found: SSHKey?
@@ -45,7 +38,7 @@ import WorkerPool
     }
 
     @Test func anSSHKeyGetsAPairThatSSHKeygenAgreesWith() async throws {
-        try await JobsHarness.with("keys_ssh_key", register: Self.register) { harness in
+        try await JobsHarness.withPlatformJobs("keys_ssh_key") { harness in
             let key = try await harness.sshKeys.create(project: harness.project, name: "deploy web", actor: nil)
             _ = try await harness.jobQueue.enqueue(GenerateKey(kind: .sshKey, id: key.id))
             let stored = try await Self.present(harness, key)
@@ -64,7 +57,7 @@ import WorkerPool
     }
 
     @Test func rsaKeysAndSSHSecretsToo() async throws {
-        try await JobsHarness.with("keys_rsa_secret", register: Self.register) { harness in
+        try await JobsHarness.withPlatformJobs("keys_rsa_secret") { harness in
             let key = try await harness.sshKeys.create(project: harness.project, name: "legacy host", algorithm: .rsa, actor: nil)
             let secret = try await harness.secrets.create(
                 project: harness.project, environment: harness.environment, name: "DEPLOY_KEY", kind: .ssh, actor: nil)
@@ -94,7 +87,7 @@ import WorkerPool
     /// A job delivered again (the same id) finds its run recorded and changes nothing, even a
     /// rekey; a new rekey job replaces the pair.
     @Test func aRedeliveredJobChangesNothingAndARekeyReplaces() async throws {
-        try await JobsHarness.with("keys_duplicate", register: Self.register) { harness in
+        try await JobsHarness.withPlatformJobs("keys_duplicate") { harness in
             let key = try await harness.sshKeys.create(project: harness.project, name: "ci", actor: nil)
             let jobID = JobID.make()
             var options = EnqueueOptions()
@@ -127,7 +120,7 @@ import WorkerPool
     }
 
     @Test func aKeyArchivedBeforeTheJobRunsIsSkipped() async throws {
-        try await JobsHarness.with("keys_archived", register: Self.register) { harness in
+        try await JobsHarness.withPlatformJobs("keys_archived") { harness in
             let key = try await harness.sshKeys.create(project: harness.project, name: "gone", actor: nil)
             try await harness.sshKeys.archive(key.id, project: harness.project, actor: nil)
             let job = try await harness.jobQueue.enqueue(GenerateKey(kind: .sshKey, id: key.id))

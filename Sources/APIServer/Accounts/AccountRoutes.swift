@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Jobs
 import Logging
 import PostgresNIO
 import Store
@@ -93,7 +94,7 @@ struct AccountRoutes: Sendable {
             let token = signer.token(
                 .verifyEmail, subject: user.id, expiry: Date().addingTimeInterval(lifetime), binding: user.email.lowercased())
             return [
-                try MailJob(
+                try SendMail(
                     template: "verify-email", to: user.email, data: ["name": user.name, "link": "\(base)/verify-email?token=\(token)"]
                 ).outboxJob()
             ]
@@ -152,7 +153,7 @@ struct AccountRoutes: Sendable {
         if let (user, hash) = try await users.findForLogin(email: body.email), user.blockedAt == nil {
             let token = signer.token(
                 .resetPassword, subject: user.id, expiry: Date().addingTimeInterval(configuration.resetLinkLifetime), binding: hash)
-            let mail = try MailJob(
+            let mail = try SendMail(
                 template: "password-reset", to: user.email,
                 data: ["name": user.name, "link": "\(configuration.publicURL)/reset-password?token=\(token)"]
             ).outboxJob()

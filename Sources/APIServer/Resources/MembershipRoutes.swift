@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Jobs
 import Store
 
 /// Members of organizations and projects, and invitations. Nobody grants a role above their
@@ -89,7 +90,7 @@ struct MembershipRoutes: Sendable {
                 organization: organization, project: body.projectId, email: body.email, role: body.role, invitedBy: caller.user.id
             ) { invitation in
                 [
-                    try MailJob(
+                    try SendMail(
                         template: "invitation", to: invitation.email,
                         data: [
                             "inviter": caller.user.name, "role": invitation.role.rawValue,

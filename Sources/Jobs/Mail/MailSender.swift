@@ -1,0 +1,69 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Store
+import WorkerPool
+
+/// Runs `send-mail` jobs: renders the template, builds a `multipart/alternative` message whose
+/// `Message-ID` comes from the job id, and sends it over SMTP. A 5xx reply or an invalid address
+/// is permanent (the dead letter carries the server's reply); 4xx replies, timeouts and refused
+/// connections retry. A mail already sent for this job id is not sent again.
+public struct MailSender: Sendable {
+    let client: SMTPClient
+    let from: MailAddress
+    let database: PostgresClient
+
+    public init(client: SMTPClient, from: MailAddress, database: PostgresClient) {
+        self.client = client
+        self.from = from
+        self.database = database
+    }
+
+    /// Registers the handler for ``SendMail``.
+    public func register(in registry: inout JobRegistry) throws {
+        try registry.register(SendMail.self) { job, context in try await run(job, context: context) }
+    }
+
+    func run(_ job: SendMail, context: JobContext) async throws {
+        let logger = context.logger
+        if try await JobRuns.outcome(of: context.id, client: database, logger: logger) != nil {
+            logger.info("send-mail: this job's mail was sent already; not again")
+            return
+        }
+        let message = try message(for: job, jobID: context.id)
+        do {
+            try await client.send(message, envelopeFrom: from, recipients: message.to)
+        } catch let error as SMTPError where error.isPermanent {
+            throw JobFailure.permanent("send-mail: \(error)")
+        }
+        // Recorded after the server took it: a crash in between sends it again, with the same
+        // Message-ID, so receivers can tell.
+        try await JobRuns.record(context.id, type: SendMail.name, outcome: "sent", client: database, logger: logger)
+        logger.info("send-mail: sent", metadata: ["template": "\(job.template)", "message_id": "\(message.messageID)"])
+    }
+
+    /// The message of `job`; what cannot become a valid message is permanent.
+    func message(for job: SendMail, jobID: String) throws -> MailMessage {
+        let recipient: MailAddress
+        do {
+            recipient = try MailAddress(job.to.trimmingCharacters(in: .whitespaces))
+        } catch {
+            throw JobFailure.permanent("send-mail: the recipient is not a valid address: \(error)")
+        }
+        let rendered: MailTemplate.Rendered
+        do {
+            rendered = try MailTemplate.render(job.template, data: job.data)
+        } catch {
+            throw JobFailure.permanent("send-mail: \(error)")
+        }
+        return MailMessage(
+            from: from, to: [recipient], subject: rendered.subject, textBody: rendered.text, htmlBody: rendered.html,
+            messageID: Self.messageID(jobID: jobID, domain: from.domain))
+    }
+
+    /// `<job id>@<sender's domain>`: the same for every attempt of a job, different across jobs.
+    static func messageID(jobID: String, domain: Substring) -> String {
+        let safe = jobID.unicodeScalars.filter { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-") }
+        return "\(String(String.UnicodeScalarView(safe)))@\(domain)"
+    }
+}
