@@ -62,7 +62,8 @@ public struct PlatformJobs: Sendable {
         ).register(in: &registry)
         if let smtp = configuration.smtp {
             let from = try configuration.mailFrom ?? MailAddress("harrow@localhost", displayName: "Harrow")
-            try MailSender(client: SMTPClient(configuration: smtp), from: from, database: database).register(in: &registry)
+            try MailSender(client: SMTPClient(configuration: smtp, threadPool: SMTPClient.mailThreadPool), from: from, database: database)
+                .register(in: &registry)
         }
     }
 }

@@ -39,8 +39,8 @@ public enum BuiltExecutables {
         let directory = FileManager.default.temporaryDirectory
         let outURL = directory.appendingPathComponent("harrow-\(name)-\(UUID().uuidString).out")
         let errURL = directory.appendingPathComponent("harrow-\(name)-\(UUID().uuidString).err")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         defer {
             try? FileManager.default.removeItem(at: outURL)
             try? FileManager.default.removeItem(at: errURL)

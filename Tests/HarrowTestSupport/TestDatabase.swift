@@ -25,7 +25,7 @@ public enum TestDatabase {
     ) async throws -> T {
         let server = try serverConfiguration
         let database = "t_\(name.lowercased().filter { $0.isLetter || $0.isNumber || $0 == "_" })_\(TestRedis.randomHex())"
-        try await withClient(server) { admin in
+        _ = try await withClient(server) { admin in
             try await admin.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \"\(database)\""))
         }
         var configuration = server
@@ -48,7 +48,7 @@ public enum TestDatabase {
     }
 
     private static func drop(_ database: String, server: DatabaseConfiguration) async throws {
-        try await withClient(server) { admin in
+        _ = try await withClient(server) { admin in
             try await admin.query(PostgresQuery(unsafeSQL: "DROP DATABASE IF EXISTS \"\(database)\" WITH (FORCE)"))
         }
     }

@@ -55,7 +55,7 @@ import Testing
 
             worker.signal(SIGTERM)
             #expect(try await worker.waitForExit() == 0, "\(worker.log())")
-            try await TestRedis.withClient { redis in try await TestRedis.deleteKeys(prefix: prefix, on: redis) }
+            _ = try await TestRedis.withClient { redis in try await TestRedis.deleteKeys(prefix: prefix, on: redis) }
         }
     }
 }

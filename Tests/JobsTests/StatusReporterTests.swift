@@ -161,15 +161,31 @@ import WorkerPool
             let prefix = TestRedis.uniqueKeyPrefix("ratelimit")
             // Two an hour: a refill between these calls is out of the question however slow they are.
             let limiter = GitHubRateLimiter(redis: redis, keyPrefix: prefix, perHour: 2, burst: 2)
-            #expect(try await limiter.acquire(token: "a") == nil)
-            #expect(try await limiter.acquire(token: "a") == nil)
-            let wait = try #require(try await limiter.acquire(token: "a"))
+            #expect(try await limiter.acquire(token: "a") == .now)
+            #expect(try await limiter.acquire(token: "a") == .now)
+            // The next request is half an hour off: too far to reserve within a minute.
+            guard case .retry(let wait) = try await limiter.acquire(token: "a", reservingUpTo: .seconds(60)) else {
+                Issue.record("expected no reservation")
+                return
+            }
             #expect(wait > .seconds(1700) && wait <= .seconds(1800))
-            #expect(try await limiter.acquire(token: "b") == nil, "another token has its own bucket")
+            // Within an hour it is reserved, and the one after that queues behind it.
+            guard case .after(let first) = try await limiter.acquire(token: "a", reservingUpTo: .seconds(3600)),
+                case .after(let second) = try await limiter.acquire(token: "a", reservingUpTo: .seconds(3600))
+            else {
+                Issue.record("expected reservations")
+                return
+            }
+            #expect(first > .seconds(1700) && first <= .seconds(1800))
+            #expect(second > first + .seconds(1700))
+            #expect(try await limiter.acquire(token: "b") == .now, "another token has its own bucket")
 
             try await limiter.block(token: "b", forMilliseconds: 60_000)
-            let blocked = try #require(try await limiter.acquire(token: "b"))
-            #expect(blocked > .seconds(50))
+            guard case .retry(let blocked) = try await limiter.acquire(token: "b", reservingUpTo: .seconds(3600)) else {
+                Issue.record("a blocked token reserves nothing")
+                return
+            }
+            #expect(blocked > .seconds(50) && blocked <= .seconds(60))
             let keys = try await redis.send("KEYS", [.string("\(prefix):*")]).array?.compactMap(\.string) ?? []
             #expect(keys.count == 2)
             #expect(keys.allSatisfy { !$0.hasSuffix(":a") && !$0.hasSuffix(":b") }, "keys hold a hash, not the token")

@@ -101,8 +101,8 @@ import Testing
             #expect(seen == created)
             #expect(pages == 3)
 
-            await #expect(throws: StoreError.self) { try PageRequest(limit: 0) }
-            await #expect(throws: StoreError.self) { try PageRequest(limit: 201) }
+            #expect(throws: StoreError.self) { try PageRequest(limit: 0) }
+            #expect(throws: StoreError.self) { try PageRequest(limit: 201) }
             let bad = await #expect(throws: StoreError.self) {
                 try await stores.projects.list(organization: organization.id, page: try PageRequest(cursor: "not-a-cursor"))
             }

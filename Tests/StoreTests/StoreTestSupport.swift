@@ -29,7 +29,7 @@ struct Stores {
 
     /// Runs raw SQL in a store transaction, so its refusals come back as store errors.
     func write(_ query: PostgresQuery) async throws {
-        try await client.write(logger: logger) { connection in
+        _ = try await client.write(logger: logger) { connection in
             try await connection.query(query, logger: logger)
         }
     }

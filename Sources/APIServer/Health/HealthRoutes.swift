@@ -45,6 +45,16 @@ struct HealthRoutes: Sendable {
         }
     }
 
+    /// `harrow_queue_jobs{queue,state}`
+    static var queueJobs: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "harrow", metricName: "queue", unitName: "jobs", helpText: "Jobs in a queue, by state")
+    }
+
+    /// `harrow_outbox_jobs`
+    static var outboxJobs: MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "harrow", metricName: "outbox", unitName: "jobs", helpText: "Jobs waiting in the Postgres outbox")
+    }
+
     /// Queue depths as gauges, read from Redis at each scrape (`harrow_queue_jobs{queue,state}`
     /// and the outbox's `harrow_outbox_jobs`). A failure leaves the last values and is logged.
     private func recordQueueDepths(into registry: PrometheusCollectorRegistry, context: APIContext) async {
@@ -53,14 +63,11 @@ struct HealthRoutes: Sendable {
                 for (state, value) in [
                     ("ready", stats.ready), ("pending", stats.pending), ("delayed", stats.delayed), ("dead", stats.dead),
                 ] {
-                    registry.makeGauge(
-                        name: "harrow_queue_jobs", labels: [("queue", stats.queue), ("state", state)], help: "Jobs in a queue, by state"
-                    ).set(Double(value))
+                    registry.makeGauge(descriptor: Self.queueJobs, labels: [("queue", stats.queue), ("state", state)]).set(Double(value))
                 }
             }
             let outbox = try await Outbox.stats(client: database, logger: context.logger)
-            registry.makeGauge(name: "harrow_outbox_jobs", labels: [], help: "Jobs waiting in the Postgres outbox").set(
-                Double(outbox.depth))
+            registry.makeGauge(descriptor: Self.outboxJobs).set(Double(outbox.depth))
         } catch {
             context.logger.warning("could not read queue depths for /metrics", metadata: ["error": "\(error)"])
         }

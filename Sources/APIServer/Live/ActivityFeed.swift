@@ -42,7 +42,7 @@ final class ActivityFeed: Service, Sendable {
 
     func run() async throws {
         // Listening is all it does: on graceful shutdown it simply stops.
-        try? await cancelWhenGracefulShutdown { await self.listen() }
+        await cancelWhenGracefulShutdown { await self.listen() }
         let continuations = subscribers.withLockedValue { state in
             defer { state.removeAll() }
             return Array(state.values)
@@ -55,8 +55,10 @@ final class ActivityFeed: Service, Sendable {
         while !Task.isCancelled {
             do {
                 try await database.withConnection { connection in
-                    for try await notification in try await connection.listen(Self.channel) {
-                        if let notice = try await notice(from: notification.payload, on: connection) { publish(notice) }
+                    try await connection.listen(on: Self.channel) { notifications in
+                        for try await notification in notifications {
+                            if let notice = try await notice(from: notification.payload, on: connection) { publish(notice) }
+                        }
                     }
                 }
             } catch {

@@ -1,5 +1,6 @@
 import CCurl
 import CCurlShims
+import Foundation
 import Synchronization
 
 /// One SMTP delivery through a libcurl easy handle: connect, EHLO/STARTTLS/AUTH, MAIL FROM,
@@ -21,6 +22,12 @@ enum CurlSMTPTransfer {
         var recipients: [String]
         /// The rendered message, CRLF line endings, not dot-stuffed.
         var payload: [UInt8]
+
+        /// Whether the URL's host is this machine, where no one is in the middle.
+        var isLoopback: Bool {
+            guard let host = URLComponents(string: url)?.host?.lowercased() else { return false }
+            return host == "localhost" || host == "::1" || host == "[::1]" || host.hasPrefix("127.")
+        }
     }
 
     /// Set from `onCancel` on any thread, read by libcurl's progress callback on the pool thread.
@@ -78,8 +85,11 @@ enum CurlSMTPTransfer {
         check(ccurl_easy_setopt_string(handle, CURLOPT_URL, request.url))
         // Only SMTP: a URL can never make this handle speak another protocol.
         check(ccurl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "smtp,smtps"))
-        // STARTTLS when offered on smtp://; smtps:// is TLS from the start regardless.
-        check(ccurl_easy_setopt_long(handle, CURLOPT_USE_SSL, Int(CURLUSESSL_TRY.rawValue)))
+        // smtps:// is TLS from the start. On smtp://, STARTTLS is required when credentials go to
+        // another machine (else a man in the middle could strip STARTTLS from the EHLO reply and
+        // read the password), and used when offered otherwise.
+        let requireTLS = (request.username != nil || request.password != nil) && !request.isLoopback
+        check(ccurl_easy_setopt_long(handle, CURLOPT_USE_SSL, Int((requireTLS ? CURLUSESSL_ALL : CURLUSESSL_TRY).rawValue)))
         // Signals (SIGALRM for DNS timeouts) are process-wide and unsafe on a thread pool.
         check(ccurl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
         check(ccurl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, request.timeoutMilliseconds))

@@ -26,21 +26,32 @@ public struct MailSender: Sendable {
 
     func run(_ job: SendMail, context: JobContext) async throws {
         let logger = context.logger
-        if try await JobRuns.outcome(of: context.id, client: database, logger: logger) != nil {
+        let message = try message(for: job, jobID: context.id)
+        switch try await JobRuns.claim(context.id, type: SendMail.name, staleAfter: Self.claimLifetime, client: database, logger: logger) {
+        case .done:
             logger.info("send-mail: this job's mail was sent already; not again")
             return
+        case .busy:
+            throw JobFailure.retry(after: .seconds(60), "send-mail: another delivery of this job is sending it")
+        case .claimed:
+            break
         }
-        let message = try message(for: job, jobID: context.id)
         do {
             try await client.send(message, envelopeFrom: from, recipients: message.to)
-        } catch let error as SMTPError where error.isPermanent {
-            throw JobFailure.permanent("send-mail: \(error)")
+        } catch {
+            // Not sent: a retry may send it.
+            try? await JobRuns.release(context.id, client: database, logger: logger)
+            if let error = error as? SMTPError, error.isPermanent { throw JobFailure.permanent("send-mail: \(error)") }
+            throw error
         }
-        // Recorded after the server took it: a crash in between sends it again, with the same
-        // Message-ID, so receivers can tell.
-        try await JobRuns.record(context.id, type: SendMail.name, outcome: "sent", client: database, logger: logger)
+        // Recorded after the server took it: a crash in between sends it again once the claim
+        // is stale, with the same Message-ID, so receivers can tell.
+        try await JobRuns.finish(context.id, outcome: "sent", client: database, logger: logger)
         logger.info("send-mail: sent", metadata: ["template": "\(job.template)", "message_id": "\(message.messageID)"])
     }
+
+    /// How long a delivery's claim on a job holds off others: longer than a send may take.
+    static let claimLifetime: Duration = .seconds(300)
 
     /// The message of `job`; what cannot become a valid message is permanent.
     func message(for job: SendMail, jobID: String) throws -> MailMessage {

@@ -72,3 +72,14 @@ public struct SMTPClient: Sendable {
         return milliseconds.overflow ? Int.max : max(1, Int(clamping: milliseconds.partialValue))
     }
 }
+
+extension SMTPClient {
+    /// Threads of mail's own for the blocking transfers, started on first use and kept for the
+    /// process's life: a slow mail server then holds up mail only, not key generation or other
+    /// work on NIO's shared pool (one thread per core).
+    public static let mailThreadPool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 8)
+        pool.start()
+        return pool
+    }()
+}

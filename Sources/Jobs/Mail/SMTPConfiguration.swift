@@ -32,7 +32,8 @@ public struct SMTPConfiguration: Sendable, Hashable, CustomStringConvertible {
         throws(SMTPError)
     {
         func fail(_ reason: String) -> SMTPError {
-            SMTPError(kind: .invalidConfiguration, detail: "SMTP URL \(url.debugDescription): \(reason)")
+            // Never the URL itself: it may carry a password (which is one of the faults).
+            SMTPError(kind: .invalidConfiguration, detail: "the SMTP URL is refused: \(reason)")
         }
         if url.unicodeScalars.contains(where: { $0.value < 0x21 || $0.value == 0x7F }) {
             throw fail("it contains spaces or control characters")

@@ -50,13 +50,14 @@ public struct SMTPError: Error, Sendable, Hashable, CustomStringConvertible {
         self.detail = detail
     }
 
-    /// `true` when sending the same message again cannot succeed without a change (5xx replies,
-    /// refused credentials, invalid messages or configuration): dead-letter it. `false` for
-    /// 4xx replies, timeouts, DNS and connection failures and other transport trouble: retry later.
+    /// `true` when sending the same message again cannot succeed (5xx replies to it, an invalid
+    /// message): dead-letter it. `false` for 4xx replies, timeouts, DNS and connection failures,
+    /// other transport trouble, and refused credentials or a bad configuration, which an operator
+    /// fixes (a password rotation, say) without the mail being wrong: retry later.
     public var isPermanent: Bool {
         switch kind {
-        case .rejected, .authenticationFailed, .invalidMessage, .invalidConfiguration: true
-        case .deferred, .connectionFailed, .timedOut, .tls, .transport: false
+        case .rejected, .invalidMessage: true
+        case .deferred, .connectionFailed, .timedOut, .tls, .transport, .authenticationFailed, .invalidConfiguration: false
         }
     }
 

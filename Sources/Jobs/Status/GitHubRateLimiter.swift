@@ -18,15 +18,32 @@ public struct GitHubRateLimiter: Sendable {
         self.burst = max(1, min(burst, perHour))
     }
 
-    /// Takes a request from the token's bucket: `nil` when the request may go now, else how long
-    /// to wait before trying again.
-    public func acquire(token: String) async throws -> Duration? {
-        let wait =
+    /// What ``acquire(token:reservingUpTo:)`` got.
+    public enum Grant: Sendable, Hashable {
+        /// Send now.
+        case now
+        /// A request is reserved for this caller after this wait: send then, without asking again.
+        case after(Duration)
+        /// Nothing is reserved: ask again after this wait.
+        case retry(after: Duration)
+    }
+
+    /// Takes a request from the token's bucket, or reserves the next free one when it is at most
+    /// `maximumWait` away: callers that wait their turn are served in order instead of racing
+    /// for each refill.
+    public func acquire(token: String, reservingUpTo maximumWait: Duration = .zero) async throws -> Grant {
+        let reply =
             try await redis.run(
                 Self.take, keys: [key(token)],
-                arguments: [.int(burst), .string("\(Double(perHour) / 3_600_000)"), .int(7200)]
-            ).int ?? 0
-        return wait > 0 ? .milliseconds(wait) : nil
+                arguments: [
+                    .int(burst), .string("\(Double(perHour) / 3_600_000)"), .int(7200), .int(Int(Self.milliseconds(maximumWait))),
+                ]
+            ).array?.compactMap(\.int) ?? []
+        guard reply.count == 2 else {
+            throw RedisError(code: .unexpectedReply, message: "\(Self.take.name) answered \(reply)")
+        }
+        if reply[1] <= 0 { return .now }
+        return reply[0] == 1 ? .after(.milliseconds(reply[1])) : .retry(after: .milliseconds(reply[1]))
     }
 
     /// Holds every request with this token off for `milliseconds` (from now, on Redis's clock).
@@ -39,8 +56,13 @@ public struct GitHubRateLimiter: Sendable {
         return "\(keyPrefix):ratelimit:github:\(digest)"
     }
 
-    /// KEYS[1] the bucket; ARGV: capacity, tokens per ms, TTL in s. Returns 0 when a token was
-    /// taken, else the ms until one will be there (or until a block ends).
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        max(0, duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    /// KEYS[1] the bucket; ARGV: capacity, tokens per ms, TTL in s, longest reservation in ms.
+    /// Returns {taken, wait ms}: {1, 0} a token now, {1, w} one reserved (the count goes below
+    /// zero) for w ms from now, {0, w} none (a block, or a reservation would be too far off).
     static let take = RedisScript(
         name: "github-rate-take",
         source: """
@@ -48,17 +70,19 @@ public struct GitHubRateLimiter: Sendable {
             local t = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
             local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'blocked_until')
             local blocked = tonumber(state[3] or '0')
-            if blocked > t then return blocked - t end
+            if blocked > t then return {0, blocked - t} end
             local capacity = tonumber(ARGV[1])
             local rate = tonumber(ARGV[2])
             local tokens = tonumber(state[1] or ARGV[1])
             local ts = tonumber(state[2] or t)
             tokens = math.min(capacity, tokens + math.max(0, t - ts) * rate)
             local wait = 0
-            if tokens >= 1 then tokens = tokens - 1 else wait = math.ceil((1 - tokens) / rate) end
+            if tokens < 1 then wait = math.ceil((1 - tokens) / rate) end
+            local taken = 1
+            if wait > tonumber(ARGV[4]) then taken = 0 else tokens = tokens - 1 end
             redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', t)
             redis.call('EXPIRE', KEYS[1], ARGV[3])
-            return wait
+            return {taken, wait}
             """)
 
     /// KEYS[1] the bucket; ARGV: ms to block for, TTL in s. A later block wins.

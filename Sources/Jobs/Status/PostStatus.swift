@@ -11,7 +11,7 @@ public struct PostStatus: Job, Hashable {
     public static let queue = "status"
     /// Network trouble and GitHub's 5xx pass; a status hours late is worth little.
     public static var retryPolicy: RetryPolicy {
-        RetryPolicy(maxAttempts: 12, backoff: .exponential(base: .seconds(5), maximum: .seconds(900)))
+        RetryPolicy(maxAttempts: 20, backoff: .exponential(base: .seconds(5), maximum: .seconds(900)))
     }
     public static var timeout: Duration { .seconds(60) }
 

@@ -46,50 +46,81 @@ public struct StatusReporter: Sendable {
             logger.info("post-status: this job ran already; nothing to do")
             return
         }
-        let operation: Store.Operation
-        do {
-            operation = try await operations.find(job.operationID)
-        } catch let error as StoreError where error.code == .notFound {
-            throw JobFailure.permanent("post-status: operation \(job.operationID.uuidString.lowercased()) does not exist")
-        }
+        let operation = try await Self.permanentIfGone { try await operations.find(job.operationID) }
         guard let sha = operation.parameters["sha"], sha.count >= 7, sha.count <= 64, sha.allSatisfy(\.isHexDigit),
             let repositoryText = operation.parameters["repository_id"], let repositoryID = UUID(uuidString: repositoryText)
         else {
             throw JobFailure.permanent("post-status: the operation has no commit to report (it needs sha and repository_id parameters)")
         }
-        let repository = try await repositories.find(repositoryID, project: operation.projectID, includeArchived: true)
+        let repository = try await Self.permanentIfGone {
+            try await repositories.find(repositoryID, project: operation.projectID, includeArchived: true)
+        }
         guard let name = GitHubRepositoryName(url: repository.url) else {
             throw JobFailure.permanent("post-status: \(repository.url) is not a GitHub repository URL")
         }
-        guard let token = try await tokens.token(of: operation.projectID) else {
+        guard let token = try await Self.permanentIfGone({ try await tokens.token(of: operation.projectID) }) else {
             throw JobFailure.permanent("post-status: the project has no GitHub token")
         }
-        let definition = try await jobs.find(operation.jobID, project: operation.projectID, includeArchived: true)
-        let status = GitHubStatusClient.CommitStatus(
-            state: Self.state(of: operation.status),
-            targetURL:
-                "\(publicURL)/projects/\(operation.projectID.uuidString.lowercased())/operations/\(operation.id.uuidString.lowercased())",
-            description: Self.description(of: operation.status), context: "harrow/\(definition.name)")
+        let definition = try await Self.permanentIfGone {
+            try await jobs.find(operation.jobID, project: operation.projectID, includeArchived: true)
+        }
 
-        if let wait = try await limiter.acquire(token: token) {
-            throw JobFailure.retry(after: wait, "post-status: the GitHub token's request budget is spent for now")
+        switch try await limiter.acquire(token: token, reservingUpTo: Self.longestWaitInHandler) {
+        case .now: break
+        case .after(let wait): try await Task.sleep(for: wait)
+        case .retry(let wait): throw JobFailure.retry(after: wait, "post-status: the GitHub token's request budget is spent for now")
         }
-        do {
-            try await client.post(status, repository: name, sha: sha.lowercased(), token: token)
-        } catch let refusal as GitHubStatusClient.Refusal {
-            throw try await classify(refusal, token: token)
+        // The operation may move on while a status is on its way (a slow "pending" posted after
+        // a quick "success"): post until the last posted state is the operation's state.
+        var current = operation
+        var posted: GitHubStatusClient.CommitStatus.State?
+        for _ in 0..<3 {
+            let state = Self.state(of: current.status)
+            if state == posted { break }
+            let status = GitHubStatusClient.CommitStatus(
+                state: state,
+                targetURL:
+                    "\(publicURL)/projects/\(current.projectID.uuidString.lowercased())/operations/\(current.id.uuidString.lowercased())",
+                description: Self.description(of: current.status), context: "harrow/\(definition.name)")
+            do {
+                try await client.post(status, repository: name, sha: sha.lowercased(), token: token)
+            } catch let refusal as GitHubStatusClient.Refusal {
+                throw try await classify(refusal, token: token)
+            }
+            posted = state
+            logger.info("post-status: posted", metadata: ["repository": "\(name)", "sha": "\(sha)", "state": "\(state.rawValue)"])
+            current = try await operations.find(current.id)
         }
-        try await JobRuns.record(context.id, type: PostStatus.name, outcome: status.state.rawValue, client: database, logger: logger)
-        logger.info("post-status: posted", metadata: ["repository": "\(name)", "sha": "\(sha)", "state": "\(status.state.rawValue)"])
+        try await JobRuns.record(context.id, type: PostStatus.name, outcome: posted?.rawValue ?? "none", client: database, logger: logger)
     }
 
-    /// What to do after GitHub refused: wait out a rate limit, give up on what will not change,
-    /// retry the rest.
+    /// A wait for the token's next request shorter than this is spent in the handler (its
+    /// request is reserved); a longer one reschedules the job.
+    static let longestWaitInHandler: Duration = .seconds(10)
+
+    /// GitHub's advice for a secondary rate limit that names no time: wait at least a minute.
+    static let secondaryRateLimitWait: Duration = .seconds(60)
+
+    /// Runs a read whose record must exist: a missing record, or one that does not decrypt,
+    /// will not come back by retrying.
+    static func permanentIfGone<T>(_ read: () async throws -> T) async throws -> T {
+        do {
+            return try await read()
+        } catch let error as StoreError where error.code == .notFound || error.code == .crypto {
+            throw JobFailure.permanent("post-status: \(error)")
+        }
+    }
+
+    /// What to do after GitHub refused: wait out a rate limit (holding every worker off the
+    /// token), give up on what will not change, retry the rest.
     func classify(_ refusal: GitHubStatusClient.Refusal, token: String) async throws -> any Error {
-        if refusal.status == 403 || refusal.status == 429, let wait = refusal.retryAfter {
-            let milliseconds = wait.components.seconds * 1000 + wait.components.attoseconds / 1_000_000_000_000_000
-            try await limiter.block(token: token, forMilliseconds: milliseconds)
-            return JobFailure.retry(after: wait, "post-status: rate limited: \(refusal)")
+        if refusal.status == 403 || refusal.status == 429 {
+            // A secondary rate limit often says so only in its message.
+            let wait = refusal.retryAfter ?? (refusal.message.lowercased().contains("rate limit") ? Self.secondaryRateLimitWait : nil)
+            if let wait {
+                try await limiter.block(token: token, forMilliseconds: GitHubRateLimiter.milliseconds(wait))
+                return JobFailure.retry(after: wait, "post-status: rate limited: \(refusal)")
+            }
         }
         switch refusal.status {
         case 401, 403, 404, 422:

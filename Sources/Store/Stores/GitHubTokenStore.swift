@@ -26,12 +26,14 @@ public struct GitHubTokenStore: Sendable {
     /// Sets (or replaces) the token of a live project.
     public func set(project: UUID, token: String, actor: UUID?) async throws {
         let token = token.trimmingWhitespace()
-        guard !token.isEmpty, token.utf8.count <= 1024, token.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+        guard !token.isEmpty, token.utf8.count <= 1024, token.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
             throw StoreError.invalid("token", "the token must be 1 to 1024 printable ASCII characters without spaces")
         }
         try await client.write(logger: logger) { connection in
             let live = try await connection.first(
-                "SELECT 1::int4 FROM projects WHERE id = \(project) AND archived_at IS NULL FOR SHARE", logger: logger,
+                // FOR UPDATE: two first saves of a project's token wait for each other, so the second
+                // finds the first's row (and its id, the sealing context) instead of racing it.
+                "SELECT 1::int4 FROM projects WHERE id = \(project) AND archived_at IS NULL FOR UPDATE", logger: logger,
                 { try $0.decode(Int32.self) })
             guard live != nil else { throw StoreError.notFound("project") }
             // The row's id is the sealing context: reuse the existing one, so a replaced token

@@ -216,7 +216,7 @@ struct SMTPClientTests {
             let error = try #require(
                 try await Self.sendFailure(Self.client(sink.url, username: "mailer", password: "wrong"), to: "rcpt@example.com"))
             #expect(error.kind == .authenticationFailed)
-            #expect(error.isPermanent)
+            #expect(!error.isPermanent, "an operator fixes credentials; the mail waits")
             #expect(error.replyCode == 535)
             #expect(error.curlCode == 67)  // CURLE_LOGIN_DENIED
         }

@@ -40,9 +40,9 @@ struct SMTPErrorTests {
         #expect(CurlSMTPTransfer.classify(curlCode: curlCode, replyCode: replyCode == 0 ? nil : replyCode) == kind)
     }
 
-    @Test("permanent: rejected, authentication, invalid message or configuration")
+    @Test("permanent: rejected or an invalid message; credentials and configuration are for an operator to fix")
     func permanence() {
-        let permanent: Set<SMTPError.Kind> = [.rejected, .authenticationFailed, .invalidMessage, .invalidConfiguration]
+        let permanent: Set<SMTPError.Kind> = [.rejected, .invalidMessage]
         for kind in [
             SMTPError.Kind.rejected, .deferred, .authenticationFailed, .invalidMessage, .invalidConfiguration,
             .connectionFailed, .timedOut, .tls, .transport,
@@ -93,7 +93,7 @@ struct SMTPErrorTests {
         #expect {
             try SMTPConfiguration(url: url)
         } throws: { error in
-            (error as? SMTPError)?.kind == .invalidConfiguration && (error as? SMTPError)?.isPermanent == true
+            (error as? SMTPError)?.kind == .invalidConfiguration && !"\(error)".contains("pw@")
         }
     }
 
