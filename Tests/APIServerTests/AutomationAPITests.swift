@@ -96,6 +96,10 @@ import Testing
             let deployKey = try #require(try repository.json()["deploy_key"] as? [String: Any], "\(String(buffer: repository.body))")
             #expect(deployKey["status"] as? String == "pending")
             #expect(try await harness.outboxPayloads(type: "generate-key").count == 1)
+            let listed = try #require(
+                try await client.send(.get, "\(base)/repositories", token: token).json()["items"] as? [[String: Any]])
+            #expect(listed.count == 1)
+            #expect((listed.first?["deploy_key"] as? [String: Any])?["id"] as? String == deployKey["id"] as? String)
             let withCredentials = try await client.send(
                 .post, "\(base)/repositories", token: token, json: #"{"url":"https://user:hunter2@github.com/acme/web.git"}"#)
             #expect(withCredentials.status == .unprocessableContent)

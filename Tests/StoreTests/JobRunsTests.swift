@@ -41,3 +41,17 @@ import Testing
         }
     }
 }
+
+@Suite struct EncodingTests {
+    @Test func hexIsTwoLowercaseDigitsPerByte() {
+        #expect(Hex.encode([0x00, 0x0F, 0xAB, 0xFF]) == "000fabff")
+        #expect(Hex.encode([UInt8]()) == "")
+    }
+
+    @Test func base64URLRoundTripsWithoutPadding() {
+        let bytes: [UInt8] = [0xFB, 0xFF, 0x01]
+        #expect(Base64URL.encode(bytes) == "-_8B")
+        #expect(Base64URL.decode("-_8B") == bytes)
+        #expect(Base64URL.decode("not base64!") == nil)
+    }
+}

@@ -23,52 +23,36 @@ enum ProcessSupport {
     }
 }
 
-/// A `worker` process, its log in a temp file.
+/// A queue-only `worker` process, its log in a temp file.
 final class WorkerProcess {
-    let process = Process()
-    let logURL: URL
+    let running: RunningExecutable
 
     init(
         queues: String, concurrency: Int = 10, redisURL: String, keyPrefix: String, shutdownTimeout: Double = 25,
         deadWorkerAfter: Double = 30, heartbeatInterval: Double = 5, logLevel: String = "info"
     ) throws {
-        logURL = FileManager.default.temporaryDirectory.appendingPathComponent("harrow-worker-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
-        process.executableURL = ProcessSupport.executable("worker")
-        process.arguments = [
-            "--queues", queues, "--concurrency", "\(concurrency)", "--redis-url", redisURL, "--key-prefix", keyPrefix,
-            "--shutdown-timeout", "\(shutdownTimeout)", "--dead-worker-after", "\(deadWorkerAfter)", "--heartbeat-interval",
-            "\(heartbeatInterval)", "--log-level", logLevel,
-        ]
         // These are queue-only workers: without a database, whatever `scripts/test` exports.
-        process.environment = ProcessInfo.processInfo.environment.filter { $0.key != "DATABASE_URL" }
-        let log = try FileHandle(forWritingTo: logURL)
-        process.standardOutput = log
-        process.standardError = log
-        try process.runWithUnblockedSignals()
+        running = try RunningExecutable(
+            "worker",
+            [
+                "--queues", queues, "--concurrency", "\(concurrency)", "--redis-url", redisURL, "--key-prefix", keyPrefix,
+                "--shutdown-timeout", "\(shutdownTimeout)", "--dead-worker-after", "\(deadWorkerAfter)", "--heartbeat-interval",
+                "\(heartbeatInterval)", "--log-level", logLevel,
+            ], environment: ProcessInfo.processInfo.environment.filter { $0.key != "DATABASE_URL" })
     }
 
-    var isRunning: Bool { process.isRunning }
+    var isRunning: Bool { running.isRunning }
 
     func signal(_ signal: Int32) {
-        if process.isRunning { kill(process.processIdentifier, signal) }
+        running.signal(signal)
     }
 
     /// Waits for the process to exit and returns its status; throws when it has not within `timeout`.
     func waitForExit(timeout: Duration) async throws -> Int32 {
-        try await eventually("worker exits", timeout: timeout, poll: .milliseconds(20)) { !self.process.isRunning }
-        return process.terminationStatus
+        try await running.waitForExit(timeout: timeout)
     }
 
     func log() -> String {
-        (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
-    }
-
-    deinit {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-        try? FileManager.default.removeItem(at: logURL)
+        running.log()
     }
 }

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Queue
+import Store
 
 /// Limits failed logins per account and per client address, in Redis so every API process
 /// shares the counts: after `maximumFailures` failures within `window`, logins for that account
@@ -83,7 +84,6 @@ public struct LoginRateLimiter: Sendable {
     }
 
     private func accountKey(_ email: String) -> String {
-        let digest = SHA256.hash(data: Array(email.lowercased().utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
-        return "\(prefix):ratelimit:login:account:\(digest)"
+        "\(prefix):ratelimit:login:account:\(Hex.encode(SHA256.hash(data: Array(email.lowercased().utf8)).prefix(16)))"
     }
 }

@@ -116,13 +116,21 @@ struct AutomationRoutes: Sendable {
         }
     }
 
+    /// The repositories of `project` with their deploy keys, read in one query.
+    func views(_ repositories: [Repository], project: UUID) async throws -> [RepositoryView] {
+        let deployKeys = try await keys.find(repositories.compactMap(\.credentialID), project: project)
+        return repositories.map { repository in
+            let key = repository.credentialID.flatMap { deployKeys[$0] }
+            return RepositoryView(
+                repository: repository,
+                deployKey: key.map {
+                    RepositoryView.DeployKey(id: $0.id, status: $0.status, publicKey: $0.publicKey, fingerprint: $0.fingerprint)
+                })
+        }
+    }
+
     func view(_ repository: Repository) async throws -> RepositoryView {
-        guard let credential = repository.credentialID,
-            let key = try? await keys.find(credential, project: repository.projectID, includeArchived: true)
-        else { return RepositoryView(repository: repository, deployKey: nil) }
-        return RepositoryView(
-            repository: repository,
-            deployKey: RepositoryView.DeployKey(id: key.id, status: key.status, publicKey: key.publicKey, fingerprint: key.fingerprint))
+        try await views([repository], project: repository.projectID)[0]
     }
 
     struct WebhookCreated: ResponseEncodable {
@@ -143,9 +151,7 @@ struct AutomationRoutes: Sendable {
         project.get("repositories") { request, context -> PageBody<RepositoryView> in
             let (project, _) = try await context.project(.read, access: access)
             let page = try await repositories.list(project: project, page: try request.pageRequest())
-            var items: [RepositoryView] = []
-            for repository in page.items { items.append(try await view(repository)) }
-            return PageBody(Page(items: items, nextCursor: page.nextCursor))
+            return PageBody(Page(items: try await views(page.items, project: project), nextCursor: page.nextCursor))
         }
         project.post("repositories") { request, context -> EditedResponse<RepositoryView> in
             let (project, caller) = try await context.project(.writeRepositories, access: access)

@@ -1,5 +1,6 @@
 import Crypto
 import Queue
+import Store
 
 /// A token bucket per GitHub token in Redis, shared by every worker: at most `perHour` requests
 /// an hour in the long run, bursts of up to `burst`. When GitHub says a token is out of requests
@@ -52,8 +53,7 @@ public struct GitHubRateLimiter: Sendable {
     }
 
     func key(_ token: String) -> String {
-        let digest = SHA256.hash(data: Array(token.utf8)).prefix(16).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
-        return "\(keyPrefix):ratelimit:github:\(digest)"
+        "\(keyPrefix):ratelimit:github:\(Hex.encode(SHA256.hash(data: Array(token.utf8)).prefix(16)))"
     }
 
     static func milliseconds(_ duration: Duration) -> Int64 {
@@ -97,10 +97,4 @@ public struct GitHubRateLimiter: Sendable {
             redis.call('EXPIRE', KEYS[1], ARGV[2])
             return 0
             """)
-}
-
-extension String {
-    fileprivate func leftPadded(to length: Int) -> String {
-        count >= length ? self : String(repeating: "0", count: length - count) + self
-    }
 }

@@ -17,10 +17,7 @@ public struct Migration: Sendable, Hashable {
 
     /// SHA-256 of the SQL, hex: an applied migration whose text changed is refused.
     public var checksum: String {
-        SHA256.hash(data: Array(sql.utf8)).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        Hex.encode(SHA256.hash(data: Array(sql.utf8)))
     }
 
     /// Every migration of this version of Harrow, in order.

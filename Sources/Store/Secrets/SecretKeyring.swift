@@ -24,10 +24,7 @@ public struct SecretKeyring: Sendable {
             }
             self.key = key
             let tag = HMAC<SHA256>.authenticationCode(for: Array("harrow key id".utf8), using: key)
-            self.id = tag.prefix(6).map { byte in
-                let hex = String(byte, radix: 16)
-                return byte < 16 ? "0" + hex : hex
-            }.joined()
+            self.id = Hex.encode(tag.prefix(6))
         }
 
         /// A key from its base64 text, as in `HARROW_SECRET_KEY`.

@@ -110,6 +110,18 @@ public struct SSHKeyStore: Sendable {
         }
     }
 
+    /// The keys of `project` among `ids`, archived ones too, by id, in one query: the deploy keys
+    /// a page of repositories shows.
+    public func find(_ ids: [UUID], project: UUID) async throws -> [UUID: SSHKey] {
+        guard !ids.isEmpty else { return [:] }
+        let keys = try await client.read { connection in
+            try await connection.all(
+                "SELECT \(unescaped: Self.columns) FROM ssh_keys WHERE project_id = \(project) AND id = ANY(\(ids))", logger: logger,
+                { try Self.record($0).item })
+        }
+        return Dictionary(keys.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
     /// The project's live keys, oldest first.
     public func list(project: UUID, page: PageRequest) async throws -> Page<SSHKey> {
         try await client.read { connection in
