@@ -74,13 +74,6 @@ struct JobsHarness: Sendable {
     var keyPairs: KeyPairStore { KeyPairStore(client: database, keyring: keyring, logger: logger) }
     var sshKeys: SSHKeyStore { SSHKeyStore(client: database, keyring: keyring, logger: logger) }
     var secrets: SecretStore { SecretStore(client: database, keyring: keyring, logger: logger) }
-
-    /// One value of a query's first row.
-    func value<T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as type: T.Type = T.self) async throws -> T? {
-        let rows = try await database.query(query)
-        for try await value in rows.decode(T.self) { return value }
-        return nil
-    }
 }
 
 extension JobsHarness {

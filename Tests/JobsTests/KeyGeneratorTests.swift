@@ -48,11 +48,11 @@ import WorkerPool
             try Self.checkWithSSHKeygen(
                 privateKey: try await harness.sshKeys.privateKey(of: key.id), publicKey: publicKey,
                 fingerprint: try #require(stored.fingerprint))
-            let activity = try await harness.value(
+            let activity = try await harness.database.value(
                 "SELECT payload->>'fingerprint' FROM activities WHERE name = 'ssh_key.generated' AND payload->>'ssh_key_id' = \(key.id.uuidString.lowercased())",
                 as: String.self)
             #expect(activity == stored.fingerprint)
-            #expect(try await harness.value("SELECT count(*)::int8 FROM job_runs WHERE type = 'generate-key'", as: Int.self) == 1)
+            #expect(try await harness.database.value("SELECT count(*)::int8 FROM job_runs WHERE type = 'generate-key'", as: Int.self) == 1)
         }
     }
 
@@ -98,7 +98,7 @@ import WorkerPool
             _ = try await harness.jobQueue.enqueue(GenerateKey(kind: .sshKey, id: key.id, replace: true), options: options)
             let marker = try await harness.jobQueue.enqueue(GenerateKey(kind: .sshKey, id: UUID()))
             try await eventually("the queue is drained") {
-                try await harness.value(
+                try await harness.database.value(
                     "SELECT count(*)::int8 FROM job_runs WHERE job_id = \(try #require(UUID(uuidString: marker.id)))", as: Int.self) == 1
             }
             try await eventually("nothing is running") {
@@ -113,7 +113,7 @@ import WorkerPool
             try await eventually("the key is replaced") {
                 try await harness.sshKeys.find(key.id, project: harness.project).fingerprint != first.fingerprint
             }
-            let regenerated = try await harness.value(
+            let regenerated = try await harness.database.value(
                 "SELECT count(*)::int8 FROM activities WHERE name = 'ssh_key.regenerated'", as: Int.self)
             #expect(regenerated == 1)
         }
@@ -125,7 +125,7 @@ import WorkerPool
             try await harness.sshKeys.archive(key.id, project: harness.project, actor: nil)
             let job = try await harness.jobQueue.enqueue(GenerateKey(kind: .sshKey, id: key.id))
             try await eventually("the job is recorded as skipped") {
-                try await harness.value(
+                try await harness.database.value(
                     "SELECT outcome FROM job_runs WHERE job_id = \(try #require(UUID(uuidString: job.id)))", as: String.self) == "gone"
             }
             let stored = try await harness.sshKeys.find(key.id, project: harness.project, includeArchived: true)

@@ -108,7 +108,7 @@ import Testing
             let promoted = try await stores.environments.update(staging.id, project: project.id, isDefault: true, actor: ada.id)
             #expect(promoted.isDefault)
             #expect(try await stores.environments.find(production.id, project: project.id).isDefault == false)
-            let defaults = try await stores.value(
+            let defaults = try await stores.client.value(
                 "SELECT count(*)::int8 FROM environments WHERE project_id = \(project.id) AND is_default", as: Int.self)
             #expect(defaults == 1)
             // Making the default the default again changes nothing.
@@ -142,7 +142,7 @@ import Testing
                 }
                 try await group.waitForAll()
             }
-            let defaults = try await stores.value(
+            let defaults = try await stores.client.value(
                 "SELECT count(*)::int8 FROM environments WHERE project_id = \(project.id) AND is_default", as: Int.self)
             #expect(defaults == 1)
         }
@@ -168,7 +168,7 @@ import Testing
             try await stores.jobs.archive(job.id, project: project.id, actor: ada.id)
             try await stores.environments.archive(staging.id, project: project.id, actor: ada.id)
             await #expect(throws: StoreError.notFound("secret")) { try await stores.secrets.find(secret.id, project: project.id) }
-            let stamps = try await stores.value(
+            let stamps = try await stores.client.value(
                 """
                 SELECT count(DISTINCT archived_at)::int8 FROM (
                     SELECT archived_at FROM environments WHERE id = \(staging.id)
@@ -205,11 +205,11 @@ import Testing
             #expect(secret.kind == .env && secret.status == .present && secret.publicKey == nil)
 
             let ciphertext = try #require(
-                try await stores.value("SELECT ciphertext FROM secrets WHERE id = \(secret.id)", as: ByteBuffer.self))
+                try await stores.client.value("SELECT ciphertext FROM secrets WHERE id = \(secret.id)", as: ByteBuffer.self))
             let stored = Array(ciphertext.readableBytesView)
             #expect(stored.count > plaintext.utf8.count)
             #expect(!Self.contains(stored, Array(plaintext.utf8)), "the ciphertext does not hold the plaintext")
-            let keyID = try await stores.value("SELECT key_id FROM secrets WHERE id = \(secret.id)", as: String.self)
+            let keyID = try await stores.client.value("SELECT key_id FROM secrets WHERE id = \(secret.id)", as: String.self)
             #expect(keyID == Stores.secretsKeyring.current.id)
             #expect(try await stores.secrets.value(of: secret.id, project: project.id) == plaintext)
 
@@ -218,14 +218,14 @@ import Testing
             #expect(!json.contains(plaintext))
             let listed = try await stores.secrets.list(project: project.id, environment: environment.id, page: try PageRequest())
             #expect(listed.items == [secret])
-            let payloads = try await stores.value("SELECT string_agg(payload::text, ' ') FROM activities", as: String.self)
+            let payloads = try await stores.client.value("SELECT string_agg(payload::text, ' ') FROM activities", as: String.self)
             #expect(payloads?.contains(plaintext) == false && payloads?.contains("DB_PASSWORD") == true)
 
             // A new value is sealed anew; the old ciphertext is gone.
             let updated = try await stores.secrets.updateValue(secret.id, project: project.id, value: "new value", actor: ada.id)
             #expect(updated.updatedAt >= secret.updatedAt)
             #expect(try await stores.secrets.value(of: secret.id, project: project.id) == "new value")
-            let resealed = try await stores.value("SELECT ciphertext FROM secrets WHERE id = \(secret.id)", as: ByteBuffer.self)
+            let resealed = try await stores.client.value("SELECT ciphertext FROM secrets WHERE id = \(secret.id)", as: ByteBuffer.self)
             #expect(resealed.map { Array($0.readableBytesView) } != stored)
 
             // A ciphertext copied into another row does not open there.
@@ -260,10 +260,10 @@ import Testing
             let secret = try await stores.secrets.create(
                 project: project.id, environment: environment.id, name: "deploy key", kind: .ssh, actor: ada.id)
             #expect(secret.kind == .ssh && secret.status == .pending && secret.publicKey == nil)
-            let outbox = try await stores.value(
+            let outbox = try await stores.client.value(
                 "SELECT queue || ' ' || type || ' ' || payload FROM outbox", as: String.self)
             #expect(outbox == #"keys generate-key {"kind":"secret","id":"\#(secret.id.uuidString.lowercased())"}"#)
-            let ciphertext = try await stores.value(
+            let ciphertext = try await stores.client.value(
                 "SELECT count(*)::int8 FROM secrets WHERE id = \(secret.id) AND ciphertext IS NULL AND key_id IS NULL", as: Int.self)
             #expect(ciphertext == 1)
 
@@ -279,7 +279,7 @@ import Testing
                 try await stores.secrets.create(
                     project: project.id, environment: environment.id, name: "deploy key", kind: .ssh, actor: ada.id)
             }
-            #expect(try await stores.value("SELECT count(*)::int8 FROM outbox", as: Int.self) == 1)
+            #expect(try await stores.client.value("SELECT count(*)::int8 FROM outbox", as: Int.self) == 1)
         }
     }
 

@@ -15,7 +15,7 @@ import Testing
             let key = try await stores.sshKeys.create(project: project, name: " deploy ", algorithm: .rsa, actor: ada.id)
             #expect(key.name == "deploy" && key.algorithm == .rsa && key.status == .pending)
             #expect(key.publicKey == nil && key.fingerprint == nil)
-            let payload = try await stores.value(
+            let payload = try await stores.client.value(
                 "SELECT payload FROM outbox WHERE queue = 'keys' AND type = 'generate-key'", as: String.self)
             #expect(payload == #"{"kind":"ssh_key","id":"\#(key.id.uuidString.lowercased())"}"#)
 
@@ -28,7 +28,7 @@ import Testing
             #expect(stored.status == .present && stored.publicKey == "ssh-rsa AAAAB3 deploy" && stored.fingerprint == "SHA256:abc")
             #expect(try await stores.sshKeys.privateKey(of: key.id) == secret)
             let ciphertext = try #require(
-                try await stores.value("SELECT private_key_ciphertext FROM ssh_keys WHERE id = \(key.id)", as: ByteBuffer.self))
+                try await stores.client.value("SELECT private_key_ciphertext FROM ssh_keys WHERE id = \(key.id)", as: ByteBuffer.self))
             #expect(!Array(ciphertext.readableBytesView).containsSubsequence(Array("very secret".utf8)))
             let record = String(decoding: try JSONEncoder().encode(stored), as: UTF8.self)
             #expect(!record.contains("secret") && !record.lowercased().contains("private"), "the record shows no private material")

@@ -21,10 +21,10 @@ import Testing
 
             try await stores.memberships.remove(bob.id, from: scope, actor: ada.id)
             #expect(try await stores.memberships.list(scope, page: try PageRequest()).items.map(\.user.id) == [ada.id])
-            let rows = try await stores.value(
+            let rows = try await stores.client.value(
                 "SELECT count(*)::int8 FROM organization_memberships WHERE user_id = \(bob.id)", as: Int.self)
             #expect(rows == 0, "memberships are deleted, not archived")
-            let activities = try await stores.value(
+            let activities = try await stores.client.value(
                 """
                 SELECT string_agg(name || ':' || (payload->>'role'), ',' ORDER BY id) FROM activities
                 WHERE organization_id = \(organization.id) AND project_id IS NULL AND payload->>'user_id' = \(bob.id.uuidString.lowercased())
@@ -98,7 +98,7 @@ import Testing
                 """)
             let late = try await stores.memberships.add(ada.id, to: .project(project.id), role: .guest, actor: ada.id)
             let read = try await stores.allPages(limit: 2) { try await stores.memberships.list(.project(project.id), page: $0) }
-            let sorted = try await stores.value(
+            let sorted = try await stores.client.value(
                 "SELECT string_agg(id::text, ',' ORDER BY id) FROM unnest(\(users)::uuid[]) AS id", as: String.self)
             #expect(
                 read.items.map(\.user.id) == (sorted ?? "").split(separator: ",").compactMap { UUID(uuidString: String($0)) } + [
@@ -174,7 +174,7 @@ import Testing
             let toOrganization = try await stores.invitations.create(
                 organization: organization.id, email: bob.email, role: .member, invitedBy: ada.id)
             _ = try await stores.invitations.accept(toOrganization.id, by: bob)
-            let role = try await stores.value(
+            let role = try await stores.client.value(
                 "SELECT role FROM organization_memberships WHERE organization_id = \(organization.id) AND user_id = \(bob.id)",
                 as: String.self)
             #expect(role == "member")

@@ -53,7 +53,7 @@ import Testing
             }
             #expect(try await stores.count("SELECT count(*)::int8 FROM outbox WHERE type = 'run-operation'") == 2)
             #expect(try await stores.count("SELECT count(*)::int8 FROM operations") == 2)
-            let actor = try await stores.value(
+            let actor = try await stores.client.value(
                 "SELECT actor_id FROM activities WHERE name = 'operation.queued' ORDER BY id LIMIT 1", as: UUID.self)
             #expect(actor == ada.id)
         }

@@ -12,13 +12,13 @@ import Testing
             let organization = try await stores.organizations.create(name: "  Acme  ", owner: ada.id)
             #expect(organization.name == "Acme")
             #expect(try await stores.organizations.find(organization.id) == organization)
-            let role = try await stores.value(
+            let role = try await stores.client.value(
                 "SELECT role FROM organization_memberships WHERE organization_id = \(organization.id) AND user_id = \(ada.id)",
                 as: String.self)
             #expect(role == "owner")
             let renamed = try await stores.organizations.update(organization.id, name: "Acme Inc", actor: ada.id)
             #expect(renamed.name == "Acme Inc" && renamed.updatedAt >= organization.updatedAt)
-            let activities = try await stores.value(
+            let activities = try await stores.client.value(
                 "SELECT string_agg(name, ',' ORDER BY id) FROM activities WHERE organization_id = \(organization.id)", as: String.self)
             #expect(activities == "organization.created,organization.updated")
 
@@ -55,7 +55,7 @@ import Testing
             let organization = try await stores.organizations.create(name: "Acme", owner: ada.id)
             let project = try await stores.projects.create(organization: organization.id, name: "Web", actor: ada.id)
             #expect(try await stores.projects.find(project.id) == project)
-            let environments = try await stores.value(
+            let environments = try await stores.client.value(
                 "SELECT count(*)::int8 FROM environments WHERE project_id = \(project.id) AND is_default AND name = 'default'", as: Int.self
             )
             #expect(environments == 1)
@@ -126,7 +126,7 @@ import Testing
                 let project = try await stores.projects.create(organization: organization.id, name: name, actor: ada.id).id
                 projects.append(project)
                 let environment = try #require(
-                    try await stores.value("SELECT id FROM environments WHERE project_id = \(project)", as: UUID.self))
+                    try await stores.client.value("SELECT id FROM environments WHERE project_id = \(project)", as: UUID.self))
                 let task = UUID()
                 let job = UUID()
                 try await stores.write("INSERT INTO tasks (id, project_id, name, script) VALUES (\(task), \(project), 'build', 'make')")
@@ -140,7 +140,7 @@ import Testing
             try await stores.organizations.archive(organization.id, actor: ada.id)
 
             await #expect(throws: StoreError.notFound("organization")) { try await stores.organizations.find(organization.id) }
-            let stamps = try await stores.value(
+            let stamps = try await stores.client.value(
                 """
                 SELECT count(DISTINCT archived_at)::int8 + 1000 * count(*) FILTER (WHERE archived_at IS NULL) FROM (
                     SELECT archived_at FROM organizations WHERE id = \(organization.id)
@@ -151,7 +151,7 @@ import Testing
                     UNION ALL SELECT archived_at FROM schedules WHERE project_id = ANY(\(projects))) stamps
                 """, as: Int.self)
             #expect(stamps == 1, "one transaction, one timestamp, no row left live")
-            let disabled = try await stores.value(
+            let disabled = try await stores.client.value(
                 "SELECT count(*)::int8 FROM schedules WHERE project_id = ANY(\(projects)) AND disabled_at IS NOT NULL", as: Int.self)
             #expect(disabled == 2)
             #expect(try await stores.projects.find(untouched.id).archivedAt == nil)
@@ -169,8 +169,9 @@ import Testing
             let first = try await stores.projects.create(organization: organization.id, name: "A", actor: ada.id).id
             let second = try await stores.projects.create(organization: organization.id, name: "B", actor: ada.id).id
             let foreignEnvironment = try #require(
-                try await stores.value("SELECT id FROM environments WHERE project_id = \(second)", as: UUID.self))
-            let environment = try #require(try await stores.value("SELECT id FROM environments WHERE project_id = \(first)", as: UUID.self))
+                try await stores.client.value("SELECT id FROM environments WHERE project_id = \(second)", as: UUID.self))
+            let environment = try #require(
+                try await stores.client.value("SELECT id FROM environments WHERE project_id = \(first)", as: UUID.self))
             let task = UUID()
             try await stores.write("INSERT INTO tasks (id, project_id, name, script) VALUES (\(task), \(first), 't', 's')")
 

@@ -120,7 +120,9 @@ import Testing
                 try await stores.schedules.create(project: project, job: job, cron: "* * * * *", runAt: nil, actor: nil)
             }
             #expect(
-                try await stores.activityNames(project: project).filter { $0.hasPrefix("schedule.") } == ["schedule.created", "schedule.created"])
+                try await stores.activityNames(project: project).filter { $0.hasPrefix("schedule.") } == [
+                    "schedule.created", "schedule.created",
+                ])
         }
     }
 

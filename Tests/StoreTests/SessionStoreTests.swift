@@ -22,15 +22,15 @@ import Testing
             let found = try #require(try await stores.sessions.find(tokenHash: hash))
             #expect(found.user == ada && found.session.id == session.id)
             let seen = try #require(found.session.lastSeenAt)
-            let stored = try await stores.value("SELECT last_seen_at FROM sessions WHERE id = \(session.id)", as: Date.self)
+            let stored = try await stores.client.value("SELECT last_seen_at FROM sessions WHERE id = \(session.id)", as: Date.self)
             #expect(stored == seen)
             // Within the minute, a lookup only reads.
             #expect(try await stores.sessions.find(tokenHash: hash)?.session.lastSeenAt == seen)
 
             // The database has the hash, never the token.
-            let row = try await stores.value("SELECT row_to_json(s)::text FROM sessions s", as: String.self)
+            let row = try await stores.client.value("SELECT row_to_json(s)::text FROM sessions s", as: String.self)
             #expect(row?.contains(token) == false)
-            let storedHash = try await stores.value("SELECT token_hash FROM sessions", as: ByteBuffer.self)
+            let storedHash = try await stores.client.value("SELECT token_hash FROM sessions", as: ByteBuffer.self)
             #expect(storedHash.map { Array($0.readableBytesView) } == hash)
             #expect(try await stores.sessions.find(tokenHash: SessionStore.tokenHash(Self.token())) == nil)
             #expect(try await stores.sessions.find(tokenHash: Array(hash.prefix(31))) == nil)
@@ -120,7 +120,7 @@ import Testing
             #expect(try await stores.sessions.list(user: eve.id, page: try PageRequest()).items.map(\.id) == [eves.id])
             #expect(try await stores.sessions.revokeAll(of: ada.id) == 1)
             #expect(try await stores.sessions.revokeAll(of: ada.id) == 0)
-            let activities = try await stores.value(
+            let activities = try await stores.client.value(
                 "SELECT string_agg(name, ',' ORDER BY id) FROM activities WHERE actor_id = \(ada.id) AND name LIKE 'session.%'",
                 as: String.self)
             #expect(

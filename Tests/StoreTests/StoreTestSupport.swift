@@ -33,11 +33,4 @@ struct Stores {
             try await connection.query(query, logger: logger)
         }
     }
-
-    /// One value of a query's first row.
-    func value<T: PostgresDecodable & Sendable>(_ query: PostgresQuery, as type: T.Type = T.self) async throws -> T? {
-        let rows = try await client.query(query)
-        for try await value in rows.decode(T.self) { return value }
-        return nil
-    }
 }

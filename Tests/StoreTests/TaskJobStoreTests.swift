@@ -245,7 +245,7 @@ import Testing
             await #expect(throws: StoreError.notFound("job")) {
                 try await stores.jobs.update(job.id, project: project.id, name: "x", actor: ada.id)
             }
-            let reason = try await stores.value(
+            let reason = try await stores.client.value(
                 "SELECT disabled_reason FROM schedules WHERE job_id = \(job.id) AND disabled_at IS NOT NULL", as: String.self)
             #expect(reason == "job archived")
             #expect(try await stores.activityNames(project: project.id).last == "job.archived")

@@ -20,7 +20,8 @@ import Testing
             let record = String(decoding: try JSONEncoder().encode(webhook), as: UTF8.self)
             #expect(!record.contains(secret), "the record does not carry the secret")
             let stored = try #require(
-                try await stores.value("SELECT signing_secret_ciphertext FROM webhooks WHERE id = \(webhook.id)", as: ByteBuffer.self))
+                try await stores.client.value(
+                    "SELECT signing_secret_ciphertext FROM webhooks WHERE id = \(webhook.id)", as: ByteBuffer.self))
             #expect(!Array(stored.readableBytesView).containsSubsequence(Array(secret.utf8)))
 
             let received = try await stores.webhooks.find(slug: webhook.slug)

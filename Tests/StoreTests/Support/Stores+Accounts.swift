@@ -1,4 +1,5 @@
 import Foundation
+import HarrowTestSupport
 import PostgresNIO
 
 @testable import Store
@@ -35,7 +36,7 @@ extension Stores {
 
     /// The names of the activities recorded about `project`, in order.
     func activityNames(project: UUID) async throws -> [String] {
-        let names = try await value(
+        let names = try await client.value(
             "SELECT coalesce(string_agg(name, ',' ORDER BY id), '') FROM activities WHERE project_id = \(project)", as: String.self)
         return (names ?? "").split(separator: ",").map(String.init)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import HarrowTestSupport
 import PostgresNIO
 
 @testable import Store
@@ -53,7 +54,7 @@ extension Stores {
 
     /// How many rows a `count(*)::int8` query counts.
     func count(_ query: PostgresQuery) async throws -> Int {
-        try await value(query, as: Int.self) ?? 0
+        try await client.value(query, as: Int.self) ?? 0
     }
 
 }
