@@ -1,6 +1,7 @@
 import Logging
 import Metrics
 import NIOConcurrencyHelpers
+import Queue
 
 /// How a run ended, as the worker decided after the handler returned or threw.
 public enum JobOutcome: Sendable {
@@ -135,7 +136,7 @@ final class MetricsCache: Sendable {
 
 extension Duration {
     var milliseconds: Int64 {
-        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+        JobQueue.milliseconds(self)
     }
 
     var nanoseconds: Int64 {

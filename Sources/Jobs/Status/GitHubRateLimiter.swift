@@ -37,7 +37,8 @@ public struct GitHubRateLimiter: Sendable {
             try await redis.run(
                 Self.take, keys: [key(token)],
                 arguments: [
-                    .int(burst), .string("\(Double(perHour) / 3_600_000)"), .int(7200), .int(Int(Self.milliseconds(maximumWait))),
+                    .int(burst), .string("\(Double(perHour) / 3_600_000)"), .int(7200),
+                    .int(Int(max(0, JobQueue.milliseconds(maximumWait)))),
                 ]
             ).array?.compactMap(\.int) ?? []
         guard reply.count == 2 else {
@@ -54,10 +55,6 @@ public struct GitHubRateLimiter: Sendable {
 
     func key(_ token: String) -> String {
         "\(keyPrefix):ratelimit:github:\(Hex.encode(SHA256.hash(data: Array(token.utf8)).prefix(16)))"
-    }
-
-    static func milliseconds(_ duration: Duration) -> Int64 {
-        max(0, duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
     }
 
     /// KEYS[1] the bucket; ARGV: capacity, tokens per ms, TTL in s, longest reservation in ms.

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import PostgresNIO
+import Queue
 import Store
 import WorkerPool
 
@@ -118,7 +119,7 @@ public struct StatusReporter: Sendable {
             // A secondary rate limit often says so only in its message.
             let wait = refusal.retryAfter ?? (refusal.message.lowercased().contains("rate limit") ? Self.secondaryRateLimitWait : nil)
             if let wait {
-                try await limiter.block(token: token, forMilliseconds: GitHubRateLimiter.milliseconds(wait))
+                try await limiter.block(token: token, forMilliseconds: JobQueue.milliseconds(wait))
                 return JobFailure.retry(after: wait, "post-status: rate limited: \(refusal)")
             }
         }

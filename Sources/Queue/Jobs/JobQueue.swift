@@ -98,7 +98,8 @@ public final class JobQueue: Sendable {
         return (reply.array ?? []).compactMap(\.string).sorted()
     }
 
-    static func milliseconds(_ duration: Duration) -> Int64 {
+    /// Whole milliseconds of `duration`, the unit the queue counts time in on the wire.
+    public static func milliseconds(_ duration: Duration) -> Int64 {
         let (seconds, attoseconds) = duration.components
         return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }

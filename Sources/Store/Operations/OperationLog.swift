@@ -72,7 +72,7 @@ public struct OperationLog: Sendable {
     ) async throws -> [UUID: Chunk] {
         guard !cursors.isEmpty else { return [:] }
         let operations = Array(cursors.keys)
-        let milliseconds = Int(block.components.seconds * 1000 + block.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = Int(JobQueue.milliseconds(block))
         let command = RedisCommand(
             "XREAD",
             ["COUNT", "1000", "BLOCK", .int(max(1, milliseconds)), "STREAMS"] + operations.map { .string(key($0)) }
