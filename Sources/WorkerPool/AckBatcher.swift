@@ -24,13 +24,17 @@ final class AckBatcher: Sendable {
         self.acknowledged = acknowledged
     }
 
-    func add(_ acknowledgement: Acknowledgement) {
-        let waiter = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
+    /// Buffers an acknowledgement for the next batch. Returns `false` once ``finish()`` was
+    /// called: the caller acknowledges on its own (a job that outlived the drain).
+    func add(_ acknowledgement: Acknowledgement) -> Bool {
+        let (accepted, waiter) = state.withLockedValue { state -> (Bool, CheckedContinuation<Void, Never>?) in
+            guard !state.finishing else { return (false, nil) }
             state.buffer.append(acknowledgement)
             defer { state.waiter = nil }
-            return state.waiter
+            return (true, state.waiter)
         }
         waiter?.resume()
+        return accepted
     }
 
     /// Asks ``run()`` to send what is buffered and return.
@@ -67,7 +71,7 @@ final class AckBatcher: Sendable {
                 }
                 logger.warning("acknowledging jobs failed; will retry", metadata: ["error": "\(error)", "jobs": "\(batch.count)"])
                 state.withLockedValue { $0.buffer.insert(contentsOf: batch, at: 0) }
-                try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+                try? await Task.sleep(for: RetryPolicy.Backoff.reconnect.delay(afterAttempt: failures))
             }
         }
     }

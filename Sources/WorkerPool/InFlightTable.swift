@@ -41,6 +41,18 @@ final class InFlightTable: Sendable {
         entries.withLockedValue { _ = $0.removeValue(forKey: entryID) }
     }
 
+    /// Every entry that is still refreshed, marked as refreshed now: after a gap in heartbeats.
+    func all(now: ContinuousClock.Instant = .now) -> [(queue: String, entryID: String)] {
+        entries.withLockedValue { entries in
+            var all: [(queue: String, entryID: String)] = []
+            for (id, entry) in entries where now < entry.refreshUntil {
+                all.append((entry.queue, id))
+                entries[id]?.lastRefresh = now
+            }
+            return all
+        }
+    }
+
     /// Entries that need a heartbeat before `horizon`, marked as refreshed now.
     func due(within horizon: Duration, now: ContinuousClock.Instant = .now) -> [(queue: String, entryID: String)] {
         entries.withLockedValue { entries in

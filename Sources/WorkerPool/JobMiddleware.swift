@@ -70,7 +70,7 @@ public struct MetricsMiddleware: JobMiddleware {
     public init() {}
 
     public func run(_ context: JobContext, next: @Sendable (JobContext) async throws -> Void) async throws {
-        let waited = Double(max(0, JobClock.nowMilliseconds() - context.enqueuedAt)) / 1000
+        let waited = Double(max(0, context.jobQueue.options.clock.milliseconds() - context.enqueuedAt)) / 1000
         cache.metrics(queue: context.queue, type: context.type).queueTime.recordSeconds(waited)
         try await next(context)
     }

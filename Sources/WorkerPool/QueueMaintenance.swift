@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import Queue
 
 /// The singleton loops a worker hosts: the delayed-job promoter and the reclaimer of dead
@@ -8,6 +9,19 @@ struct QueueMaintenance: Sendable {
     let jobQueue: JobQueue
     let options: Worker.Options
     let logger: Logger
+    /// When the reclaimer last reached Redis, and since when without a gap.
+    private let contact = NIOLockedValueBox(Contact())
+
+    private struct Contact {
+        var lastTurn: ContinuousClock.Instant?
+        var since: ContinuousClock.Instant?
+    }
+
+    init(jobQueue: JobQueue, options: Worker.Options, logger: Logger) {
+        self.jobQueue = jobQueue
+        self.options = options
+        self.logger = logger
+    }
 
     func run() async {
         await withDiscardingTaskGroup { group in
@@ -39,7 +53,32 @@ struct QueueMaintenance: Sendable {
         return max(wait, .milliseconds(5))
     }
 
+    /// Redelivers the jobs of dead workers and stalled jobs, unless Redis or this process has
+    /// just come back from a gap.
+    ///
+    /// After Redis restarts (or this reclaimer could not reach it for a while), every heartbeat
+    /// is old and every pending entry's idle time counts the gap: live workers would look dead
+    /// and their running jobs stalled. So nothing is reclaimed until Redis has been up, and this
+    /// reclaimer in touch with it, for ``Worker/Options/deadWorkerAfter``: long enough for every
+    /// live worker to beat again and refresh what it runs (see `Worker.heartbeatLoop`).
     func reclaim() async throws {
+        let uptime = try await jobQueue.serverUptime()
+        let now = ContinuousClock.now
+        let gap = options.reclaimInterval * 2 + .seconds(5)
+        let steadySince = contact.withLockedValue { contact -> ContinuousClock.Instant in
+            if let last = contact.lastTurn, now - last > gap { contact.since = now }
+            contact.lastTurn = now
+            let since = contact.since ?? now - options.deadWorkerAfter
+            contact.since = since
+            return since
+        }
+        let grace = options.deadWorkerAfter
+        guard uptime >= grace, now - steadySince >= grace else {
+            logger.debug(
+                "reclaimer waits for live workers to beat again after a gap",
+                metadata: ["redis_uptime": "\(uptime)", "in_touch_for": "\(now - steadySince)"])
+            return
+        }
         let dead = try await jobQueue.reclaimDeadWorkers(deadAfter: options.deadWorkerAfter)
         if dead.requeued + dead.deadLettered > 0 {
             logger.warning(

@@ -44,6 +44,12 @@ public struct RetryPolicy: Sendable {
             }
         }
 
+        /// 100 ms doubling to 5 s, without jitter: how the runtime itself retries Redis (a fetch,
+        /// a heartbeat, an acknowledgement, a singleton loop) after a failure.
+        public static let reconnect = Backoff { attempt in
+            .milliseconds(min(5000, 100 << min(max(attempt - 1, 0), 6)))
+        }
+
         /// The same delay every time.
         public static func constant(_ delay: Duration) -> Backoff {
             Backoff { _ in delay }

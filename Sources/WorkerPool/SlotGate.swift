@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import Queue
 
 /// Counts running jobs, overall and per queue, keeps the prefetched jobs that wait for a slot,
@@ -114,27 +115,26 @@ final class SlotGate: Sendable {
         return unstarted
     }
 
-    /// Waits until no job is running, or `timeout` passes. Returns whether it drained.
-    func waitUntilIdle(timeout: Duration) async -> Bool {
+    /// Waits until no job is running, or `timeout` passes (`nil`: no limit). Returns whether it
+    /// drained. The timeout holds under task cancellation, so a cancelled worker still gives its
+    /// jobs their grace; only an unlimited wait ends early when the task is cancelled.
+    func waitUntilIdle(timeout: Duration?) async -> Bool {
         let id = state.withLockedValue { state -> Int in
             state.nextWaiterID += 1
             return state.nextWaiterID
         }
-        return await withTaskGroup(of: Bool?.self) { group in
-            group.addTask { await self.parkUntilIdle(id) }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
+        // A timer on an event loop rather than a sleeping task: it fires whatever the task's
+        // cancellation state.
+        let timer = timeout.map { timeout in
+            MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
                 self.expireIdleWaiter(id)
-                return nil
             }
-            var drained = false
-            for await result in group {
-                if let result {
-                    drained = result
-                    group.cancelAll()
-                }
-            }
-            return drained
+        }
+        defer { timer?.cancel() }
+        return await withTaskCancellationHandler {
+            await parkUntilIdle(id)
+        } onCancel: {
+            if timeout == nil { self.expireIdleWaiter(id) }
         }
     }
 

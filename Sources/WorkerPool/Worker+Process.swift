@@ -20,7 +20,8 @@ extension Worker {
     func process(_ job: FetchedJob, watchID: Int, timeout: Duration) async {
         let envelope = job.envelope
         let context = JobContext(
-            id: envelope.id, type: envelope.type, queue: envelope.queue, attempt: envelope.attempt, maxAttempts: envelope.maxAttempts,
+            id: envelope.id, type: envelope.type, queue: envelope.queue, attempt: envelope.attempt,
+            maxAttempts: envelope.attemptsAllowed,
             enqueuedAt: envelope.enqueuedAt, traceparent: envelope.traceparent, workerID: workerID, workerLogger: logger, jobQueue: jobQueue
         )
         let start = ContinuousClock.now
@@ -50,7 +51,8 @@ extension Worker {
         let outcome: JobOutcome
         switch result {
         case .success:
-            acks.add(Acknowledgement(queue: job.queue, entryID: job.entryID, jobID: envelope.id, uniqueKey: envelope.uniqueKey))
+            let ack = Acknowledgement(queue: job.queue, entryID: job.entryID, jobID: envelope.id, uniqueKey: envelope.uniqueKey)
+            if !acks.add(ack) { await acknowledgeLate(ack, logger: context.logger) }
             outcome = .succeeded
         case .failure(let error) where Task.isCancelled && !(error is JobTimeoutError):
             // Cancelled, and not for its timeout: the worker is stopping. The job did not fail,
@@ -92,23 +94,34 @@ extension Worker {
         case .retryAfter(let requested): delay = requested
         case nil: delay = policy.backoff.delay(afterAttempt: envelope.attempt)
         }
-        if envelope.attempt >= envelope.maxAttempts { delay = nil }
+        if envelope.attempt >= envelope.attemptsAllowed { delay = nil }
         do {
             if let delay {
                 var next = envelope
                 next.attempt += 1
-                try await jobQueue.retry(entryID: job.entryID, envelope: next, runAt: JobClock.nowMilliseconds() + delay.milliseconds)
+                try await jobQueue.retry(entryID: job.entryID, envelope: next, delay: delay)
                 return .retried(error: message, delay: delay)
             }
             let reason =
                 failure.map { if case .permanent = $0.kind { return true } else { return false } } == true
-                ? message : "\(message) (attempt \(envelope.attempt) of \(envelope.maxAttempts))"
+                ? message : "\(message) (attempt \(envelope.attempt) of \(envelope.attemptsAllowed))"
             try await jobQueue.deadLetter(queue: job.queue, entryID: job.entryID, fields: envelope.fields, error: reason, worker: workerID)
             return .deadLettered(error: reason)
         } catch {
             logger.error("could not record the job's failure; it will be delivered again", metadata: ["error": "\(error)"])
             return .retried(error: message, delay: .zero)
         }
+    }
+
+    /// Acknowledges a job that finished after the worker stopped batching (it outlived the
+    /// drain): at once, or it would run again once this worker is gone.
+    private func acknowledgeLate(_ ack: Acknowledgement, logger: Logger) async {
+        do {
+            try await jobQueue.acknowledge([ack])
+        } catch {
+            logger.error("could not acknowledge a job that finished late; it will run again", metadata: ["error": "\(error)"])
+        }
+        inFlight.settle([ack.entryID])
     }
 
     private func handBack(_ job: FetchedJob, logger: Logger) async -> JobOutcome {

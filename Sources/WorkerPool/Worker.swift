@@ -8,8 +8,13 @@ import ServiceLifecycle
 /// Runs jobs from Redis queues: fetches as many as it has free slots with one read across its
 /// queues (blocking while idle, never polling), runs each handler under its type's timeout,
 /// acknowledges in batches, retries with backoff, dead-letters what cannot succeed, keeps its
-/// running jobs alive with heartbeats, and on graceful shutdown stops fetching, lets running
-/// jobs finish within ``Options/shutdownTimeout`` and hands the rest back at once.
+/// running jobs alive with heartbeats, and on graceful shutdown stops fetching, hands back what it
+/// has not started, lets running jobs finish within ``Options/shutdownTimeout``, then cancels
+/// them and waits ``Options/cancellationGrace`` for them to end.
+///
+/// A job that is still running after that is never handed back (another worker would run it at
+/// the same time): it stays this worker's, heartbeated, until it ends or the process is killed;
+/// then the reclaimer redelivers it once this worker counts as dead.
 ///
 /// A `Service`: run it in a `ServiceGroup`, which triggers the graceful shutdown on SIGTERM.
 public final class Worker: Service, Sendable {
@@ -27,6 +32,8 @@ public final class Worker: Service, Sendable {
     private struct Lifecycle {
         var stopping = false
         var blockingConnection: RedisConnection?
+        /// Prefetched jobs the closed gate returned, until they are handed back.
+        var unstarted: [FetchedJob] = []
     }
 
     public init(
@@ -53,35 +60,46 @@ public final class Worker: Service, Sendable {
 
     var isStopping: Bool { lifecycle.withLockedValue { $0.stopping } }
 
+    /// Runs until a graceful shutdown or cancellation.
+    ///
+    /// - Throws: ``WorkerError`` `invalidOptions` before anything starts when a visibility
+    ///   timeout (the queue's default, or a registered type's) is shorter than three heartbeat
+    ///   intervals: such jobs would be reclaimed while they run.
     public func run() async throws {
+        try validateTimings()
         let info = WorkerInfo(
             id: workerID, host: ProcessInfo.processInfo.hostName, pid: Int(ProcessInfo.processInfo.processIdentifier),
-            queues: options.queues.names, concurrency: options.concurrency, startedAt: JobClock.nowMilliseconds())
+            queues: options.queues.names, concurrency: options.concurrency, startedAt: jobQueue.options.clock.milliseconds(),
+            deadAfter: options.deadWorkerAfter)
         await withGracefulShutdownHandler {
-            guard await self.register(info) else { return }
+            guard let registeredAt = await self.register(info) else { return }
             self.logger.info(
                 "worker started",
                 metadata: [
                     "queues": "\(self.options.queues.names.joined(separator: ","))", "concurrency": "\(self.options.concurrency)",
                     "types": "\(self.registry.typeNames.joined(separator: ","))",
                 ])
-            await withDiscardingTaskGroup { background in
-                background.addTask { await self.heartbeatLoop(info) }
+            let abandoned = await withDiscardingTaskGroup { background -> Int in
+                background.addTask { await self.heartbeatLoop(info, lastBeat: registeredAt) }
                 background.addTask { await self.watchdog.run() }
                 if self.options.runsMaintenance {
                     let maintenance = QueueMaintenance(jobQueue: self.jobQueue, options: self.options, logger: self.logger)
                     background.addTask { await maintenance.run() }
                 }
-                await withDiscardingTaskGroup { processing in
+                let abandoned = await withDiscardingTaskGroup { processing -> Int in
                     processing.addTask { await self.acks.run() }
-                    await self.processJobs()
+                    let abandoned = await self.processJobs()
                     self.acks.finish()
+                    return abandoned
                 }
                 await self.handBackLeftovers()
                 background.cancelAll()
+                return abandoned
             }
-            do { try await self.jobQueue.deregister(workerID: self.workerID) } catch {
-                self.logger.warning("could not deregister worker", metadata: ["error": "\(error)"])
+            if abandoned == 0 {
+                do { try await self.jobQueue.deregister(workerID: self.workerID) } catch {
+                    self.logger.warning("could not deregister worker", metadata: ["error": "\(error)"])
+                }
             }
             self.logger.info("worker stopped")
         } onGracefulShutdown: {
@@ -89,7 +107,27 @@ public final class Worker: Service, Sendable {
         }
     }
 
-    /// Stops fetching and interrupts a blocking read. Running jobs go on.
+    /// Refuses visibility timeouts that heartbeats cannot keep up with.
+    func validateTimings() throws(WorkerError) {
+        let minimum = options.heartbeatInterval * 3
+        func refuse(_ what: String, _ visibility: Duration) -> WorkerError {
+            WorkerError(
+                code: .invalidOptions,
+                message: """
+                    \(what) has a visibility timeout of \(visibility), less than three heartbeat intervals \
+                    (3 × \(options.heartbeatInterval)): its jobs would be redelivered while they run
+                    """)
+        }
+        if jobQueue.options.defaultVisibilityTimeout < minimum {
+            throw refuse("the queue's default", jobQueue.options.defaultVisibilityTimeout)
+        }
+        for entry in registry.entries.values.sorted(by: { $0.name < $1.name }) {
+            if let visibility = entry.visibilityTimeout, visibility < minimum { throw refuse("job type \(entry.name)", visibility) }
+        }
+    }
+
+    /// Stops fetching and interrupts a blocking read. Running jobs go on; prefetched ones wait,
+    /// still heartbeated, to be handed back.
     func beginShutdown() {
         let connection = lifecycle.withLockedValue { state -> RedisConnection? in
             state.stopping = true
@@ -97,48 +135,62 @@ public final class Worker: Service, Sendable {
             return state.blockingConnection
         }
         logger.info("worker stopping: no new jobs", metadata: ["running": "\(gate.running)"])
-        // Prefetched jobs stay pending for this worker until it hands them back at the end.
-        for job in gate.close() { inFlight.remove(entryID: job.entryID) }
+        let unstarted = gate.close()
+        lifecycle.withLockedValue { $0.unstarted += unstarted }
         connection?.closeNow()
     }
 
-    /// Creates the queues' groups and the first heartbeat, retrying while Redis is unreachable.
-    private func register(_ info: WorkerInfo) async -> Bool {
+    /// Creates the queues' groups, publishes the types' policies and sends the first heartbeat,
+    /// retrying while Redis is unreachable. Returns the heartbeat's time (Redis clock), `nil`
+    /// when stopped first.
+    private func register(_ info: WorkerInfo) async -> Int64? {
         var failures = 0
         while !isStopping && !Task.isCancelled {
             do {
                 try await jobQueue.prepare(queues: options.queues.names)
-                try await jobQueue.heartbeat(info, ttl: options.deadWorkerAfter * 2)
-                return true
+                try await jobQueue.publishPolicies(registry.policies, queues: options.queues.names)
+                return try await jobQueue.heartbeat(info, ttl: options.deadWorkerAfter * 2)
             } catch {
                 failures += 1
                 logger.warning("cannot reach Redis to start; retrying", metadata: ["error": "\(error)"])
-                await sleepUnlessStopping(backoff(failures))
+                await sleepUnlessStopping(RetryPolicy.Backoff.reconnect.delay(afterAttempt: failures))
             }
         }
-        return false
+        return nil
     }
 
     // MARK: Fetching
 
-    /// Fetches until stopped, then waits for running jobs: up to the shutdown timeout, then
-    /// cancels them (they hand themselves back) and waits a little more for them to end.
-    private func processJobs() async {
+    /// Fetches until stopped; hands back what never started; waits for running jobs up to the
+    /// shutdown timeout (skipped when cancelled), then cancels them and waits the cancellation
+    /// grace. Jobs that ignore cancellation keep this worker (and their heartbeats) until they
+    /// end; when the worker itself is cancelled they are left pending for the reclaimer instead.
+    /// Returns how many jobs were still running when it gave up on them.
+    private func processJobs() async -> Int {
         await withTaskCancellationHandler {
             await fetchLoop()
         } onCancel: {
             self.watchdog.cancelAll()
         }
-        if await !gate.waitUntilIdle(timeout: options.shutdownTimeout) {
+        await handBackUnstarted()
+        if !Task.isCancelled, await !gate.waitUntilIdle(timeout: options.shutdownTimeout) {
             logger.warning(
-                "shutdown timeout reached; cancelling running jobs and handing them back", metadata: ["running": "\(gate.running)"])
-            watchdog.cancelAll()
-            if await !gate.waitUntilIdle(timeout: .seconds(10)) {
-                logger.error(
-                    "jobs ignore cancellation; leaving them to be reclaimed once this worker is gone",
-                    metadata: ["running": "\(gate.running)"])
-            }
+                "shutdown timeout reached; cancelling running jobs", metadata: ["running": "\(gate.running)"])
         }
+        guard gate.running > 0 else { return 0 }
+        watchdog.cancelAll()
+        if await gate.waitUntilIdle(timeout: options.cancellationGrace) { return 0 }
+        if Task.isCancelled {
+            logger.error(
+                "jobs ignore cancellation; leaving them to be reclaimed once this worker is gone",
+                metadata: ["running": "\(gate.running)"])
+            return gate.running
+        }
+        logger.error(
+            "jobs ignore cancellation; this worker keeps them and their heartbeats until they end or the process is killed",
+            metadata: ["running": "\(gate.running)"])
+        _ = await gate.waitUntilIdle(timeout: nil)
+        return gate.running
     }
 
     /// Fetches as many jobs as there are free slots with one script call; when nothing is
@@ -171,7 +223,7 @@ public final class Worker: Service, Sendable {
                 let ready = try await jobQueue.fetchReady(FetchRequest(queues: open, total: wanted), consumer: workerID)
                 failures = 0
                 // Stopped while the fetch was on its way: what it took stays pending for this
-                // worker, which hands it back at the end, unstarted.
+                // worker, which hands it back, unstarted.
                 if isStopping || Task.isCancelled { break }
                 if !ready.deliveries.isEmpty {
                     await dispatch(ready.deliveries)
@@ -192,13 +244,14 @@ public final class Worker: Service, Sendable {
                 dropBlockingConnection()
                 let level: Logger.Level = failures == 1 ? .warning : .debug
                 logger.log(level: level, "fetching failed; retrying", metadata: ["error": "\(error)", "failures": "\(failures)"])
-                await sleepUnlessStopping(backoff(failures))
+                await sleepUnlessStopping(RetryPolicy.Backoff.reconnect.delay(afterAttempt: failures))
             }
         }
     }
 
     /// Holds the fetched jobs, queues them behind any prefetched ones, and starts those that have
-    /// a slot. Malformed entries go to the dead letters.
+    /// a slot. Malformed entries, and jobs whose own visibility timeout heartbeats cannot keep,
+    /// go to the dead letters. A job that names no attempt limit gets its type's.
     private func dispatch(_ deliveries: [Delivery]) async {
         var jobs: [FetchedJob] = []
         jobs.reserveCapacity(deliveries.count)
@@ -206,7 +259,19 @@ public final class Worker: Service, Sendable {
         for delivery in deliveries {
             switch delivery {
             case .malformed(let entry): await deadLetterMalformed(entry)
-            case .job(let job):
+            case .job(var job):
+                if let visibility = job.envelope.visibilityTimeout, Duration.milliseconds(visibility) < options.heartbeatInterval * 3 {
+                    await deadLetterMalformed(
+                        MalformedEntry(
+                            queue: job.queue, entryID: job.entryID, fields: job.envelope.fields,
+                            reason: """
+                                visibility_timeout \(visibility) ms is less than three heartbeat intervals of this worker \
+                                (3 × \(options.heartbeatInterval)): the job would be redelivered while it runs
+                                """))
+                    continue
+                }
+                job.envelope.maxAttempts =
+                    job.envelope.maxAttempts ?? registry[job.envelope.type]?.retryPolicy.maxAttempts ?? JobEnvelope.defaultMaxAttempts
                 inFlight.hold(job.entryID)
                 // A prefetched job waits in this process, and heartbeats keep it from being
                 // reclaimed meanwhile; `process` replaces this entry with the running job's.
@@ -285,23 +350,70 @@ public final class Worker: Service, Sendable {
 
     // MARK: Heartbeats and shutdown
 
-    private func heartbeatLoop(_ info: WorkerInfo) async {
+    /// Beats every ``Options/heartbeatInterval`` (every second while Redis is away) and refreshes
+    /// the entries that need it. After a gap, when Redis was unreachable or this process stalled
+    /// for longer than an interval and a half, it refreshes every entry it holds and publishes its
+    /// types' policies again: pending entries' idle times then include the gap, and a Redis
+    /// restarted without its data lost them. The reclaimer waits for this (see QueueMaintenance).
+    private func heartbeatLoop(_ info: WorkerInfo, lastBeat registeredAt: Int64) async {
+        var lastBeat = registeredAt
+        var failed = false
         while !Task.isCancelled {
-            do { try await Task.sleep(for: options.heartbeatInterval) } catch { return }
+            do { try await Task.sleep(for: failed ? min(options.heartbeatInterval, .seconds(1)) : options.heartbeatInterval) } catch {
+                return
+            }
             do {
-                try await jobQueue.heartbeat(info, ttl: options.deadWorkerAfter * 2)
-                let due = inFlight.due(within: options.heartbeatInterval)
-                if !due.isEmpty { try await jobQueue.refresh(due, consumer: workerID) }
-            } catch { logger.warning("heartbeat failed", metadata: ["error": "\(error)"]) }
+                let now = try await jobQueue.heartbeat(info, ttl: options.deadWorkerAfter * 2)
+                let gap = Duration.milliseconds(now - lastBeat)
+                lastBeat = now
+                if failed || gap > options.heartbeatInterval * 3 / 2 {
+                    try await jobQueue.publishPolicies(registry.policies, queues: options.queues.names)
+                    let held = inFlight.all()
+                    try await jobQueue.refresh(held, consumer: workerID)
+                    logger.notice(
+                        "heartbeat back after a gap; refreshed every held job", metadata: ["gap": "\(gap)", "jobs": "\(held.count)"])
+                } else {
+                    let due = inFlight.due(within: options.heartbeatInterval)
+                    if !due.isEmpty { try await jobQueue.refresh(due, consumer: workerID) }
+                }
+                failed = false
+            } catch {
+                if !failed { logger.warning("heartbeat failed", metadata: ["error": "\(error)"]) }
+                failed = true
+            }
         }
     }
 
-    /// Hands back everything this worker still holds at the end: deliveries whose reply was lost,
-    /// and jobs whose outcome could not be recorded.
+    /// Hands back, at the start of a shutdown, what this worker holds but never started: the
+    /// prefetched jobs, and deliveries whose reply was lost.
+    private func handBackUnstarted() async {
+        let unstarted =
+            lifecycle.withLockedValue { state in
+                defer { state.unstarted.removeAll() }
+                return state.unstarted
+            } + gate.close()
+        for (queue, jobs) in Dictionary(grouping: unstarted, by: \.queue) {
+            let ids = jobs.map(\.entryID)
+            do {
+                let returned = try await jobQueue.handBack(queue: queue, entryIDs: ids, consumer: workerID)
+                if returned > 0 { logger.info("handed back prefetched jobs", metadata: ["queue": "\(queue)", "jobs": "\(returned)"]) }
+            } catch {
+                logger.warning("could not hand back prefetched jobs; they will be reclaimed", metadata: ["error": "\(error)"])
+            }
+            for id in ids { inFlight.remove(entryID: id) }
+            inFlight.settle(ids)
+        }
+        do { try await recoverOrphans() } catch {
+            logger.warning("could not look for lost deliveries at shutdown", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Hands back what this worker still holds at the end and is not running: jobs whose outcome
+    /// could not be recorded. A job still running stays pending under this worker.
     private func handBackLeftovers() async {
         for queue in options.queues.names {
             do {
-                let held = try await jobQueue.pendingEntryIDs(queue: queue, consumer: workerID)
+                let held = try await jobQueue.pendingEntryIDs(queue: queue, consumer: workerID).filter { !inFlight.isHeld($0) }
                 let returned = try await jobQueue.handBack(queue: queue, entryIDs: held, consumer: workerID)
                 if returned > 0 { logger.info("handed back jobs at shutdown", metadata: ["queue": "\(queue)", "jobs": "\(returned)"]) }
                 try await jobQueue.removeConsumer(queue: queue, consumer: workerID)
@@ -318,6 +430,4 @@ public final class Worker: Service, Sendable {
             try? await Task.sleep(for: min(.milliseconds(100), deadline - ContinuousClock.now))
         }
     }
-
-    func backoff(_ failures: Int) -> Duration { .milliseconds(min(5000, 100 << min(failures - 1, 6))) }
 }

@@ -13,9 +13,11 @@ extension Worker {
         /// ones, so it is off by default. Prefetched jobs are heartbeated like running ones and
         /// handed back at shutdown.
         public var prefetch: Int
-        /// How long in-flight jobs may run on after SIGTERM before they are cancelled and handed
-        /// back to the queue.
+        /// How long in-flight jobs may run on after SIGTERM before they are cancelled.
         public var shutdownTimeout: Duration
+        /// How long cancelled jobs get to end (and hand themselves back) after that. With the
+        /// defaults, 20 s + 5 s fit in the 30 s most supervisors give before SIGKILL.
+        public var cancellationGrace: Duration
         /// How often the worker reports itself alive and refreshes its running jobs.
         public var heartbeatInterval: Duration
         /// A worker whose heartbeat is older than this is dead: its jobs are reclaimed at once.
@@ -32,8 +34,9 @@ extension Worker {
         public var workerID: String
 
         public init(
-            queues: QueueSelection, concurrency: Int = 10, prefetch: Int = 0, shutdownTimeout: Duration = .seconds(25),
-            heartbeatInterval: Duration = .seconds(5), deadWorkerAfter: Duration = .seconds(30), blockTimeout: Duration = .seconds(2),
+            queues: QueueSelection, concurrency: Int = 10, prefetch: Int = 0, shutdownTimeout: Duration = .seconds(20),
+            cancellationGrace: Duration = .seconds(5), heartbeatInterval: Duration = Worker.defaultHeartbeatInterval,
+            deadWorkerAfter: Duration = .seconds(30), blockTimeout: Duration = .seconds(2),
             runsMaintenance: Bool = true, promoteInterval: Duration = .seconds(1), reclaimInterval: Duration = .seconds(5),
             workerID: String = Worker.makeWorkerID()
         ) {
@@ -41,6 +44,7 @@ extension Worker {
             self.concurrency = max(1, concurrency)
             self.prefetch = max(0, prefetch)
             self.shutdownTimeout = shutdownTimeout
+            self.cancellationGrace = cancellationGrace
             self.heartbeatInterval = heartbeatInterval
             self.deadWorkerAfter = deadWorkerAfter
             self.blockTimeout = blockTimeout
@@ -50,6 +54,9 @@ extension Worker {
             self.workerID = workerID
         }
     }
+
+    /// How often a worker beats unless told otherwise.
+    public static let defaultHeartbeatInterval: Duration = .seconds(5)
 
     /// `host:pid:random`, readable in `queue-inspect workers` and unique across restarts.
     public static func makeWorkerID() -> String {

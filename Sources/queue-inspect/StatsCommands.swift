@@ -92,7 +92,7 @@ struct Queues: AsyncParsableCommand {
 }
 
 struct Workers: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List live workers (heartbeat within the last 30 s).")
+    static let configuration = CommandConfiguration(abstract: "List live workers (heartbeat within each worker's own --dead-worker-after).")
 
     @OptionGroup var global: GlobalOptions
 
@@ -105,6 +105,7 @@ struct Workers: AsyncParsableCommand {
                         [
                             "id": $0.id, "host": $0.host, "pid": $0.pid, "queues": $0.queues, "concurrency": $0.concurrency,
                             "started_at": $0.startedAt, "last_seen": $0.lastSeen,
+                            "dead_after_ms": JobQueue.milliseconds($0.deadAfter),
                         ] as [String: Any]
                     })
                 return

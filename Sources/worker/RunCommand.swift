@@ -44,7 +44,13 @@ struct RunCommand: AsyncParsableCommand {
     @Option(name: .customLong("redis-url"), help: "redis://[user:password@]host:port/db or unix:///path. Env: REDIS_URL.") var redisURL:
         String = ProcessInfo.processInfo.environment["REDIS_URL"] ?? "redis://127.0.0.1:6379/0"
 
-    @Option(help: "Seconds running jobs may take to finish after SIGTERM before they are handed back.") var shutdownTimeout: Double = 25
+    @Option(help: "Seconds running jobs may take to finish after SIGTERM before they are cancelled.") var shutdownTimeout: Double = 20
+
+    @Option(
+        help: """
+            Seconds cancelled jobs get to end after that (they are handed back). A job still running then stays \
+            this worker's until it ends or the process is killed.
+            """) var cancellationGrace: Double = 5
 
     @OptionGroup var logging: LoggingOptions
 
@@ -81,6 +87,7 @@ struct RunCommand: AsyncParsableCommand {
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
         guard prefetch >= 0 else { throw ValidationError("--prefetch must not be negative") }
         guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must not be negative") }
+        guard cancellationGrace >= 0 else { throw ValidationError("--cancellation-grace must not be negative") }
         guard heartbeatInterval > 0, deadWorkerAfter > heartbeatInterval * 2 else {
             throw ValidationError("--dead-worker-after must be more than twice --heartbeat-interval")
         }
@@ -146,6 +153,7 @@ struct RunCommand: AsyncParsableCommand {
             options: Worker.Options(
                 queues: try queueSelection(), concurrency: concurrency, prefetch: prefetch,
                 shutdownTimeout: .milliseconds(Int64(shutdownTimeout * 1000)),
+                cancellationGrace: .milliseconds(Int64(cancellationGrace * 1000)),
                 heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)),
                 deadWorkerAfter: .milliseconds(Int64(deadWorkerAfter * 1000)), runsMaintenance: !noMaintenance), logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []

@@ -95,7 +95,7 @@ struct EnqueueFetchTests {
                 type: "t", queue: name, payload: Self.binaryPayload, options: EnqueueOptions(uniqueKey: "k"))
             let delayed = try await queue.enqueue(
                 type: "t", queue: name, payload: Self.binaryPayload,
-                options: EnqueueOptions(runAt: nowMilliseconds() + 50))
+                options: EnqueueOptions(delay: .milliseconds(300)))
             try await eventually("the delayed job is promoted") { try await queue.promoteDue(queue: name).moved == 1 }
             let jobs = try await queue.fetchJobs(name)
             #expect(Set(jobs.map(\.envelope.id)) == [unique.id, delayed.id])
@@ -114,7 +114,7 @@ struct EnqueueFetchTests {
             #expect(results.map(\.enqueued) == [true, false])
             #expect(results.map(\.id) == ["job-1", "job-1"])
             var delayed = options
-            delayed.runAt = JobEnvelope.nowMilliseconds() + 60_000
+            delayed.runAt = WallClock.system.milliseconds() + 60_000
             #expect(try await queue.enqueue(EnqueueRequest(type: "t", queue: name, json: "{}", options: delayed)).enqueued == false)
             var stats = try await queue.stats(name)
             #expect(stats.ready == 1 && stats.delayed == 0)
@@ -246,7 +246,7 @@ struct EnqueueFetchTests {
     @Test func promoteRespectsItsLimit() async throws {
         try await TestRedis.withJobQueue("promote-limit") { queue in
             let name = TestRedis.uniqueQueueName("limit")
-            try await queue.enqueueNumbered(5, queue: name, options: EnqueueOptions(runAt: nowMilliseconds() + 30))
+            try await queue.enqueueNumbered(5, queue: name, options: EnqueueOptions(delay: .milliseconds(300)))
             try await eventually("all five are due") {
                 try await queue.promoteDue(queue: name, limit: 0).nextDueIn == .zero
             }
@@ -389,7 +389,9 @@ struct EnqueueFetchTests {
             #expect(minimal.envelope.type == "hello")
             #expect(minimal.envelope.payloadString == #"{"x":1}"#)
             #expect(minimal.envelope.attempt == 1)
-            #expect(minimal.envelope.maxAttempts == JobEnvelope.defaultMaxAttempts)
+            // No max_attempts: the worker gives it its type's policy.
+            #expect(minimal.envelope.maxAttempts == nil)
+            #expect(minimal.envelope.attemptsAllowed == JobEnvelope.defaultMaxAttempts)
 
             // A malformed entry can be dead-lettered with its raw fields.
             #expect(

@@ -77,7 +77,7 @@ extension JobQueue {
 }
 
 /// Milliseconds since the epoch, by this machine's clock (the one the queue uses for run-at).
-func nowMilliseconds() -> Int64 { JobEnvelope.nowMilliseconds() }
+func nowMilliseconds() -> Int64 { WallClock.system.milliseconds() }
 
 /// Whether `id` is a UUIDv7 in canonical lowercase form.
 func isUUIDv7(_ id: String) -> Bool {

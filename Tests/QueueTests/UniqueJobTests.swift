@@ -68,7 +68,7 @@ struct UniqueJobTests {
         try await TestRedis.withJobQueue("unique-delayed") { queue in
             let name = TestRedis.uniqueQueueName("unique-delayed")
             var options = Self.unique
-            options.runAt = nowMilliseconds() + 50
+            options.delay = .milliseconds(500)
             let first = try await queue.enqueue(type: "t", queue: name, payload: json("{}"), options: options)
             #expect(first.enqueued)
             #expect(try await queue.stats(name).delayed == 1)

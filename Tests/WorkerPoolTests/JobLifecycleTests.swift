@@ -152,11 +152,11 @@ import WorkerPool
                 recorder.record(context)
                 throw JobFailure.retry(after: .seconds(20), "429 Too Many Requests")
             }
-            let before = JobEnvelope.nowMilliseconds()
+            let before = WallClock.system.milliseconds()
             let id = try await queue.enqueue(RateLimited()).id
             let after = try await withWorker(queue: queue, registry: registry, options: .fast(.strict("limited"))) { _ in
                 try await eventually("scheduled again") { try await queue.stats("limited").delayed == 1 }
-                return JobEnvelope.nowMilliseconds()
+                return WallClock.system.milliseconds()
             }
             let delayed = try #require(try await queue.find(queue: "limited", id: id))
             #expect(delayed.state == .delayed)
@@ -271,7 +271,7 @@ import WorkerPool
             let recorder = RunRecorder()
             var registry = JobRegistry()
             try registry.register(Greeting.self) { _, context in recorder.record(context) }
-            let before = JobEnvelope.nowMilliseconds()
+            let before = WallClock.system.milliseconds()
             let retried = try await queue.enqueue(EnqueueRequest(type: "mystery", queue: "greetings", json: "{}")).id
             let once = try await queue.enqueue(
                 EnqueueRequest(type: "mystery", queue: "greetings", json: "{}", options: EnqueueOptions(maxAttempts: 1))
@@ -281,7 +281,7 @@ import WorkerPool
                     let stats = try await queue.stats("greetings")
                     return stats.delayed == 1 && stats.dead == 1
                 }
-                return JobEnvelope.nowMilliseconds()
+                return WallClock.system.milliseconds()
             }
             // Another deploy may know the type: it is retried, with backoff (the default policy:
             // 1⁴ + 15 s plus up to 18 s of jitter after attempt 1).
@@ -368,10 +368,10 @@ import WorkerPool
             var registry = JobRegistry()
             try registry.register(Greeting.self) { _, context in
                 recorder.record(context)
-                ranAt.withLock { $0.append(JobEnvelope.nowMilliseconds()) }
+                ranAt.withLock { $0.append(WallClock.system.milliseconds()) }
             }
-            let runAt = JobEnvelope.nowMilliseconds() + 400
-            let id = try await queue.enqueue(Greeting(name: "later"), options: EnqueueOptions(runAt: runAt)).id
+            let runAt = WallClock.system.milliseconds() + 1000
+            let id = try await queue.enqueue(Greeting(name: "later"), options: .delayed(by: .seconds(1))).id
             #expect(try await queue.find(queue: "greetings", id: id)?.state == .delayed)
             try await withWorker(queue: queue, registry: registry, options: .fast(.strict("greetings"))) { _ in
                 try await eventually("the job ran") { recorder.count == 1 }

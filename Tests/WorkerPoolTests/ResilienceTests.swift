@@ -114,7 +114,7 @@ import WorkerPool
             // A worker that stays alive (heartbeats) but holds the job without running it.
             let zombie = WorkerInfo(
                 id: "zombie", host: "nowhere", pid: 1, queues: ["greetings"], concurrency: 1,
-                startedAt: JobEnvelope.nowMilliseconds())
+                startedAt: WallClock.system.milliseconds())
             try await queue.heartbeat(zombie, ttl: .seconds(10))
             let taken = try await queue.fetchReady(FetchRequest(queues: [("greetings", 1)], total: 1), consumer: "zombie")
             #expect(taken.deliveries.count == 1)

@@ -15,8 +15,9 @@ public struct JobEnvelope: Sendable, Hashable {
     public var payload: ByteBuffer
     /// Which run this is, from 1.
     public var attempt: Int
-    /// How many runs are allowed before the job is dead-lettered.
-    public var maxAttempts: Int
+    /// How many runs are allowed before the job is dead-lettered; `nil` (a job added without
+    /// the field) takes its type's policy, else ``defaultMaxAttempts``.
+    public var maxAttempts: Int?
     /// When the job was first enqueued (ms since the epoch).
     public var enqueuedAt: Int64
     /// How long one run may take, in milliseconds; `nil` uses the job type's default.
@@ -36,8 +37,8 @@ public struct JobEnvelope: Sendable, Hashable {
         queue: String,
         payload: ByteBuffer,
         attempt: Int = 1,
-        maxAttempts: Int = JobEnvelope.defaultMaxAttempts,
-        enqueuedAt: Int64 = JobEnvelope.nowMilliseconds(),
+        maxAttempts: Int? = JobEnvelope.defaultMaxAttempts,
+        enqueuedAt: Int64 = WallClock.system.milliseconds(),
         timeout: Int64? = nil,
         visibilityTimeout: Int64? = nil,
         uniqueKey: String? = nil,
@@ -56,9 +57,8 @@ public struct JobEnvelope: Sendable, Hashable {
         self.traceparent = traceparent
     }
 
-    public static func nowMilliseconds() -> Int64 {
-        Int64(Date().timeIntervalSince1970 * 1000)
-    }
+    /// The runs allowed: ``maxAttempts``, else ``defaultMaxAttempts``.
+    public var attemptsAllowed: Int { maxAttempts ?? Self.defaultMaxAttempts }
 
     /// The payload as text (for display).
     public var payloadString: String { String(buffer: payload) }
@@ -67,8 +67,9 @@ public struct JobEnvelope: Sendable, Hashable {
     public var fieldArguments: [RESPArgument] {
         var arguments: [RESPArgument] = [
             "id", .string(id), "type", .string(type), "queue", .string(queue), "payload", .bytes(payload),
-            "attempt", .int(attempt), "max_attempts", .int(maxAttempts), "enqueued_at", .int(Int(enqueuedAt)),
+            "attempt", .int(attempt), "enqueued_at", .int(Int(enqueuedAt)),
         ]
+        if let maxAttempts { arguments += ["max_attempts", .int(maxAttempts)] }
         if let timeout { arguments += ["timeout", .int(Int(timeout))] }
         if let visibilityTimeout { arguments += ["visibility_timeout", .int(Int(visibilityTimeout))] }
         if let uniqueKey { arguments += ["unique_key", .string(uniqueKey)] }
@@ -79,7 +80,8 @@ public struct JobEnvelope: Sendable, Hashable {
     /// Appends `XADD <stream> * <fields>` for this envelope to `pipeline`, writing the fields in
     /// place (the batch enqueue's hot path).
     public func appendXADD(to pipeline: inout RedisPipeline, stream: String) {
-        var count = 2 + 14
+        var count = 2 + 12
+        if maxAttempts != nil { count += 2 }
         if timeout != nil { count += 2 }
         if visibilityTimeout != nil { count += 2 }
         if uniqueKey != nil { count += 2 }
@@ -97,10 +99,12 @@ public struct JobEnvelope: Sendable, Hashable {
             writer.write(payload)
             writer.write("attempt")
             writer.write(attempt)
-            writer.write("max_attempts")
-            writer.write(maxAttempts)
             writer.write("enqueued_at")
             writer.write(Int(enqueuedAt))
+            if let maxAttempts {
+                writer.write("max_attempts")
+                writer.write(maxAttempts)
+            }
             if let timeout {
                 writer.write("timeout")
                 writer.write(Int(timeout))
@@ -124,8 +128,9 @@ public struct JobEnvelope: Sendable, Hashable {
     public var fields: [String: String] {
         var fields: [String: String] = [
             "id": id, "type": type, "queue": queue, "payload": payloadString, "attempt": String(attempt),
-            "max_attempts": String(maxAttempts), "enqueued_at": String(enqueuedAt),
+            "enqueued_at": String(enqueuedAt),
         ]
+        if let maxAttempts { fields["max_attempts"] = String(maxAttempts) }
         if let timeout { fields["timeout"] = String(timeout) }
         if let visibilityTimeout { fields["visibility_timeout"] = String(visibilityTimeout) }
         if let uniqueKey { fields["unique_key"] = uniqueKey }
@@ -155,14 +160,14 @@ public struct JobEnvelope: Sendable, Hashable {
         self.queue = queue
         self.payload = payload
         self.attempt = Int(try integer("attempt") ?? 1)
-        self.maxAttempts = Int(try integer("max_attempts") ?? Int64(JobEnvelope.defaultMaxAttempts))
+        self.maxAttempts = try integer("max_attempts").map { Int($0) }
         self.enqueuedAt = try integer("enqueued_at") ?? 0
         self.timeout = try integer("timeout")
         self.visibilityTimeout = try integer("visibility_timeout")
         self.uniqueKey = text("unique_key")
         self.traceparent = text("traceparent")
         guard attempt >= 1 else { throw invalid("attempt must be at least 1") }
-        guard maxAttempts >= 1 else { throw invalid("max_attempts must be at least 1") }
+        if let maxAttempts, maxAttempts < 1 { throw invalid("max_attempts must be at least 1") }
         if let timeout, timeout <= 0 { throw invalid("timeout must be positive") }
         if let visibilityTimeout, visibilityTimeout <= 0 { throw invalid("visibility_timeout must be positive") }
     }

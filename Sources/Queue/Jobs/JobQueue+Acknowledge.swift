@@ -17,17 +17,22 @@ public struct Acknowledgement: Sendable, Hashable {
 
 extension JobQueue {
     /// Acknowledges finished jobs in one round trip: one XACK and one XDEL per queue with all
-    /// its entry ids, and the release of their uniqueness locks.
+    /// their entry ids, and for a unique job one script that acknowledges it and releases its lock
+    /// only if its entry was still pending (a stale acknowledgement frees nothing).
     public func acknowledge(_ acknowledgements: [Acknowledgement]) async throws {
         guard !acknowledgements.isEmpty else { return }
         var byQueue: [String: [RESPArgument]] = [:]
         var items: [RedisPipelineItem] = []
         for ack in acknowledgements {
-            byQueue[ack.queue, default: []].append(.string(ack.entryID))
             if let unique = ack.uniqueKey {
+                let keys = keys(ack.queue)
                 items.append(
                     .script(
-                        RedisScript.Call(QueueScripts.releaseUnique, keys: [keys(ack.queue).unique(unique)], arguments: [.string(ack.jobID)])))
+                        RedisScript.Call(
+                            QueueScripts.acknowledgeUnique, keys: [keys.stream, keys.unique(unique)],
+                            arguments: [.string(ack.entryID), .string(ack.jobID)])))
+            } else {
+                byQueue[ack.queue, default: []].append(.string(ack.entryID))
             }
         }
         for (queue, ids) in byQueue {
@@ -41,26 +46,29 @@ extension JobQueue {
         }
     }
 
-    /// Acknowledges the entry and schedules the job again at `runAt` (ms since the epoch) with
-    /// the envelope given (its attempt already counted). Returns `false` when the entry was no
-    /// longer this worker's (it had been reclaimed), in which case nothing changed.
+    /// Schedules the job again `delay` after now by Redis's clock, with the envelope given (its
+    /// attempt already counted), then acknowledges the entry; a unique job keeps its lock at least
+    /// until then plus ``Options/defaultUniqueFor``. Returns `false` when the entry was no longer
+    /// pending (it had been reclaimed), in which case nothing changed.
     @discardableResult
-    public func retry(entryID: String, envelope: JobEnvelope, runAt: Int64) async throws -> Bool {
+    public func retry(entryID: String, envelope: JobEnvelope, delay: Duration) async throws -> Bool {
         let keys = keys(envelope.queue)
+        let uniqueTTL = envelope.uniqueKey == nil ? 0 : Self.milliseconds(options.defaultUniqueFor)
         let reply = try await redis.run(
-            QueueScripts.retry, keys: [keys.stream, keys.delayed, keys.job(envelope.id)],
-            arguments: [.string(entryID), .int(Int(runAt)), .string(envelope.id)] + envelope.fieldArguments)
+            QueueScripts.retry, keys: [keys.stream, keys.delayed, keys.job(envelope.id), keys.unique(envelope.uniqueKey ?? "")],
+            arguments: [.string(entryID), .int(Int(max(0, Self.milliseconds(delay)))), .string(envelope.id), .int(Int(uniqueTTL))]
+                + envelope.fieldArguments)
         return reply.int == 1
     }
 
-    /// Acknowledges the entry and pushes a dead letter with `fields` and `error`. Returns
-    /// `false` when the entry was no longer this worker's.
+    /// Pushes a dead letter with `fields` and `error`, then acknowledges the entry and releases the
+    /// job's unique lock. Returns `false` when the entry was no longer pending.
     @discardableResult
     public func deadLetter(
         queue: String, entryID: String, fields: [String: String], error: String, worker: String
     ) async throws -> Bool {
         let keys = keys(queue)
-        let record = DeadLetter.encode(fields: fields, error: error, failedAt: JobEnvelope.nowMilliseconds(), worker: worker)
+        let record = DeadLetter.encode(fields: fields, error: error, failedAt: options.clock.milliseconds(), worker: worker)
         let jobID = fields["unique_key"] == nil ? "" : (fields["id"] ?? "")
         let reply = try await redis.run(
             QueueScripts.deadLetter, keys: [keys.stream, keys.dead, keys.unique(fields["unique_key"] ?? "")],
@@ -99,5 +107,16 @@ extension JobQueue {
         let reply = try await redis.send(
             "XPENDING", [.string(keys(queue).stream), "workers", "-", "+", .int(limit), .string(consumer)])
         return (reply.array ?? []).compactMap { $0.array?.first?.string }
+    }
+
+    /// Publishes the policies of job types (by type name) into each of `queues`, where the
+    /// reclaimer reads them for jobs that carry none of their own.
+    public func publishPolicies(_ policies: [String: JobPolicy], queues: [String]) async throws {
+        guard !policies.isEmpty, !queues.isEmpty else { return }
+        let fields = policies.sorted { $0.key < $1.key }.flatMap { [RESPArgument.string($0.key), .string($0.value.json)] }
+        let items = queues.map { RedisCommand("HSET", [.string(keys($0).policies)] + fields) }
+        for (index, reply) in try await redis.pipeline(items).enumerated() {
+            if case .error(let message) = reply { throw RedisError.server(message, command: items[index].name) }
+        }
     }
 }

@@ -103,7 +103,8 @@ extension JobQueue {
         }
         let entries = try await redis.pipeline(parsed.map { RedisCommand("XRANGE", [.string(stream), .string($0.0), .string($0.0)]) })
         return zip(parsed, entries).map { row, entry in
-            var summary = Self.summaries(entries: entry.array ?? [], state: .pending).first
+            var summary =
+                Self.summaries(entries: entry.array ?? [], state: .pending).first
                 ?? JobSummary(state: .pending, fields: [:], entryID: row.0)
             summary.consumer = row.1
             summary.idleMilliseconds = row.2
@@ -135,8 +136,11 @@ extension JobQueue {
         return (reply.array ?? []).compactMap(\.string).map(DeadLetter.init(raw:))
     }
 
-    /// Puts the dead job `id` back into its stream with a fresh attempt count. Returns whether it
-    /// was found.
+    /// Puts the dead job `id` back into its stream with a fresh attempt count, retaking its
+    /// unique lock. Returns whether it was found.
+    ///
+    /// - Throws: ``QueueError`` `uniqueKeyHeld` when another job holds its unique key: both would
+    ///   run at once. Retry it once that job is done, or delete that job.
     @discardableResult
     public func retryDead(queue: String, id: String) async throws -> Bool {
         let keys = keys(queue)
@@ -145,17 +149,34 @@ extension JobQueue {
         var fields = letter.fields
         fields["attempt"] = "1"
         let arguments: [RESPArgument] = fields.sorted { $0.key < $1.key }.flatMap { [RESPArgument.string($0.key), .string($0.value)] }
-        let reply = try await redis.run(QueueScripts.retryDead, keys: [keys.dead, keys.stream], arguments: [.string(letter.raw)] + arguments)
-        return reply.int == 1
+        let unique = fields["unique_key"]
+        let uniqueTTL = unique == nil ? 0 : Self.milliseconds(options.defaultUniqueFor)
+        let reply = try await redis.run(
+            QueueScripts.retryDead, keys: [keys.dead, keys.stream, keys.unique(unique ?? "")],
+            arguments: [.string(letter.raw), .string(id), .int(Int(uniqueTTL))] + arguments)
+        guard let values = reply.array, let status = values.first?.int else {
+            throw RedisError.unexpected(reply, command: "EVALSHA retry-dead")
+        }
+        if status == -1 {
+            let owner = values.count > 1 ? values[1].string ?? "?" : "?"
+            throw QueueError(
+                code: .uniqueKeyHeld,
+                message: "dead job \(id) was not retried: job \(owner) holds its unique key \(unique ?? ""); retry it once that job is done"
+            )
+        }
+        return status == 1
     }
 
-    /// Puts every dead job of `queue` back into its stream, oldest first. Returns how many.
+    /// Puts every dead job of `queue` back into its stream, oldest first, retaking their unique
+    /// locks; a job whose unique key another job holds stays dead. Returns how many went back.
     @discardableResult
     public func retryAllDead(queue: String) async throws -> Int {
         let keys = keys(queue)
         var total = 0
         while true {
-            let reply = try await redis.run(QueueScripts.retryAllDead, keys: [keys.dead, keys.stream], arguments: [.int(1000)])
+            let reply = try await redis.run(
+                QueueScripts.retryAllDead, keys: [keys.dead, keys.stream],
+                arguments: [.int(1000), .string(keys.unique("")), .int(Int(Self.milliseconds(options.defaultUniqueFor)))])
             guard let values = reply.array, values.count == 2, let retried = values[0].int, let kept = values[1].int else {
                 throw RedisError.unexpected(reply, command: "EVALSHA retry-all-dead")
             }
@@ -167,10 +188,7 @@ extension JobQueue {
     /// Deletes every dead letter of `queue`. Returns how many there were.
     @discardableResult
     public func purgeDead(queue: String) async throws -> Int {
-        let replies = try await redis.pipeline([
-            RedisCommand("LLEN", [.string(keys(queue).dead)]), RedisCommand("DEL", [.string(keys(queue).dead)]),
-        ])
-        return replies[0].int ?? 0
+        try await redis.run(QueueScripts.purgeDead, keys: [keys(queue).dead], arguments: []).int ?? 0
     }
 
     /// Finds job `id` in `queue`: delayed, ready or pending in the stream, or dead.
@@ -184,7 +202,8 @@ extension JobQueue {
         }
         if let entry = try await findInStream(queue: queue, id: id) {
             let pending = try await redis.sendRaw(
-                RedisCommand("XPENDING", [.string(keys.stream), "workers", .string(entry.entryID ?? ""), .string(entry.entryID ?? ""), "1"]))
+                RedisCommand(
+                    "XPENDING", [.string(keys.stream), "workers", .string(entry.entryID ?? ""), .string(entry.entryID ?? ""), "1"]))
             if let row = pending.array?.first?.array, row.count >= 3 {
                 var summary = entry
                 summary.state = .pending

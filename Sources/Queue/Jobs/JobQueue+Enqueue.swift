@@ -25,10 +25,14 @@ public struct EnqueueRequest: Sendable {
 public struct EnqueueOptions: Sendable, Hashable {
     /// The job id; a new UUIDv7 when `nil`. The outbox passes its row id here.
     public var id: String?
-    /// Run no earlier than this (ms since the epoch); `nil` runs as soon as a worker is free.
+    /// Run no earlier than this (ms since the epoch, compared with Redis's clock); `nil` runs as
+    /// soon as a worker is free.
     public var runAt: Int64?
-    /// Runs allowed before the job is dead-lettered; `nil`: the job type's policy for typed
-    /// jobs, else 25.
+    /// Run this long after Redis receives the job (measured by Redis's clock, so the enqueuer's
+    /// clock does not matter); wins over ``runAt``.
+    public var delay: Duration?
+    /// Runs allowed before the job is dead-lettered; `nil`: the job type's policy, as the worker
+    /// that runs it knows it (25 for a type it does not know).
     public var maxAttempts: Int?
     public var timeout: Duration?
     public var visibilityTimeout: Duration?
@@ -46,6 +50,7 @@ public struct EnqueueOptions: Sendable, Hashable {
     public init(
         id: String? = nil,
         runAt: Int64? = nil,
+        delay: Duration? = nil,
         maxAttempts: Int? = nil,
         timeout: Duration? = nil,
         visibilityTimeout: Duration? = nil,
@@ -56,6 +61,7 @@ public struct EnqueueOptions: Sendable, Hashable {
     ) {
         self.id = id
         self.runAt = runAt
+        self.delay = delay
         self.maxAttempts = maxAttempts
         self.timeout = timeout
         self.visibilityTimeout = visibilityTimeout
@@ -65,9 +71,14 @@ public struct EnqueueOptions: Sendable, Hashable {
         self.deduplicateFor = deduplicateFor
     }
 
-    /// Runs the job after `delay` from now.
+    /// Runs the job `delay` after Redis receives it.
     public static func delayed(by delay: Duration) -> EnqueueOptions {
-        EnqueueOptions(runAt: JobEnvelope.nowMilliseconds() + JobQueue.milliseconds(delay))
+        EnqueueOptions(delay: delay)
+    }
+
+    /// Whether the job needs the enqueue script: it is unique, deduplicated or to run later.
+    func needsScript(now: Int64) -> Bool {
+        uniqueKey != nil || deduplicateFor != nil || (runAt ?? 0) > now || (delay.map { $0 > .zero } ?? false)
     }
 }
 
@@ -102,7 +113,7 @@ extension JobQueue {
     /// sending when given in the options.
     public func enqueue(batch requests: [EnqueueRequest]) async throws -> [EnqueueResult] {
         guard !requests.isEmpty else { return [] }
-        let now = JobEnvelope.nowMilliseconds()
+        let now = options.clock.milliseconds()
         for request in requests {
             try QueueName.validate(request.queue)
             guard !request.type.isEmpty else {
@@ -115,7 +126,7 @@ extension JobQueue {
                 throw QueueError(code: .invalidJob, message: "deduplicateFor needs the job's id")
             }
         }
-        if requests.allSatisfy({ $0.options.uniqueKey == nil && $0.options.deduplicateFor == nil && ($0.options.runAt ?? 0) <= now }) {
+        if !requests.contains(where: { $0.options.needsScript(now: now) }) {
             return try await enqueuePlain(requests, now: now)
         }
         var items = registrationCommands(for: Set(requests.map(\.queue)))
@@ -126,8 +137,7 @@ extension JobQueue {
             let options = request.options
             ids.append(envelope.id)
             let keys = keys(request.queue)
-            let runAt = options.runAt.flatMap { $0 > now ? $0 : nil } ?? 0
-            if options.uniqueKey == nil && options.deduplicateFor == nil && runAt == 0 {
+            if !options.needsScript(now: now) {
                 items.append(.command(RedisCommand("XADD", [.string(keys.stream), "*"] + envelope.fieldArguments)))
             } else {
                 let uniqueTTL = options.uniqueKey == nil ? 0 : Self.milliseconds(options.uniqueFor ?? self.options.defaultUniqueFor)
@@ -137,8 +147,9 @@ extension JobQueue {
                     QueueScripts.enqueue,
                     keys: [keys.stream, keys.delayed, keys.job(envelope.id), lock, keys.enqueued(envelope.id)],
                     arguments: [
-                        .string(envelope.id), .int(Int(runAt)), .int(Int(max(uniqueTTL, options.uniqueKey == nil ? 0 : 1))),
-                        .int(Int(markerTTL)),
+                        .string(envelope.id), .int(Int(options.runAt ?? 0)),
+                        .int(Int(max(0, options.delay.map(Self.milliseconds) ?? 0))),
+                        .int(Int(max(uniqueTTL, options.uniqueKey == nil ? 0 : 1))), .int(Int(markerTTL)),
                     ] + envelope.fieldArguments)
                 items.append(.script(call))
             }
@@ -205,7 +216,7 @@ extension JobQueue {
                 type: request.type,
                 queue: request.queue,
                 payload: request.payload,
-                maxAttempts: options.maxAttempts ?? JobEnvelope.defaultMaxAttempts,
+                maxAttempts: options.maxAttempts,
                 enqueuedAt: now,
                 timeout: options.timeout.map(Self.milliseconds),
                 visibilityTimeout: options.visibilityTimeout.map(Self.milliseconds),

@@ -39,6 +39,13 @@ public struct MalformedEntry: Sendable {
     /// The raw fields, kept for the dead letter.
     public var fields: [String: String]
     public var reason: String
+
+    public init(queue: String, entryID: String, fields: [String: String], reason: String) {
+        self.queue = queue
+        self.entryID = entryID
+        self.fields = fields
+        self.reason = reason
+    }
 }
 
 /// What one fetch asks for: queues in the order to serve them and how many from each.

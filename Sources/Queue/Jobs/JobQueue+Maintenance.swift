@@ -29,8 +29,13 @@ public struct WorkerInfo: Sendable, Hashable {
     public var startedAt: Int64
     /// Last heartbeat, ms since the epoch (Redis clock).
     public var lastSeen: Int64
+    /// How long without a heartbeat before this worker counts as dead (its own setting).
+    public var deadAfter: Duration
 
-    public init(id: String, host: String, pid: Int, queues: [String], concurrency: Int, startedAt: Int64, lastSeen: Int64 = 0) {
+    public init(
+        id: String, host: String, pid: Int, queues: [String], concurrency: Int, startedAt: Int64, lastSeen: Int64 = 0,
+        deadAfter: Duration = .seconds(30)
+    ) {
         self.id = id
         self.host = host
         self.pid = pid
@@ -38,6 +43,7 @@ public struct WorkerInfo: Sendable, Hashable {
         self.concurrency = concurrency
         self.startedAt = startedAt
         self.lastSeen = lastSeen
+        self.deadAfter = deadAfter
     }
 }
 
@@ -61,11 +67,12 @@ extension JobQueue {
         try await reclaim(queue: queue, consumer: "", minimumIdle: minimumIdle)
     }
 
-    /// Redelivers every entry `consumer` holds in `queue` at once, whatever its idle time: the
-    /// consumer's worker is gone. Then removes the consumer from the group, unless it took new
-    /// entries meanwhile (it was alive after all).
-    public func reclaimConsumer(queue: String, consumer: String) async throws -> ReclaimResult {
-        let result = try await reclaim(queue: queue, consumer: consumer, minimumIdle: .zero)
+    /// Redelivers what `consumer` holds in `queue`: its worker is gone. With a `minimumIdle`, only
+    /// if the consumer itself has done nothing for that long (checked in the same script, so a
+    /// worker that fetched a moment ago keeps its jobs), and only entries idle that long. Then
+    /// removes the consumer from the group, unless it took new entries meanwhile.
+    public func reclaimConsumer(queue: String, consumer: String, minimumIdle: Duration = .zero) async throws -> ReclaimResult {
+        let result = try await reclaim(queue: queue, consumer: consumer, minimumIdle: minimumIdle)
         try await removeConsumer(queue: queue, consumer: consumer)
         return result
     }
@@ -84,7 +91,7 @@ extension JobQueue {
         let batch = 100
         while true {
             let reply = try await redis.run(
-                QueueScripts.reclaim, keys: [keys.stream, keys.dead],
+                QueueScripts.reclaim, keys: [keys.stream, keys.dead, keys.policies],
                 arguments: [
                     .string(consumer), .int(Int(Self.milliseconds(minimumIdle))),
                     .int(Int(Self.milliseconds(options.defaultVisibilityTimeout))), .int(batch), .int(options.deadLetterLimit),
@@ -117,8 +124,10 @@ extension JobQueue {
     }
 
     /// Records a worker's heartbeat (and its description, kept a little longer than it would
-    /// take to be declared dead), and re-registers its queues.
-    public func heartbeat(_ worker: WorkerInfo, ttl: Duration) async throws {
+    /// take to be declared dead), and re-registers its queues. Returns the heartbeat's time by
+    /// Redis's clock (ms).
+    @discardableResult
+    public func heartbeat(_ worker: WorkerInfo, ttl: Duration) async throws -> Int64 {
         var items: [RedisPipelineItem] = [
             .script(RedisScript.Call(QueueScripts.heartbeat, keys: [globalKeys.workers], arguments: [.string(worker.id)])),
             .command(
@@ -127,7 +136,7 @@ extension JobQueue {
                     [
                         .string(globalKeys.worker(worker.id)), "host", .string(worker.host), "pid", .int(worker.pid), "queues",
                         .string(worker.queues.joined(separator: ",")), "concurrency", .int(worker.concurrency), "started_at",
-                        .int(Int(worker.startedAt)),
+                        .int(Int(worker.startedAt)), "dead_after", .int(Int(Self.milliseconds(worker.deadAfter))),
                     ])),
             .command(RedisCommand("PEXPIRE", [.string(globalKeys.worker(worker.id)), .int(Int(Self.milliseconds(ttl)))])),
         ]
@@ -138,6 +147,18 @@ extension JobQueue {
         for (index, reply) in replies.enumerated() {
             if case .error(let message) = reply { throw RedisError.server(message, command: items[index].name) }
         }
+        guard let now = replies.first?.int else { throw RedisError.unexpected(replies.first ?? .null, command: "EVALSHA heartbeat") }
+        return Int64(now)
+    }
+
+    /// How long the Redis server has been up (`INFO server`): after a restart, heartbeats and
+    /// idle times still count the time it was down.
+    public func serverUptime() async throws -> Duration {
+        let info = try await redis.send("INFO", ["server"])
+        for line in (info.string ?? "").split(whereSeparator: \.isNewline) where line.hasPrefix("uptime_in_seconds:") {
+            if let seconds = Int64(line.dropFirst("uptime_in_seconds:".count)) { return .seconds(seconds) }
+        }
+        throw RedisError.unexpected(info, command: "INFO server")
     }
 
     /// Removes a worker from the live set (clean shutdown).
@@ -148,12 +169,12 @@ extension JobQueue {
         ])
     }
 
-    /// Workers whose last heartbeat is within `maxAge`, with their descriptions.
-    public func liveWorkers(maxAge: Duration = .seconds(30)) async throws -> [WorkerInfo] {
+    /// Workers whose last heartbeat is within `maxAge`, or (`nil`) within each worker's own
+    /// `deadAfter`, with their descriptions.
+    public func liveWorkers(maxAge: Duration? = nil) async throws -> [WorkerInfo] {
         let stale = try await redis.run(QueueScripts.staleWorkers, keys: [globalKeys.workers], arguments: [.int(0)])
         guard let now = stale.array?.first?.int else { throw RedisError.unexpected(stale, command: "EVALSHA stale-workers") }
-        let reply = try await redis.send(
-            "ZRANGEBYSCORE", [.string(globalKeys.workers), .int(now - Int(Self.milliseconds(maxAge))), "+inf", "WITHSCORES"])
+        let reply = try await redis.send("ZRANGEBYSCORE", [.string(globalKeys.workers), "-inf", "+inf", "WITHSCORES"])
         let flat = reply.array ?? []
         var ids: [(String, Int)] = []
         var index = 0
@@ -162,7 +183,7 @@ extension JobQueue {
             index += 2
         }
         let infos = try await redis.pipeline(ids.map { RedisCommand("HGETALL", [.string(globalKeys.worker($0.0))]) })
-        return zip(ids, infos).map { pair, info in
+        return zip(ids, infos).compactMap { pair, info -> WorkerInfo? in
             var map: [String: String] = [:]
             let flat = info.array ?? []
             var i = 0
@@ -170,10 +191,12 @@ extension JobQueue {
                 if let key = flat[i].string, let value = flat[i + 1].string { map[key] = value }
                 i += 2
             }
-            return WorkerInfo(
+            let worker = WorkerInfo(
                 id: pair.0, host: map["host"] ?? "", pid: Int(map["pid"] ?? "") ?? 0,
                 queues: (map["queues"] ?? "").split(separator: ",").map(String.init), concurrency: Int(map["concurrency"] ?? "") ?? 0,
-                startedAt: Int64(map["started_at"] ?? "") ?? 0, lastSeen: Int64(pair.1))
+                startedAt: Int64(map["started_at"] ?? "") ?? 0, lastSeen: Int64(pair.1),
+                deadAfter: Int64(map["dead_after"] ?? "").map { .milliseconds($0) } ?? .seconds(30))
+            return Int64(now) - worker.lastSeen <= Self.milliseconds(maxAge ?? worker.deadAfter) ? worker : nil
         }
     }
 
@@ -184,7 +207,7 @@ extension JobQueue {
         var total = ReclaimResult()
         for queue in try await knownQueues() {
             for consumer in try await consumers(queue: queue) where !live.contains(consumer.name) && consumer.idle >= deadAfter {
-                total = total + (try await reclaimConsumer(queue: queue, consumer: consumer.name))
+                total = total + (try await reclaimConsumer(queue: queue, consumer: consumer.name, minimumIdle: deadAfter))
             }
         }
         let reply = try await redis.run(

@@ -8,7 +8,7 @@ import NIOCore
 /// ``WorkerPool`` builds the runtime on top of it, and any program can enqueue with it.
 public final class JobQueue: Sendable {
     /// Behaviour shared by every queue of one prefix.
-    public struct Options: Sendable, Hashable {
+    public struct Options: Sendable {
         /// First part of every key (`harrow:{queue}:stream`).
         public var keyPrefix: String
         /// How many dead letters a queue keeps; older ones are trimmed.
@@ -18,17 +18,21 @@ public final class JobQueue: Sendable {
         public var defaultVisibilityTimeout: Duration
         /// How long a unique job's lock lasts when the caller does not say.
         public var defaultUniqueFor: Duration
+        /// The clock the queue stamps jobs with (never the one that decides when they are due).
+        public var clock: WallClock
 
         public init(
             keyPrefix: String = "harrow",
             deadLetterLimit: Int = 10_000,
             defaultVisibilityTimeout: Duration = .seconds(60),
-            defaultUniqueFor: Duration = .seconds(24 * 3600)
+            defaultUniqueFor: Duration = .seconds(24 * 3600),
+            clock: WallClock = .system
         ) {
             self.keyPrefix = keyPrefix
             self.deadLetterLimit = max(1, deadLetterLimit)
             self.defaultVisibilityTimeout = defaultVisibilityTimeout
             self.defaultUniqueFor = defaultUniqueFor
+            self.clock = clock
         }
     }
 

@@ -9,6 +9,8 @@ public struct QueueError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let invalidJob = Code(name: "invalidJob")
         public static let jobNotFound = Code(name: "jobNotFound")
         public static let jobIsRunning = Code(name: "jobIsRunning")
+        /// Another job holds the unique key of the job to retry.
+        public static let uniqueKeyHeld = Code(name: "uniqueKeyHeld")
     }
 
     public var code: Code

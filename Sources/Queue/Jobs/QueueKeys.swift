@@ -24,6 +24,9 @@ public struct QueueKeys: Sendable, Hashable {
     /// Marker that a job with this id was enqueued recently, for enqueues that must not add the
     /// same job twice (the outbox relay's retries).
     public func enqueued(_ id: String) -> String { "\(base):enqueued:\(id)" }
+    /// Hash of job type → the type's ``JobPolicy`` as JSON, published by the workers that read
+    /// this queue, for jobs that carry no policy of their own.
+    public var policies: String { "\(base):policies" }
     /// Hash with the fields of a delayed job, while it waits in ``delayed``.
     public func job(_ id: String) -> String { "\(base):job:\(id)" }
 }

@@ -1,36 +1,49 @@
 /// The Lua scripts behind every lifecycle step that must be atomic.
 ///
 /// Each takes the keys of one queue only (they share the `{queue}` hash tag). Scripts read the
-/// server clock with `TIME` where "now" matters, so workers on machines with skewed clocks agree.
+/// server clock with `TIME` where "now" matters, so workers on machines with skewed clocks agree:
+/// callers pass delays, never due times of their own clock. A script that moves a job writes its
+/// destination before it removes the source, so an error halfway (a key of the wrong type, a full
+/// Redis) leaves the job where it was rather than nowhere.
 enum QueueScripts {
+    /// `now`: the server's time in milliseconds, for scripts that need it.
+    private static let serverNow = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+        """
+
     /// Unique, delayed and/or deduplicated enqueue.
     /// KEYS: stream, delayed, job hash, unique lock, enqueued marker. ARGV: id, run-at ms (0 = now),
-    /// unique TTL ms (0 = none), marker TTL ms (0 = no deduplication), fields…
+    /// delay ms from the server's now (0 = none), unique TTL ms (0 = none), marker TTL ms (0 = no
+    /// deduplication), fields…
     /// Returns {1, id} when enqueued, {0, owner id} when the unique lock is held, {2, id} when a
-    /// job with this id was enqueued within the marker's TTL.
+    /// job with this id was enqueued within the marker's TTL. The lock lives `unique TTL` past the
+    /// time the job is due; lock and marker are set only once the job is written.
     static let enqueue = RedisScript(
         name: "enqueue",
         source: """
-            if tonumber(ARGV[4]) > 0 then
-              if redis.call('SET', KEYS[5], '1', 'NX', 'PX', ARGV[4]) == false then return {2, ARGV[1]} end
-            end
-            if tonumber(ARGV[3]) > 0 then
+            if tonumber(ARGV[5]) > 0 and redis.call('EXISTS', KEYS[5]) == 1 then return {2, ARGV[1]} end
+            local uniqueTTL = tonumber(ARGV[4])
+            if uniqueTTL > 0 then
               local owner = redis.call('GET', KEYS[4])
               if owner then return {0, owner} end
-              redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[3])
             end
+            \(serverNow)
+            local runAt = tonumber(ARGV[2])
+            if tonumber(ARGV[3]) > 0 then runAt = now + tonumber(ARGV[3]) end
             local fields = {}
-            for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
-            if tonumber(ARGV[2]) > 0 then
+            for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+            if runAt > now then
               redis.call('DEL', KEYS[3])
               redis.call('HSET', KEYS[3], unpack(fields))
-              redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+              redis.call('ZADD', KEYS[2], runAt, ARGV[1])
             else
               redis.call('XADD', KEYS[1], '*', unpack(fields))
             end
+            if uniqueTTL > 0 then redis.call('SET', KEYS[4], ARGV[1], 'PX', uniqueTTL + math.max(0, runAt - now)) end
+            if tonumber(ARGV[5]) > 0 then redis.call('SET', KEYS[5], '1', 'PX', ARGV[5]) end
             return {1, ARGV[1]}
             """)
-
     /// Non-blocking fetch over several queues in priority order, skipping paused ones, taking
     /// at most each queue's cap and the total. Creates a missing consumer group. For each queue
     /// read and found empty, returns the group's last-delivered id: new entries come after it,
@@ -70,32 +83,56 @@ enum QueueScripts {
             return {paused, result, empty}
             """)
 
-    /// Retry later: acknowledge the entry and schedule the job's new fields.
-    /// KEYS: stream, delayed, job hash. ARGV: entry id, run-at ms, job id, fields…
+    /// Retry later: schedule the job's new fields `delay` after the server's now, then
+    /// acknowledge the entry, and keep the job's unique lock (if it still owns it) for at least
+    /// `delay` + `unique TTL`.
+    /// KEYS: stream, delayed, job hash, unique lock. ARGV: entry id, delay ms, job id, unique TTL
+    /// ms (0 = no lock), fields…
     /// Returns 0 when the entry was no longer pending (someone else already handled it).
     static let retry = RedisScript(
         name: "retry",
         source: """
-            if redis.call('XACK', KEYS[1], 'workers', ARGV[1]) == 0 then return 0 end
-            redis.call('XDEL', KEYS[1], ARGV[1])
+            if #redis.call('XPENDING', KEYS[1], 'workers', ARGV[1], ARGV[1], 1) == 0 then return 0 end
+            \(serverNow)
+            local delay = tonumber(ARGV[2])
             local fields = {}
-            for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
+            for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
             redis.call('DEL', KEYS[3])
             redis.call('HSET', KEYS[3], unpack(fields))
-            redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+            redis.call('ZADD', KEYS[2], now + delay, ARGV[3])
+            redis.call('XACK', KEYS[1], 'workers', ARGV[1])
+            redis.call('XDEL', KEYS[1], ARGV[1])
+            local ttl = tonumber(ARGV[4])
+            if ttl > 0 and redis.call('GET', KEYS[4]) == ARGV[3] and redis.call('PTTL', KEYS[4]) < delay + ttl then
+              redis.call('PEXPIRE', KEYS[4], delay + ttl)
+            end
             return 1
             """)
 
-    /// Dead-letter: acknowledge, push the record, cap the list, release the unique lock.
-    /// KEYS: stream, dead, unique lock. ARGV: entry id, record, cap, job id ('' = no lock).
+    /// Dead-letter: push the record and cap the list, then acknowledge the entry and release the
+    /// unique lock. KEYS: stream, dead, unique lock. ARGV: entry id, record, cap, job id ('' = no lock).
+    /// Returns 0 when the entry was no longer pending.
     static let deadLetter = RedisScript(
         name: "dead-letter",
         source: """
-            if redis.call('XACK', KEYS[1], 'workers', ARGV[1]) == 0 then return 0 end
-            redis.call('XDEL', KEYS[1], ARGV[1])
+            if #redis.call('XPENDING', KEYS[1], 'workers', ARGV[1], ARGV[1], 1) == 0 then return 0 end
             redis.call('LPUSH', KEYS[2], ARGV[2])
             redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+            redis.call('XACK', KEYS[1], 'workers', ARGV[1])
+            redis.call('XDEL', KEYS[1], ARGV[1])
             if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
+            return 1
+            """)
+
+    /// Acknowledges a unique job and releases its lock, only if this delivery was still pending:
+    /// a stale acknowledgement (the entry was reclaimed and redelivered meanwhile) must not free
+    /// the lock the redelivery runs under. KEYS: stream, lock. ARGV: entry id, job id.
+    static let acknowledgeUnique = RedisScript(
+        name: "acknowledge-unique",
+        source: """
+            if redis.call('XACK', KEYS[1], 'workers', ARGV[1]) == 0 then return 0 end
+            redis.call('XDEL', KEYS[1], ARGV[1])
+            if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
             return 1
             """)
 
@@ -108,7 +145,8 @@ enum QueueScripts {
             """)
 
     /// Hands entries a consumer holds back to the stream at once (graceful shutdown), without
-    /// counting an attempt. KEYS: stream. ARGV: consumer, entry ids…
+    /// counting an attempt. An entry added without an `id` keeps the id of its first delivery.
+    /// KEYS: stream. ARGV: consumer, entry ids…
     static let handBack = RedisScript(
         name: "hand-back",
         source: """
@@ -118,12 +156,21 @@ enum QueueScripts {
               local p = redis.call('XPENDING', KEYS[1], 'workers', id, id, 1, ARGV[1])
               if #p == 1 then
                 local e = redis.call('XRANGE', KEYS[1], id, id)
-                redis.call('XACK', KEYS[1], 'workers', id)
-                redis.call('XDEL', KEYS[1], id)
                 if #e == 1 and #e[1][2] > 0 then
-                  redis.call('XADD', KEYS[1], '*', unpack(e[1][2]))
+                  local fields = e[1][2]
+                  local named = false
+                  for j = 1, #fields, 2 do
+                    if fields[j] == 'id' then
+                      if fields[j + 1] == '' then fields[j + 1] = id end
+                      named = true
+                    end
+                  end
+                  if not named then fields[#fields + 1] = 'id'; fields[#fields + 1] = id end
+                  redis.call('XADD', KEYS[1], '*', unpack(fields))
                   n = n + 1
                 end
+                redis.call('XACK', KEYS[1], 'workers', id)
+                redis.call('XDEL', KEYS[1], id)
               end
             end
             return n
@@ -131,20 +178,33 @@ enum QueueScripts {
 
     /// Redelivers stalled entries: those of one consumer (a dead worker), or any whose idle time
     /// exceeds their visibility timeout. Each redelivery counts an attempt; a job out of attempts
-    /// goes to the dead list.
-    /// KEYS: stream, dead. ARGV: consumer ('' = any), min idle ms, default visibility ms, count,
-    /// dead cap, start id. Returns {scanned, requeued, dead, last id}.
+    /// goes to the dead list. A job's visibility timeout and attempts are its envelope's, else
+    /// its type's as the workers published them (`policies`), else the defaults. For one
+    /// consumer, nothing happens unless the consumer itself has been idle at least `min idle`
+    /// (it fetched nothing meanwhile: it is really gone), and only entries idle that long move.
+    /// KEYS: stream, dead, policies. ARGV: consumer ('' = any), min idle ms, default visibility
+    /// ms, count, dead cap, start id, unique lock key prefix. Returns {scanned, requeued, dead, last id}.
     static let reclaim = RedisScript(
         name: "reclaim",
         source: """
+            local consumer = ARGV[1]
             local pending
-            if ARGV[1] ~= '' then
-              pending = redis.call('XPENDING', KEYS[1], 'workers', 'IDLE', ARGV[2], ARGV[6], '+', ARGV[4], ARGV[1])
+            if consumer ~= '' then
+              local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1], 'workers')
+              if not ok then return {0, 0, 0, ''} end
+              local consumerIdle = nil
+              for _, c in ipairs(consumers) do
+                local info = {}
+                for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+                if info['name'] == consumer then consumerIdle = tonumber(info['idle']) end
+              end
+              if consumerIdle == nil or consumerIdle < tonumber(ARGV[2]) then return {0, 0, 0, ''} end
+              pending = redis.call('XPENDING', KEYS[1], 'workers', 'IDLE', ARGV[2], ARGV[6], '+', ARGV[4], consumer)
             else
               pending = redis.call('XPENDING', KEYS[1], 'workers', 'IDLE', ARGV[2], ARGV[6], '+', ARGV[4])
             end
-            local t = redis.call('TIME')
-            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+            \(serverNow)
+            local policies = {}
             local requeued, dead, last = 0, 0, ''
             for _, p in ipairs(pending) do
               local id, owner, idle = p[1], p[2], tonumber(p[3])
@@ -156,14 +216,26 @@ enum QueueScripts {
                 local flat = entries[1][2]
                 local job = {}
                 for i = 1, #flat, 2 do job[flat[i]] = flat[i + 1] end
-                local visibility = tonumber(job['visibility_timeout']) or tonumber(ARGV[3])
-                if ARGV[1] ~= '' or idle >= visibility then
-                  redis.call('XACK', KEYS[1], 'workers', id)
-                  redis.call('XDEL', KEYS[1], id)
+                if job['id'] == nil or job['id'] == '' then job['id'] = id end
+                local policy = {}
+                local jobType = job['type']
+                if jobType then
+                  if policies[jobType] == nil then
+                    policies[jobType] = {}
+                    local raw = redis.call('HGET', KEYS[3], jobType)
+                    if raw then
+                      local ok, decoded = pcall(cjson.decode, raw)
+                      if ok and type(decoded) == 'table' then policies[jobType] = decoded end
+                    end
+                  end
+                  policy = policies[jobType]
+                end
+                local visibility = tonumber(job['visibility_timeout']) or tonumber(policy['visibility_timeout']) or tonumber(ARGV[3])
+                if consumer ~= '' or idle >= visibility then
                   local attempt = tonumber(job['attempt']) or 1
-                  local max = tonumber(job['max_attempts']) or 25
+                  local max = tonumber(job['max_attempts']) or tonumber(policy['max_attempts']) or 25
                   local reason
-                  if ARGV[1] ~= '' then
+                  if consumer ~= '' then
                     reason = 'worker ' .. owner .. ' stopped while running the job'
                   else
                     reason = 'no heartbeat for ' .. idle .. ' ms (visibility timeout ' .. visibility .. ' ms) from worker ' .. owner
@@ -174,7 +246,7 @@ enum QueueScripts {
                     job['worker'] = owner
                     redis.call('LPUSH', KEYS[2], cjson.encode(job))
                     redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
-                    if job['unique_key'] and job['id'] then
+                    if job['unique_key'] then
                       local lock = ARGV[7] .. job['unique_key']
                       if redis.call('GET', lock) == job['id'] then redis.call('DEL', lock) end
                     end
@@ -186,6 +258,8 @@ enum QueueScripts {
                     redis.call('XADD', KEYS[1], '*', unpack(out))
                     requeued = requeued + 1
                   end
+                  redis.call('XACK', KEYS[1], 'workers', id)
+                  redis.call('XDEL', KEYS[1], id)
                 end
               end
             end
@@ -220,8 +294,7 @@ enum QueueScripts {
     static let promote = RedisScript(
         name: "promote",
         source: """
-            local t = redis.call('TIME')
-            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+            \(serverNow)
             local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
             for _, id in ipairs(ids) do
               local key = ARGV[1] .. id
@@ -242,8 +315,7 @@ enum QueueScripts {
     static let stats = RedisScript(
         name: "stats",
         source: """
-            local t = redis.call('TIME')
-            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+            \(serverNow)
             local length = redis.call('XLEN', KEYS[1])
             local pending, consumers, last = 0, 0, '0-0'
             local groups = redis.pcall('XINFO', 'GROUPS', KEYS[1])
@@ -272,8 +344,7 @@ enum QueueScripts {
     static let heartbeat = RedisScript(
         name: "heartbeat",
         source: """
-            local t = redis.call('TIME')
-            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+            \(serverNow)
             redis.call('ZADD', KEYS[1], now, ARGV[1])
             return now
             """)
@@ -282,8 +353,7 @@ enum QueueScripts {
     static let staleWorkers = RedisScript(
         name: "stale-workers",
         source: """
-            local t = redis.call('TIME')
-            local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+            \(serverNow)
             return {now, redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[1]))}
             """)
 
@@ -311,29 +381,48 @@ enum QueueScripts {
             return 0
             """)
 
-    /// Puts one dead letter back into the stream. KEYS: dead, stream. ARGV: record, fields…
+    /// Puts one dead letter back into the stream and retakes its unique lock, unless another job
+    /// holds that lock. KEYS: dead, stream, unique lock. ARGV: record, job id, unique TTL ms (0 =
+    /// no lock), fields… Returns {1} when retried, {0} when the record is gone, {-1, owner} when
+    /// the lock is held by job `owner`.
     static let retryDead = RedisScript(
         name: "retry-dead",
         source: """
-            if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+            if not redis.call('LPOS', KEYS[1], ARGV[1]) then return {0} end
+            local ttl = tonumber(ARGV[3])
+            if ttl > 0 then
+              local owner = redis.call('GET', KEYS[3])
+              if owner and owner ~= ARGV[2] then return {-1, owner} end
+            end
             local fields = {}
-            for i = 2, #ARGV do fields[#fields + 1] = ARGV[i] end
+            for i = 4, #ARGV do fields[#fields + 1] = ARGV[i] end
             redis.call('XADD', KEYS[2], '*', unpack(fields))
-            return 1
+            redis.call('LREM', KEYS[1], 1, ARGV[1])
+            if ttl > 0 then redis.call('SET', KEYS[3], ARGV[2], 'PX', ttl) end
+            return {1}
             """)
 
     /// Puts up to ARGV[1] dead letters back into the stream, oldest first, with a fresh attempt
-    /// count. Unreadable records stay in the list. KEYS: dead, stream. Returns {retried, kept}.
+    /// count, retaking their unique locks. Unreadable records, and those whose unique key another
+    /// job holds, stay in the list (moved to its head). KEYS: dead, stream. ARGV: limit, unique
+    /// lock key prefix, unique TTL ms. Returns {retried, kept}.
     static let retryAllDead = RedisScript(
         name: "retry-all-dead",
         source: """
             local total = math.min(redis.call('LLEN', KEYS[1]), tonumber(ARGV[1]))
             local retried, kept = 0, 0
             for i = 1, total do
-              local raw = redis.call('RPOP', KEYS[1])
+              local raw = redis.call('LINDEX', KEYS[1], -1)
               if not raw then break end
               local ok, job = pcall(cjson.decode, raw)
-              if ok and type(job) == 'table' and type(job['type']) == 'string' and type(job['payload']) == 'string' then
+              local retry = ok and type(job) == 'table' and type(job['type']) == 'string' and type(job['payload']) == 'string'
+              local lock = nil
+              if retry and type(job['unique_key']) == 'string' and type(job['id']) == 'string' then
+                lock = ARGV[2] .. job['unique_key']
+                local owner = redis.call('GET', lock)
+                if owner and owner ~= job['id'] then retry = false end
+              end
+              if retry then
                 job['error'] = nil
                 job['failed_at'] = nil
                 job['worker'] = nil
@@ -341,13 +430,25 @@ enum QueueScripts {
                 local out = {}
                 for k, v in pairs(job) do out[#out + 1] = k; out[#out + 1] = tostring(v) end
                 redis.call('XADD', KEYS[2], '*', unpack(out))
+                redis.call('RPOP', KEYS[1])
+                if lock then redis.call('SET', lock, job['id'], 'PX', ARGV[3]) end
                 retried = retried + 1
               else
-                redis.call('LPUSH', KEYS[1], raw)
+                redis.call('RPOPLPUSH', KEYS[1], KEYS[1])
                 kept = kept + 1
               end
             end
             return {retried, kept}
+            """)
+
+    /// Deletes a queue's dead letters and says how many there were, in one step.
+    /// KEYS: dead. Returns the count.
+    static let purgeDead = RedisScript(
+        name: "purge-dead",
+        source: """
+            local n = redis.call('LLEN', KEYS[1])
+            redis.call('DEL', KEYS[1])
+            return n
             """)
 
     /// Deletes a waiting entry unless a worker holds it. KEYS: stream. ARGV: entry id.

@@ -17,6 +17,8 @@ public final class RedisClient: Sendable {
     let logger: Logger
     private let slots: [ConnectionSlot]
     private let nextSlot = NIOLockedValueBox(0)
+    /// Scripts' SHA1s as `SCRIPT LOAD` returned them, by source.
+    private let scriptSHAs = NIOLockedValueBox([String: String]())
 
     public init(
         configuration: RedisConfiguration,
@@ -52,15 +54,10 @@ public final class RedisClient: Sendable {
         try await connection().pipeline(commands)
     }
 
-    /// Runs a Lua script by its SHA1, loading it with `EVAL` when the server does not know it
-    /// (first use, or after a restart or `SCRIPT FLUSH`).
+    /// Runs a Lua script by its SHA1 (loading it first on a connection that has not yet).
     @discardableResult
     public func run(_ script: RedisScript, keys: [String], arguments: [RESPArgument]) async throws(RedisError) -> RESPValue {
-        let connection = try await connection()
-        var reply = try await connection.sendRaw(script.evalSHA(keys: keys, arguments: arguments))
-        if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
-            reply = try await connection.sendRaw(script.eval(keys: keys, arguments: arguments))
-        }
+        let reply = try await pipeline([.script(RedisScript.Call(script, keys: keys, arguments: arguments))])[0]
         if case .error(let message) = reply {
             throw RedisError.server(message, command: "EVALSHA \(script.name)")
         }
@@ -73,21 +70,44 @@ public final class RedisClient: Sendable {
         try await connection().pipeline(pipeline)
     }
 
-    /// Sends plain commands and script calls in one round trip, reloading scripts the server
-    /// does not know. Replies come back in order, error replies included.
+    /// Sends plain commands and script calls in one round trip, in order. Scripts this
+    /// connection has not loaded yet are loaded (`SCRIPT LOAD`) at the front of the same round
+    /// trip. Replies come back in order, error replies included.
     public func pipeline(_ items: [RedisPipelineItem]) async throws(RedisError) -> [RESPValue] {
         let connection = try await connection()
-        var replies = try await connection.pipeline(items.map(\.command))
+        var toLoad: [RedisScript] = []
+        for item in items {
+            if case .script(let call) = item, !connection.hasLoaded(call.script),
+                !toLoad.contains(where: { $0.source == call.script.source })
+            {
+                toLoad.append(call.script)
+            }
+        }
+        let shas = scriptSHAs.withLockedValue { $0 }
+        var commands = toLoad.map { RedisCommand("SCRIPT", ["LOAD", .string($0.source)]) }
+        commands.reserveCapacity(toLoad.count + items.count)
+        for item in items {
+            switch item {
+            case .command(let command): commands.append(command)
+            case .script(let call): commands.append(shas[call.script.source].map(call.evalSHA) ?? call.eval)
+            }
+        }
+        let all = try await connection.pipeline(commands)
+        for (script, reply) in zip(toLoad, all) {
+            guard let sha = reply.string else { continue }
+            scriptSHAs.withLockedValue { $0[script.source] = sha }
+            connection.markLoaded(script)
+        }
+        var replies = Array(all.dropFirst(toLoad.count))
+        // Only a `SCRIPT FLUSH` while this connection was open gets here: run what failed again,
+        // with its source (these calls come after the batch's other commands).
         let missing = replies.indices.filter {
             guard case .script = items[$0], case .error(let message) = replies[$0] else { return false }
             return message.hasPrefix("NOSCRIPT")
         }
         if !missing.isEmpty {
-            let retried = try await connection.pipeline(
-                missing.map { index -> RedisCommand in
-                    guard case .script(let call) = items[index] else { return items[index].command }
-                    return call.script.eval(keys: call.keys, arguments: call.arguments)
-                })
+            connection.forgetLoadedScripts()
+            let retried = try await connection.pipeline(missing.map { items[$0].command })
             for (index, reply) in zip(missing, retried) { replies[index] = reply }
         }
         return replies

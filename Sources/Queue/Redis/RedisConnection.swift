@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -10,10 +11,25 @@ import NIOPosix
 public final class RedisConnection: Sendable {
     let channel: any Channel
     let configuration: RedisConfiguration
+    /// Sources of the scripts loaded on this connection: a new connection (after a restart, say)
+    /// loads them again before it uses them.
+    private let loadedScripts = NIOLockedValueBox(Set<String>())
 
     private init(channel: any Channel, configuration: RedisConfiguration) {
         self.channel = channel
         self.configuration = configuration
+    }
+
+    func hasLoaded(_ script: RedisScript) -> Bool {
+        loadedScripts.withLockedValue { $0.contains(script.source) }
+    }
+
+    func markLoaded(_ script: RedisScript) {
+        loadedScripts.withLockedValue { _ = $0.insert(script.source) }
+    }
+
+    func forgetLoadedScripts() {
+        loadedScripts.withLockedValue { $0.removeAll() }
     }
 
     /// Connects, authenticates and selects the configured database.
@@ -63,7 +79,7 @@ public final class RedisConnection: Sendable {
             arguments.append(.string(password))
             do {
                 _ = try await send(RedisCommand("AUTH", arguments), timeout: configuration.connectTimeout)
-            } catch where error.code == .serverError {
+            } catch  where error.code == .serverError {
                 throw RedisError(code: .authenticationFailed, command: "AUTH", message: error.message)
             }
         }

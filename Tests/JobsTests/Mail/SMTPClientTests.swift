@@ -185,7 +185,8 @@ struct SMTPClientTests {
                 try await Self.sendFailure(Self.client(sink.url, timeout: .seconds(1)), to: "rcpt@example.com"))
             #expect(error.kind == .timedOut)
             #expect(!error.isPermanent)
-            #expect(ContinuousClock.now - started < .seconds(5))
+            // Far from "hangs": a bound a loaded 2-core machine cannot miss (it once took 6.7 s).
+            #expect(ContinuousClock.now - started < .seconds(30))
         }
     }
 
@@ -201,7 +202,8 @@ struct SMTPClientTests {
             try await Task.sleep(for: .milliseconds(300))
             task.cancel()
             await #expect(throws: CancellationError.self) { try await task.value }
-            #expect(ContinuousClock.now - started < .seconds(5))
+            // Well before the 60 s timeout, with room for a loaded machine.
+            #expect(ContinuousClock.now - started < .seconds(30))
         }
     }
 

@@ -211,6 +211,7 @@ extension Worker.Options {
         concurrency: Int = 10,
         prefetch: Int = 0,
         shutdownTimeout: Duration = .seconds(5),
+        cancellationGrace: Duration = .seconds(5),
         deadWorkerAfter: Duration = .seconds(3),
         blockTimeout: Duration = .milliseconds(200),
         runsMaintenance: Bool = true,
@@ -218,7 +219,8 @@ extension Worker.Options {
     ) -> Worker.Options {
         Worker.Options(
             queues: queues, concurrency: concurrency, prefetch: prefetch, shutdownTimeout: shutdownTimeout,
-            heartbeatInterval: .milliseconds(100), deadWorkerAfter: deadWorkerAfter, blockTimeout: blockTimeout,
+            cancellationGrace: cancellationGrace, heartbeatInterval: .milliseconds(100), deadWorkerAfter: deadWorkerAfter,
+            blockTimeout: blockTimeout,
             runsMaintenance: runsMaintenance, promoteInterval: .milliseconds(50), reclaimInterval: reclaimInterval,
             workerID: "test-worker-\(TestRedis.randomHex())")
     }
