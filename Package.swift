@@ -44,6 +44,7 @@ let package = Package(
             name: "Queue",
             dependencies: [
                 "CHiredis",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -240,9 +241,20 @@ let package = Package(
             dependencies: [
                 "Queue",
                 "HarrowTestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Tests of the queue library that need no server: `swift test --filter QueueUnitTests`.
+        .testTarget(
+            name: "QueueUnitTests",
+            dependencies: [
+                "Queue",
+                "HarrowTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

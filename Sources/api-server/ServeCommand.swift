@@ -67,10 +67,12 @@ struct ServeCommand: AsyncParsableCommand {
         let migrate = self.migrate
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [.init(service: client), .init(service: CheckedService(app) { try await migrator.prepare(migrate: migrate) })],
+                services: [
+                    .init(service: redis), .init(service: client),
+                    .init(service: CheckedService(app) { try await migrator.prepare(migrate: migrate) }),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
-        await redis.close()
     }
 }
 

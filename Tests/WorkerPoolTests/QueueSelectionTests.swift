@@ -74,7 +74,7 @@ import Testing
 
     @Test func strictOrderIsAlwaysTheGivenOrder() throws {
         let selection = try QueueSelection(parsing: "a,b,c")
-        var generator = SeededGenerator(seed: 7)
+        var generator = SplitMix64(seed: 7)
         for _ in 0..<100 {
             #expect(selection.order(using: &generator).map(\.name) == ["a", "b", "c"])
         }
@@ -82,7 +82,7 @@ import Testing
 
     @Test func weightedOrderFollowsTheWeights() throws {
         let selection = try QueueSelection(parsing: "a:3,b:1")
-        var generator = SeededGenerator(seed: 42)
+        var generator = SplitMix64(seed: 42)
         let draws = 4000
         var aFirst = 0
         for _ in 0..<draws {

@@ -28,7 +28,7 @@ public final class RedisClient: Sendable {
         self.configuration = configuration
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
-        self.slots = (0..<configuration.poolSize).map { _ in ConnectionSlot() }
+        self.slots = (0..<configuration.poolSize).map { _ in ConnectionSlot(configuration: configuration) }
     }
 
     /// Sends one command; an error reply is thrown as a ``RedisError`` naming the command.
@@ -134,71 +134,55 @@ public final class RedisClient: Sendable {
     }
 }
 
-/// One pooled connection and its reconnect state.
+/// One pooled connection: ``ConnectionSlotState`` behind a lock, and the I/O it asks for.
 final class ConnectionSlot: Sendable {
-    private enum State {
-        case idle(failures: Int, retryAt: NIODeadline, lastError: RedisError?)
-        case connecting(EventLoopFuture<RedisConnection>)
-        case connected(RedisConnection)
-    }
+    private let state: NIOLockedValueBox<ConnectionSlotState<RedisConnection, EventLoopFuture<RedisConnection>>>
 
-    private let state = NIOLockedValueBox(State.idle(failures: 0, retryAt: .uptimeNanoseconds(0), lastError: nil))
+    init(configuration: RedisConfiguration) {
+        state = NIOLockedValueBox(
+            ConnectionSlotState(reconnectDelay: configuration.reconnectDelay, maxReconnectDelay: configuration.maxReconnectDelay))
+    }
 
     func connection(for client: RedisClient) async throws(RedisError) -> RedisConnection {
         enum Step {
-            case ready(RedisConnection)
+            case use(RedisConnection)
             case wait(EventLoopFuture<RedisConnection>)
             case failFast(RedisError)
         }
         let step: Step = state.withLockedValue { state in
-            switch state {
-            case .connected(let connection) where connection.isActive:
-                return .ready(connection)
-            case .connecting(let future):
-                return .wait(future)
-            case .idle(let failures, let retryAt, let lastError) where failures > 0 && NIODeadline.now() < retryAt:
-                return .failFast(
-                    lastError ?? RedisError(code: .unreachable, message: "reconnecting"))
-            case .idle, .connected:
-                let failures: Int
-                if case .idle(let count, _, _) = state { failures = count } else { failures = 0 }
-                let eventLoop = client.eventLoopGroup.any()
-                let future = eventLoop.makeFutureWithTask { () async throws -> RedisConnection in
-                    try await RedisConnection.connect(
-                        configuration: client.configuration, eventLoopGroup: eventLoop, logger: client.logger)
-                }
-                state = .connecting(future)
-                future.whenComplete { [self] result in
-                    self.state.withLockedValue { state in
-                        switch result {
-                        case .success(let connection):
-                            state = .connected(connection)
-                        case .failure(let error):
-                            let redisError = error as? RedisError
-                            let attempts = failures + 1
-                            let base = client.configuration.reconnectDelay.nanoseconds
-                            let delay = min(
-                                base << min(attempts - 1, 20), client.configuration.maxReconnectDelay.nanoseconds)
-                            state = .idle(failures: attempts, retryAt: .now() + .nanoseconds(delay), lastError: redisError)
-                        }
-                    }
-                    if case .failure(let error) = result {
-                        client.logger.warning(
-                            "redis connect failed",
-                            metadata: ["redis": "\(client.configuration.redactedDescription)", "error": "\(error)"])
-                    }
-                }
-                return .wait(future)
+            switch state.acquire(now: .now(), isActive: \.isActive) {
+            case .use(let connection): return .use(connection)
+            case .wait(let attempt): return .wait(attempt)
+            case .failFast(let error): return .failFast(error)
+            case .connect: break
             }
+            let eventLoop = client.eventLoopGroup.any()
+            let attempt = eventLoop.makeFutureWithTask { () async throws -> RedisConnection in
+                try await RedisConnection.connect(configuration: client.configuration, eventLoopGroup: eventLoop, logger: client.logger)
+            }
+            state.connecting(attempt)
+            attempt.whenComplete { [self] result in
+                self.state.withLockedValue { state in
+                    switch result {
+                    case .success(let connection): state.connected(connection)
+                    case .failure(let error): state.connectFailed(error as? RedisError, now: .now())
+                    }
+                }
+                if case .failure(let error) = result {
+                    client.logger.warning(
+                        "redis connect failed", metadata: ["redis": "\(client.configuration.redactedDescription)", "error": "\(error)"])
+                }
+            }
+            return .wait(attempt)
         }
         switch step {
-        case .ready(let connection):
+        case .use(let connection):
             return connection
         case .failFast(let error):
             throw error
-        case .wait(let future):
+        case .wait(let attempt):
             do {
-                return try await future.get()
+                return try await attempt.get()
             } catch let error as RedisError {
                 throw error
             } catch {
@@ -208,13 +192,6 @@ final class ConnectionSlot: Sendable {
     }
 
     func close() async {
-        let connection: RedisConnection? = state.withLockedValue { state in
-            if case .connected(let connection) = state {
-                state = .idle(failures: 0, retryAt: .uptimeNanoseconds(0), lastError: nil)
-                return connection
-            }
-            return nil
-        }
-        await connection?.close()
+        await state.withLockedValue { $0.close() }?.close()
     }
 }

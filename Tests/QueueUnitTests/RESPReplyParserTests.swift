@@ -1,3 +1,4 @@
+import HarrowTestSupport
 import NIOCore
 import Testing
 
@@ -52,7 +53,9 @@ struct RESPReplyParserTests {
     static var allValues: [RESPValue] { samples.map(\.value) + [binaryBulk.value] }
 
     /// Feeds `chunks` one after the other and collects every reply as soon as it is complete.
-    static func parse(_ chunks: [ArraySlice<UInt8>], parser: RESPReplyParser = RESPReplyParser()) throws(RedisError)
+    static func parse(
+        _ chunks: [ArraySlice<UInt8>], parser: RESPReplyParser = RESPReplyParser()
+    ) throws(RedisError)
         -> [RESPValue]
     {
         var values: [RESPValue] = []
@@ -232,20 +235,5 @@ struct RESPReplyParserTests {
         #expect(outcomes.parsed > 0)
         #expect(outcomes.needMore > 0)
         #expect(outcomes.failed > 0)
-    }
-}
-
-/// A small seeded generator, so a failing fuzz input can be reproduced.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
