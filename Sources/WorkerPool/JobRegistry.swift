@@ -73,7 +73,7 @@ public struct JobRegistry: Sendable {
         }
     }
 
-    /// The default queues of the registered types.
+    /// The registered type named `name`.
     subscript(name: String) -> Entry? { entries[name] }
 
     static func describe(_ error: any Error) -> String {

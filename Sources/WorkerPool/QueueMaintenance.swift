@@ -64,19 +64,28 @@ struct QueueMaintenance: Sendable {
     func reclaim() async throws {
         let uptime = try await jobQueue.serverUptime()
         let now = ContinuousClock.now
-        let gap = options.reclaimInterval * 2 + .seconds(5)
-        let steadySince = contact.withLockedValue { contact -> ContinuousClock.Instant in
-            if let last = contact.lastTurn, now - last > gap { contact.since = now }
-            contact.lastTurn = now
-            let since = contact.since ?? now - options.deadWorkerAfter
-            contact.since = since
-            return since
+        // Turns come every reclaimInterval while this process holds the lease and reaches Redis;
+        // a longer pause means it lost one or the other. Its first turn counts as after a gap too:
+        // the lease may have just moved here from a holder cut off with the rest of the fleet.
+        // `lastTurn` is when the previous turn ended well: a turn that failed, or a lease lost for a
+        // while, leaves it behind, so even a short outage counts.
+        let gap = options.reclaimInterval + .seconds(2)
+        let (steadySince, newGap) = contact.withLockedValue { contact -> (ContinuousClock.Instant, Bool) in
+            var newGap = false
+            if contact.since == nil || now - (contact.lastTurn ?? now) > gap {
+                contact.since = now
+                newGap = true
+            }
+            return (contact.since ?? now, newGap)
         }
+        defer { contact.withLockedValue { $0.lastTurn = .now } }
         let grace = options.deadWorkerAfter
         guard uptime >= grace, now - steadySince >= grace else {
-            logger.debug(
-                "reclaimer waits for live workers to beat again after a gap",
-                metadata: ["redis_uptime": "\(uptime)", "in_touch_for": "\(now - steadySince)"])
+            if newGap || uptime < options.reclaimInterval {
+                logger.info(
+                    "reclaimer waits --dead-worker-after for live workers to beat again before reclaiming",
+                    metadata: ["redis_uptime": "\(uptime)", "in_touch_for": "\(now - steadySince)", "wait": "\(grace)"])
+            }
             return
         }
         let dead = try await jobQueue.reclaimDeadWorkers(deadAfter: options.deadWorkerAfter)

@@ -38,7 +38,9 @@ extension Worker {
         inFlight.insert(
             entryID: job.entryID,
             InFlightTable.Entry(
-                queue: job.queue, refreshEvery: visibility / 3, lastRefresh: start, refreshUntil: start + timeout + visibility))
+                // Refreshed for as long as it runs, past its timeout too: a job that ignores
+                // cancellation is never handed to another worker while this one is alive.
+                queue: job.queue, refreshEvery: visibility / 3, lastRefresh: start, refreshUntil: start + .seconds(86_400 * 365)))
         defer { inFlight.remove(entryID: job.entryID) }
 
         var result: Result<Void, any Error>
@@ -89,12 +91,14 @@ extension Worker {
     ) async -> JobOutcome {
         let envelope = job.envelope
         var delay: Duration?
-        switch failure?.kind {
-        case .permanent: delay = nil
-        case .retryAfter(let requested): delay = requested
-        case nil: delay = policy.backoff.delay(afterAttempt: envelope.attempt)
+        // Attempts first: a backoff is computed only for a job that has one left.
+        if envelope.attempt < envelope.attemptsAllowed {
+            switch failure?.kind {
+            case .permanent: delay = nil
+            case .retryAfter(let requested): delay = requested
+            case nil: delay = policy.backoff.delay(afterAttempt: envelope.attempt)
+            }
         }
-        if envelope.attempt >= envelope.attemptsAllowed { delay = nil }
         do {
             if let delay {
                 var next = envelope

@@ -115,7 +115,8 @@ public final class Worker: Service, Sendable {
                 code: .invalidOptions,
                 message: """
                     \(what) has a visibility timeout of \(visibility), less than three heartbeat intervals \
-                    (3 × \(options.heartbeatInterval)): its jobs would be redelivered while they run
+                    (3 × \(options.heartbeatInterval)): its jobs would be redelivered while they run. Raise it to at \
+                    least \(options.heartbeatInterval * 3) or lower --heartbeat-interval
                     """)
         }
         if jobQueue.options.defaultVisibilityTimeout < minimum {
@@ -261,12 +262,16 @@ public final class Worker: Service, Sendable {
             case .malformed(let entry): await deadLetterMalformed(entry)
             case .job(var job):
                 if let visibility = job.envelope.visibilityTimeout, Duration.milliseconds(visibility) < options.heartbeatInterval * 3 {
+                    // Refused rather than run: it would be redelivered while it runs. No attempt is
+                    // counted; retried from the dead list unchanged, it is refused again.
                     await deadLetterMalformed(
                         MalformedEntry(
                             queue: job.queue, entryID: job.entryID, fields: job.envelope.fields,
                             reason: """
-                                visibility_timeout \(visibility) ms is less than three heartbeat intervals of this worker \
-                                (3 × \(options.heartbeatInterval)): the job would be redelivered while it runs
+                                job refused: visibility_timeout \(visibility) ms is less than three heartbeat intervals of \
+                                this worker (3 × \(options.heartbeatInterval)), so it would be redelivered while it runs; \
+                                enqueue it with a visibility_timeout of at least \(JobQueue.milliseconds(options.heartbeatInterval * 3)) ms \
+                                or lower the workers' --heartbeat-interval
                                 """))
                     continue
                 }
@@ -366,15 +371,17 @@ public final class Worker: Service, Sendable {
                 let now = try await jobQueue.heartbeat(info, ttl: options.deadWorkerAfter * 2)
                 let gap = Duration.milliseconds(now - lastBeat)
                 lastBeat = now
+                // Every held entry, every beat (one XCLAIM per queue): then any visibility timeout
+                // of at least three beats is safe, whichever source the reclaimer reads it from.
+                let held = inFlight.all()
+                try await jobQueue.refresh(held, consumer: workerID)
                 if failed || gap > options.heartbeatInterval * 3 / 2 {
-                    try await jobQueue.publishPolicies(registry.policies, queues: options.queues.names)
-                    let held = inFlight.all()
-                    try await jobQueue.refresh(held, consumer: workerID)
                     logger.notice(
                         "heartbeat back after a gap; refreshed every held job", metadata: ["gap": "\(gap)", "jobs": "\(held.count)"])
-                } else {
-                    let due = inFlight.due(within: options.heartbeatInterval)
-                    if !due.isEmpty { try await jobQueue.refresh(due, consumer: workerID) }
+                    // After the refresh, so a failure here cannot hold the refreshes back.
+                    do { try await jobQueue.publishPolicies(registry.policies, queues: options.queues.names) } catch {
+                        logger.warning("could not publish the job types' policies", metadata: ["error": "\(error)"])
+                    }
                 }
                 failed = false
             } catch {

@@ -41,7 +41,10 @@ struct Jobs: AsyncParsableCommand {
                     case .pending: detail = "\(job.consumer ?? "?") idle \(formatMilliseconds(job.idleMilliseconds))"
                     default: detail = "enqueued " + formatTime(Int64(job.fields["enqueued_at"] ?? "") ?? 0)
                     }
-                    return [job.id, job.type, job.fields["attempt"] ?? "1", job.state.rawValue, detail, String((job.fields["payload"] ?? "").prefix(60))]
+                    return [
+                        job.id, job.type, job.fields["attempt"] ?? "1", job.state.rawValue, detail,
+                        String((job.fields["payload"] ?? "").prefix(60)),
+                    ]
                 })
         }
     }
@@ -88,7 +91,8 @@ struct Enqueue: AsyncParsableCommand {
     @Argument(help: "The payload, a JSON value.") var payload: String
     @Option(help: "Run after this many seconds.") var delay: Double?
     @Option(help: "Unique key: while a job with this key exists, enqueueing another returns its id.") var unique: String?
-    @Option(help: "Total runs allowed before the job is dead-lettered.") var maxAttempts = 25
+    @Option(help: "Total runs allowed before the job is dead-lettered (default: the type's, as its workers know it).")
+    var maxAttempts: Int?
 
     func validate() throws {
         do {
@@ -100,14 +104,15 @@ struct Enqueue: AsyncParsableCommand {
             throw ValidationError("the payload is not valid JSON")
         }
         if let delay { guard delay >= 0 else { throw ValidationError("--delay must not be negative") } }
-        guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") }
+        if let maxAttempts { guard maxAttempts >= 1 else { throw ValidationError("--max-attempts must be at least 1") } }
         guard !type.isEmpty else { throw ValidationError("the job type must not be empty") }
     }
 
     func run() async throws {
         try await InspectContext.run(global) { context in
             var options = EnqueueOptions(maxAttempts: maxAttempts, uniqueKey: unique)
-            if let delay { options.runAt = Int64(Date().timeIntervalSince1970 * 1000) + Int64(delay * 1000) }
+            // A delay, not a time of this machine's clock: Redis's clock decides when it is due.
+            if let delay { options.delay = .milliseconds(Int64(delay * 1000)) }
             let result = try await context.queue.enqueue(type: type, queue: queue, payload: ByteBuffer(string: payload), options: options)
             if global.json {
                 context.printJSON(["id": result.id, "enqueued": result.enqueued])

@@ -76,7 +76,7 @@ extension JobQueue {
     }
 }
 
-/// Milliseconds since the epoch, by this machine's clock (the one the queue uses for run-at).
+/// Milliseconds since the epoch, by this machine's clock (the same as the test Redis's here).
 func nowMilliseconds() -> Int64 { WallClock.system.milliseconds() }
 
 /// Whether `id` is a UUIDv7 in canonical lowercase form.

@@ -96,8 +96,10 @@ import WorkerPool
             }
             // Longer than the 10 s the worker used to wait for cancelled jobs before handing them back.
             let id = try await queue.enqueue(Stubborn(ms: 12_000)).id
-            let first = Worker.Options.fast(.strict("stubborn"), shutdownTimeout: .milliseconds(100), cancellationGrace: .milliseconds(100))
-            let second = Worker.Options.fast(.strict("stubborn"), deadWorkerAfter: .seconds(1))
+            // Only the second worker reclaims, so it is the one that would take a job left behind.
+            let first = Worker.Options.fast(
+                .strict("stubborn"), shutdownTimeout: .milliseconds(100), cancellationGrace: .milliseconds(100), runsMaintenance: false)
+            let second = Worker.Options.fast(.strict("stubborn"), deadWorkerAfter: .seconds(3))
             try await withWorker(queue: queue, registry: registry, options: first) { stubborn in
                 try await eventually("the job started") { recorder.running == 1 }
                 // Another worker on the queue, whose reclaimer would hand it a job left behind.
@@ -120,7 +122,7 @@ import WorkerPool
             let recorder = RunRecorder()
             var registry = JobRegistry()
             try registry.registerNap(recorder)
-            try await queue.enqueue(Nap(ms: 3000))
+            try await queue.enqueue(Nap(ms: 10_000))
             try await queue.enqueue(batch: Array(repeating: Nap(ms: 10), count: 3))
             let options = Worker.Options.fast(.strict("naps"), concurrency: 1, prefetch: 3)
             try await withWorker(queue: queue, registry: registry, options: options) { worker in
@@ -129,12 +131,12 @@ import WorkerPool
                     return recorder.running == 1 && stats.pending == 4
                 }
                 worker.trigger.triggerGracefulShutdown()
-                try await eventually("the prefetched jobs are back while the first still runs", timeout: .seconds(1)) {
+                try await eventually("the prefetched jobs are back while the first still runs", timeout: .seconds(5)) {
                     let stats = try await queue.stats("naps")
                     return stats.ready == 3 && stats.pending == 1
                 }
                 #expect(recorder.running == 1)
-                try await worker.stop(within: .seconds(10))
+                try await worker.stop(within: .seconds(20))
             }
             #expect(recorder.count == 1)
         }
@@ -159,7 +161,7 @@ import WorkerPool
             let task = Task { try await worker.run() }
             try await eventually("the job runs") { try await queue.stats("stubborn").pending == 1 }
             task.cancel()
-            _ = try? await withDeadline(.seconds(10), "the cancelled worker returns") { try await task.value }
+            try await withDeadline(.seconds(10), "the cancelled worker returns") { try await task.value }
             #expect(ended.value, "run() returned while the job was still winding down")
             let stats = try await queue.stats("stubborn")
             #expect(stats.ready == 1 && stats.pending == 0, "\(stats)")

@@ -30,6 +30,10 @@ public struct JobEnvelope: Sendable, Hashable {
     public var traceparent: String?
 
     public static let defaultMaxAttempts = 25
+    /// The most runs a job may have: beyond it, backoffs overflow.
+    public static let maximumAttempts = 1000
+    /// The most fields an entry may have (Redis's Lua cannot re-add a much larger one).
+    public static let maximumFieldCount = 64
 
     public init(
         id: String = JobID.make(),
@@ -166,7 +170,16 @@ public struct JobEnvelope: Sendable, Hashable {
         self.visibilityTimeout = try integer("visibility_timeout")
         self.uniqueKey = text("unique_key")
         self.traceparent = text("traceparent")
+        guard fields.count <= Self.maximumFieldCount else {
+            throw invalid("\(fields.count) fields; a job has at most \(Self.maximumFieldCount)")
+        }
         guard attempt >= 1 else { throw invalid("attempt must be at least 1") }
+        // Bounded so backoff arithmetic (attempt⁴ seconds, in ms) cannot overflow.
+        guard attempt <= Self.maximumAttempts else { throw invalid("attempt must be at most \(Self.maximumAttempts)") }
+        if let maxAttempts, maxAttempts > Self.maximumAttempts {
+            throw invalid("max_attempts must be at most \(Self.maximumAttempts)")
+        }
+        guard enqueuedAt >= 0 else { throw invalid("enqueued_at must not be negative") }
         if let maxAttempts, maxAttempts < 1 { throw invalid("max_attempts must be at least 1") }
         if let timeout, timeout <= 0 { throw invalid("timeout must be positive") }
         if let visibilityTimeout, visibilityTimeout <= 0 { throw invalid("visibility_timeout must be positive") }

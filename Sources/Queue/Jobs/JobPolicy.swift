@@ -8,10 +8,14 @@ import FoundationEssentials
 /// without these fields (a plain `XADD`, an older enqueuer) as its type demands rather than with
 /// the queue's defaults.
 public struct JobPolicy: Sendable, Hashable {
+    /// Runs allowed before the job is dead-lettered.
     public var maxAttempts: Int?
+    /// How long one run may take (informational for the reclaimer).
     public var timeout: Duration?
+    /// How long a running job may go without a heartbeat before it is redelivered.
     public var visibilityTimeout: Duration?
 
+    /// A policy; `nil` leaves a value to the queue's defaults.
     public init(maxAttempts: Int? = nil, timeout: Duration? = nil, visibilityTimeout: Duration? = nil) {
         self.maxAttempts = maxAttempts
         self.timeout = timeout

@@ -77,8 +77,9 @@ public struct EnqueueOptions: Sendable, Hashable {
     }
 
     /// Whether the job needs the enqueue script: it is unique, deduplicated or to run later.
-    func needsScript(now: Int64) -> Bool {
-        uniqueKey != nil || deduplicateFor != nil || (runAt ?? 0) > now || (delay.map { $0 > .zero } ?? false)
+    var needsScript: Bool {
+        // Any runAt goes to the script, which compares it with Redis's clock, not this machine's.
+        uniqueKey != nil || deduplicateFor != nil || runAt != nil || (delay.map { $0 > .zero } ?? false)
     }
 }
 
@@ -126,7 +127,7 @@ extension JobQueue {
                 throw QueueError(code: .invalidJob, message: "deduplicateFor needs the job's id")
             }
         }
-        if !requests.contains(where: { $0.options.needsScript(now: now) }) {
+        if !requests.contains(where: { $0.options.needsScript }) {
             return try await enqueuePlain(requests, now: now)
         }
         var items = registrationCommands(for: Set(requests.map(\.queue)))
@@ -137,7 +138,7 @@ extension JobQueue {
             let options = request.options
             ids.append(envelope.id)
             let keys = keys(request.queue)
-            if !options.needsScript(now: now) {
+            if !options.needsScript {
                 items.append(.command(RedisCommand("XADD", [.string(keys.stream), "*"] + envelope.fieldArguments)))
             } else {
                 let uniqueTTL = options.uniqueKey == nil ? 0 : Self.milliseconds(options.uniqueFor ?? self.options.defaultUniqueFor)

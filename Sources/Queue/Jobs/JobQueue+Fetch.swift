@@ -40,6 +40,7 @@ public struct MalformedEntry: Sendable {
     public var fields: [String: String]
     public var reason: String
 
+    /// An entry to dead-letter with `reason` (the worker also refuses jobs it must not run).
     public init(queue: String, entryID: String, fields: [String: String], reason: String) {
         self.queue = queue
         self.entryID = entryID

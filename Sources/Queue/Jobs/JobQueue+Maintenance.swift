@@ -203,11 +203,24 @@ extension JobQueue {
     /// Finds consumers whose worker stopped heartbeating more than `deadAfter` ago (or never
     /// registered and have been idle that long), redelivers what they held, and forgets them.
     public func reclaimDeadWorkers(deadAfter: Duration) async throws -> ReclaimResult {
-        let live = Set(try await liveWorkers(maxAge: deadAfter).map(\.id))
+        // A worker is dead after the longer of `deadAfter` and its own setting, so one started
+        // with a longer --dead-worker-after is not reclaimed early by a reclaimer with a shorter one.
+        let registered = try await liveWorkers(maxAge: .seconds(86_400 * 365))
+        let stale = try await redis.run(QueueScripts.staleWorkers, keys: [globalKeys.workers], arguments: [.int(0)])
+        guard let now = stale.array?.first?.int else { throw RedisError.unexpected(stale, command: "EVALSHA stale-workers") }
+        var patience: [String: Duration] = [:]
+        var live = Set<String>()
+        for worker in registered {
+            let window = max(deadAfter, worker.deadAfter)
+            patience[worker.id] = window
+            if Int64(now) - worker.lastSeen <= Self.milliseconds(window) { live.insert(worker.id) }
+        }
         var total = ReclaimResult()
         for queue in try await knownQueues() {
-            for consumer in try await consumers(queue: queue) where !live.contains(consumer.name) && consumer.idle >= deadAfter {
-                total = total + (try await reclaimConsumer(queue: queue, consumer: consumer.name, minimumIdle: deadAfter))
+            for consumer in try await consumers(queue: queue) where !live.contains(consumer.name) {
+                let window = patience[consumer.name] ?? deadAfter
+                guard consumer.idle >= window else { continue }
+                total = total + (try await reclaimConsumer(queue: queue, consumer: consumer.name, minimumIdle: window))
             }
         }
         let reply = try await redis.run(

@@ -156,7 +156,8 @@ enum QueueScripts {
               local p = redis.call('XPENDING', KEYS[1], 'workers', id, id, 1, ARGV[1])
               if #p == 1 then
                 local e = redis.call('XRANGE', KEYS[1], id, id)
-                if #e == 1 and #e[1][2] > 0 then
+                -- An entry too large to re-add (Lua's unpack) stays pending: the reclaimer dead-letters it.
+                if #e == 1 and #e[1][2] > 0 and #e[1][2] <= 128 then
                   local fields = e[1][2]
                   local named = false
                   for j = 1, #fields, 2 do
@@ -222,8 +223,8 @@ enum QueueScripts {
                 if jobType then
                   if policies[jobType] == nil then
                     policies[jobType] = {}
-                    local raw = redis.call('HGET', KEYS[3], jobType)
-                    if raw then
+                    local found, raw = pcall(redis.call, 'HGET', KEYS[3], jobType)
+                    if found and raw then
                       local ok, decoded = pcall(cjson.decode, raw)
                       if ok and type(decoded) == 'table' then policies[jobType] = decoded end
                     end
@@ -233,6 +234,8 @@ enum QueueScripts {
                 local visibility = tonumber(job['visibility_timeout']) or tonumber(policy['visibility_timeout']) or tonumber(ARGV[3])
                 if consumer ~= '' or idle >= visibility then
                   local attempt = tonumber(job['attempt']) or 1
+                  -- More than 64 fields cannot be re-added (Lua's unpack): dead-letter it.
+                  local oversized = #flat > 128
                   local max = tonumber(job['max_attempts']) or tonumber(policy['max_attempts']) or 25
                   local reason
                   if consumer ~= '' then
@@ -240,8 +243,10 @@ enum QueueScripts {
                   else
                     reason = 'no heartbeat for ' .. idle .. ' ms (visibility timeout ' .. visibility .. ' ms) from worker ' .. owner
                   end
-                  if attempt >= max then
-                    job['error'] = reason .. '; no attempts left'
+                  if oversized then reason = reason .. '; the entry has more than 64 fields' end
+                  if oversized or attempt >= max then
+                    if not oversized then reason = reason .. '; no attempts left' end
+                    job['error'] = reason
                     job['failed_at'] = tostring(now)
                     job['worker'] = owner
                     redis.call('LPUSH', KEYS[2], cjson.encode(job))
