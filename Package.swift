@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .library(name: "Queue", targets: ["Queue"]),
         .library(name: "WorkerPool", targets: ["WorkerPool"]),
+        .library(name: "JobContracts", targets: ["JobContracts"]),
         .library(name: "Store", targets: ["Store"]),
         .executable(name: "worker", targets: ["worker"]),
         .executable(name: "queue-inspect", targets: ["queue-inspect"]),
@@ -71,6 +72,7 @@ let package = Package(
                 "WorkerPool",
                 "Store",
                 "Jobs",
+                "JobContracts",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 "CommandSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -106,6 +108,12 @@ let package = Package(
             path: "Tests/HarrowTestSupport",
             swiftSettings: swiftSettings
         ),
+        // One payload type per platform job with its name, queue and policy: Foundation only, so
+        // the store and the API can name jobs without linking the queue or the handlers.
+        .target(
+            name: "JobContracts",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "Store",
             dependencies: [
@@ -139,6 +147,7 @@ let package = Package(
                 "Queue",
                 "WorkerPool",
                 "Store",
+                "JobContracts",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -166,6 +175,7 @@ let package = Package(
                 "Queue",
                 "Store",
                 "Jobs",
+                "JobContracts",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -266,6 +276,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "JobContractsTests",
+            dependencies: ["JobContracts"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "StoreTests",
             dependencies: [
                 "Store",
@@ -280,6 +295,7 @@ let package = Package(
             name: "JobsTests",
             dependencies: [
                 "Jobs",
+                "JobContracts",
                 "CCurl",
                 "Store",
                 "Queue",

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import JobContracts
 import Jobs
 import Logging
 import PostgresNIO
