@@ -100,6 +100,7 @@ let package = Package(
             dependencies: [
                 "Queue",
                 "Store",
+                "JobContracts",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -118,6 +119,7 @@ let package = Package(
             name: "Store",
             dependencies: [
                 "Queue",
+                "JobContracts",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -284,6 +286,7 @@ let package = Package(
             name: "StoreTests",
             dependencies: [
                 "Store",
+                "JobContracts",
                 "Queue",
                 "HarrowTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),

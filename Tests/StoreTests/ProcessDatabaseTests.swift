@@ -68,7 +68,7 @@ import Testing
                 try await Migrator(client: client, logger: logger).status().pending.isEmpty
             }
             let record = "\(prefix):record:ran"
-            let job = OutboxJob(queue: "work", type: "noop", payload: #"{"record":"\#(record)"}"#)
+            let job = try OutboxJob(NoopContract(record: record))
             try await client.inTransaction(logger: logger) { connection in
                 try await Outbox.enqueue([job], on: connection, logger: logger)
             }
@@ -99,7 +99,7 @@ import Testing
             try await Migrator(client: client, logger: logger).migrate()
             let prefix = TestRedis.uniqueKeyPrefix("proc-relay-kill")
             // The workers read another queue: the relayed jobs stay in their stream to be counted.
-            let jobs = (0..<20_000).map { OutboxJob(queue: "parked", type: "noop", payload: #"{"n":\#($0)}"#) }
+            let jobs = try (0..<20_000).map { try OutboxJob(NoopContract(n: $0)) }
             for chunk in stride(from: 0, to: jobs.count, by: 2_000) {
                 try await client.inTransaction(logger: logger) { connection in
                     try await Outbox.enqueue(Array(jobs[chunk..<chunk + 2_000]), on: connection, logger: logger)
@@ -139,7 +139,8 @@ import Testing
                 var start = "-"
                 while true {
                     let reply = try await redis.send(
-                        "XRANGE", [.string(QueueKeys(prefix: prefix, queue: "parked").stream), .string(start), "+", "COUNT", "5000"])
+                        "XRANGE",
+                        [.string(QueueKeys(prefix: prefix, queue: NoopContract.queue).stream), .string(start), "+", "COUNT", "5000"])
                     let entries = reply.array ?? []
                     for entry in entries {
                         guard let pair = entry.array, let flat = pair[1].array else { continue }

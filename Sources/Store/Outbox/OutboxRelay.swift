@@ -113,52 +113,47 @@ public struct OutboxRelay: Service {
         }
     }
 
-    /// Moves up to one batch; returns how many rows it took (moved or marked failed).
+    /// Moves up to one batch; returns how many rows it took (moved or set aside).
     @discardableResult
     public func relayBatch() async throws -> Int {
         try await client.inTransaction(logger: logger) { connection in
-            let rows = try await connection.query(
-                """
-                SELECT id, queue, type, payload, run_at, unique_key, max_attempts FROM outbox
-                WHERE failed_at IS NULL ORDER BY seq LIMIT \(options.batchSize) FOR UPDATE SKIP LOCKED
-                """, logger: logger)
-            var jobs: [OutboxJob] = []
-            for try await (id, queue, type, payload, runAt, uniqueKey, maxAttempts) in rows.decode(
-                (UUID, String, String, String, Date?, String?, Int?).self)
-            {
-                jobs.append(
-                    OutboxJob(
-                        id: id, queue: queue, type: type, payload: payload, runAt: runAt, uniqueKey: uniqueKey, maxAttempts: maxAttempts))
-            }
+            let jobs = try await Outbox.claim(limit: options.batchSize, on: connection, logger: logger)
             guard !jobs.isEmpty else { return 0 }
             var valid: [OutboxJob] = []
             for job in jobs {
                 do {
-                    try job.validate()
+                    try Self.validate(job)
                     valid.append(job)
                 } catch {
                     logger.error("outbox job cannot be enqueued; set aside", metadata: ["job_id": "\(job.jobID)", "error": "\(error)"])
-                    try await connection.query(
-                        "UPDATE outbox SET failed_at = now(), last_error = \(String(describing: error)) WHERE id = \(job.id)",
-                        logger: logger)
+                    try await Outbox.setAside(job.id, reason: "\(error)", on: connection, logger: logger)
                 }
             }
             if !valid.isEmpty {
-                try await jobQueue.enqueue(batch: valid.map(request))
+                _ = try await jobQueue.enqueue(batch: valid.map(request))
                 try await afterEnqueue()
-                try await connection.query("DELETE FROM outbox WHERE id = ANY(\(valid.map(\.id)))", logger: logger)
+                try await Outbox.delete(valid.map(\.id), on: connection, logger: logger)
                 logger.debug("outbox jobs enqueued", metadata: ["jobs": "\(valid.count)"])
             }
             return jobs.count
         }
     }
 
+    /// Checks what the queue would refuse, so that one bad row is set aside for an operator
+    /// rather than fail every batch it is in.
+    static func validate(_ job: OutboxJob) throws {
+        try QueueName.validate(job.queue)
+        guard !job.type.isEmpty else { throw QueueError(code: .invalidJob, message: "outbox job \(job.jobID) has no type") }
+    }
+
+    /// The job with the policy its row carries.
     private func request(_ job: OutboxJob) -> EnqueueRequest {
         EnqueueRequest(
             type: job.type, queue: job.queue, payload: ByteBuffer(string: job.payload),
             options: EnqueueOptions(
                 id: job.jobID, runAt: job.runAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) }, maxAttempts: job.maxAttempts,
-                uniqueKey: job.uniqueKey, deduplicateFor: options.deduplicationWindow))
+                timeout: job.timeout, visibilityTimeout: job.visibilityTimeout, uniqueKey: job.uniqueKey,
+                deduplicateFor: options.deduplicationWindow))
     }
 
     /// Wakes the relay on every outbox notification. Reconnects after a lost connection; the

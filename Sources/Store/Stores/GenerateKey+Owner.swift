@@ -1,5 +1,4 @@
 import JobContracts
-import Store
 
 extension GenerateKey {
     /// The job for a record that holds key pairs.
@@ -7,6 +6,14 @@ extension GenerateKey {
         switch owner {
         case .sshKey(let id): self.init(kind: .sshKey, id: id, replace: replace)
         case .secret(let id): self.init(kind: .secret, id: id, replace: replace)
+        }
+    }
+
+    /// The record the job is for.
+    public var owner: KeyPairStore.Owner {
+        switch kind {
+        case .sshKey: .sshKey(id)
+        case .secret: .secret(id)
         }
     }
 }
