@@ -261,6 +261,8 @@ let package = Package(
             name: "APIServerTests",
             dependencies: [
                 "APIServer",
+                // The outbox relay, to move what the API queued into Redis.
+                "Jobs",
                 "Store",
                 "Queue",
                 "HarrowTestSupport",

@@ -4,17 +4,21 @@ import NIOCore
 import PostgresNIO
 import Queue
 import ServiceLifecycle
+import Store
+import WorkerPool
 
 /// Moves jobs from the Postgres outbox into Redis: woken by the outbox's `NOTIFY` and by a
 /// periodic sweep, it claims the oldest rows with `FOR UPDATE SKIP LOCKED`, enqueues them in one
-/// pipelined round trip, and deletes them in the same transaction, only after Redis answered.
+/// pipelined round trip with the policy each row carries (attempts, timeout, visibility
+/// timeout), and deletes them in the same transaction, only after Redis answered.
 ///
 /// Each job is enqueued with its outbox id and a short-lived "already enqueued" marker checked in
 /// the same script that adds it: when the relay dies (or Postgres fails) between Redis and the
 /// commit, the rows stay and the next turn finds them enqueued already, so the job runs once.
 /// While Redis is down, requests keep committing and the outbox grows; the relay retries with
-/// backoff and drains it in order when Redis is back. Across processes one relay is active at a
-/// time, under a Redis lease; two at once would still move each row once (the row locks).
+/// the singleton loops' backoff and drains it in order when Redis is back. Across processes one
+/// relay is active at a time, under a Redis lease (a ``SingletonLoop``); two at once would still
+/// move each row once (the row locks).
 public struct OutboxRelay: Service {
     public struct Options: Sendable {
         /// Rows claimed and enqueued per round trip.
@@ -24,14 +28,14 @@ public struct OutboxRelay: Service {
         public var sweepInterval: Duration
         /// How long the "already enqueued" marker of a job lives in Redis.
         public var deduplicationWindow: Duration
-        /// The lease every relay competes for; `nil` runs without one (tests of concurrent relays).
-        public var leaseTTL: Duration?
+        /// The lease every relay competes for.
+        public var leaseTTL: Duration
         /// This process's name as the lease holder.
         public var holder: String
 
         public init(
             batchSize: Int = 500, sweepInterval: Duration = .seconds(1), deduplicationWindow: Duration = .seconds(3600),
-            leaseTTL: Duration? = .seconds(15), holder: String = "relay-\(UUID().uuidString.lowercased())"
+            leaseTTL: Duration = .seconds(15), holder: String = "relay-\(UUID().uuidString.lowercased())"
         ) {
             self.batchSize = max(1, batchSize)
             self.sweepInterval = sweepInterval
@@ -65,52 +69,31 @@ public struct OutboxRelay: Service {
         self.afterEnqueue = afterEnqueue
     }
 
+    /// Relays while this process holds the lease, on every notification and every sweep, until
+    /// graceful shutdown.
     public func run() async throws {
-        let (ticks, ticker) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        await withGracefulShutdownHandler {
+        let wakeup = SingletonLoop.Wakeup()
+        let loop = SingletonLoop(
+            name: "outbox-relay", jobQueue: jobQueue, holder: options.holder, leaseTTL: options.leaseTTL, logger: logger)
+        await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
-                group.addTask { await listen(ticker) }
                 group.addTask {
-                    while !Task.isCancelled {
-                        ticker.yield()
-                        try? await Task.sleep(for: options.sweepInterval)
-                    }
+                    await NotificationListener(client: client, channel: Outbox.channel, logger: logger).run { _, _ in wakeup.wake() }
                 }
-                // Returns when the ticks end: at graceful shutdown, or when cancelled.
-                await relayTicks(ticks)
+                await loop.run(wakeup: wakeup) { try await drain() }
                 group.cancelAll()
             }
-        } onGracefulShutdown: {
-            ticker.finish()
-        }
-        if options.leaseTTL != nil {
-            try? await jobQueue.releaseLease("outbox-relay", holder: options.holder)
         }
     }
 
-    /// Relays on every tick (notification or sweep) while this process holds the lease.
-    private func relayTicks(_ ticks: AsyncStream<Void>) async {
-        var failures = 0
-        for await _ in ticks {
-            do {
-                if let ttl = options.leaseTTL {
-                    guard try await jobQueue.acquireLease("outbox-relay", holder: options.holder, ttl: ttl) else { continue }
-                }
-                let started = ContinuousClock.now
-                // Drain, but come back for the lease before a third of its life is gone.
-                while try await relayBatch() == options.batchSize {
-                    if let ttl = options.leaseTTL, ContinuousClock.now - started > ttl / 3 { break }
-                }
-                failures = 0
-            } catch {
-                if Task.isCancelled { break }
-                failures += 1
-                if failures == 1 || failures % 10 == 0 {
-                    logger.warning("outbox relay failed; retrying", metadata: ["error": "\(error)", "failures": "\(failures)"])
-                }
-                try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
-            }
+    /// One turn: moves batches until the outbox is empty, or until a third of the lease's life
+    /// is gone (then the loop renews the lease and comes straight back).
+    func drain() async throws -> Duration {
+        let started = ContinuousClock.now
+        while try await relayBatch() == options.batchSize {
+            if ContinuousClock.now - started > options.leaseTTL / 3 { return .zero }
         }
+        return options.sweepInterval
     }
 
     /// Moves up to one batch; returns how many rows it took (moved or set aside).
@@ -146,7 +129,6 @@ public struct OutboxRelay: Service {
         guard !job.type.isEmpty else { throw QueueError(code: .invalidJob, message: "outbox job \(job.jobID) has no type") }
     }
 
-    /// The job with the policy its row carries.
     private func request(_ job: OutboxJob) -> EnqueueRequest {
         EnqueueRequest(
             type: job.type, queue: job.queue, payload: ByteBuffer(string: job.payload),
@@ -154,26 +136,5 @@ public struct OutboxRelay: Service {
                 id: job.jobID, runAt: job.runAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) }, maxAttempts: job.maxAttempts,
                 timeout: job.timeout, visibilityTimeout: job.visibilityTimeout, uniqueKey: job.uniqueKey,
                 deduplicateFor: options.deduplicationWindow))
-    }
-
-    /// Wakes the relay on every outbox notification. Reconnects after a lost connection; the
-    /// sweep covers what it missed meanwhile.
-    private func listen(_ ticker: AsyncStream<Void>.Continuation) async {
-        var failures = 0
-        while !Task.isCancelled {
-            do {
-                try await client.withConnection { connection in
-                    for try await _ in try await connection.listen(Outbox.channel) {
-                        failures = 0
-                        ticker.yield()
-                    }
-                }
-            } catch {
-                if Task.isCancelled { return }
-                failures += 1
-                if failures == 1 { logger.warning("outbox listener lost its connection; reconnecting", metadata: ["error": "\(error)"]) }
-            }
-            try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
-        }
     }
 }

@@ -5,12 +5,13 @@ import Logging
 import NIOCore
 import PostgresNIO
 import Queue
+import Store
 import Testing
 
-@testable import Store
+@testable import Jobs
 
-/// The transactional outbox against real Postgres and Redis.
-@Suite struct OutboxTests {
+/// The transactional outbox and its relay against real Postgres and Redis.
+@Suite struct OutboxRelayTests {
     static let logger = TestRedis.logger("harrow.test.outbox")
 
     /// A migrated database and a queue under a prefix of the test's own.
@@ -78,7 +79,7 @@ import Testing
     }
 
     static func relay(_ client: PostgresClient, _ queue: JobQueue, batchSize: Int = 500) -> OutboxRelay {
-        OutboxRelay(client: client, jobQueue: queue, options: .init(batchSize: batchSize, leaseTTL: nil), logger: logger)
+        OutboxRelay(client: client, jobQueue: queue, options: .init(batchSize: batchSize), logger: logger)
     }
 
     @Test func onlyCommittedJobsAreRelayedWithTheirIdAndBytes() async throws {
@@ -176,7 +177,7 @@ import Testing
             try await Self.record(jobs, client: client)
             struct Crash: Error {}
             let dying = OutboxRelay(
-                client: client, jobQueue: queue, options: .init(batchSize: 20, leaseTTL: nil), logger: Self.logger,
+                client: client, jobQueue: queue, options: .init(batchSize: 20), logger: Self.logger,
                 afterEnqueue: { throw Crash() })
             await #expect(throws: (any Error).self) { try await dying.relayBatch() }
             #expect(try await Self.depth(client) == 50)
@@ -242,7 +243,7 @@ import Testing
     @Test func aNotificationWakesTheRelay() async throws {
         try await Self.withOutbox("outbox_notify") { client, queue in
             let relay = OutboxRelay(
-                client: client, jobQueue: queue, options: .init(sweepInterval: .seconds(60), leaseTTL: nil), logger: Self.logger)
+                client: client, jobQueue: queue, options: .init(sweepInterval: .seconds(60)), logger: Self.logger)
             let running = Task { try await relay.run() }
             // Let the first sweep and the LISTEN happen.
             try await Task.sleep(for: .milliseconds(500))
