@@ -118,7 +118,6 @@ let package = Package(
         .target(
             name: "Store",
             dependencies: [
-                "Queue",
                 "JobContracts",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -140,6 +139,15 @@ let package = Package(
         .target(
             name: "CCurlShims",
             dependencies: ["CCurl"]
+        ),
+        // An operation's log lines in Redis: written by the worker that runs it, read and followed by the API.
+        .target(
+            name: "OperationLogs",
+            dependencies: [
+                "Queue",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
         ),
         .target(
             name: "Jobs",
@@ -178,6 +186,7 @@ let package = Package(
                 "Store",
                 "Jobs",
                 "JobContracts",
+                "OperationLogs",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -263,6 +272,7 @@ let package = Package(
                 "APIServer",
                 // The outbox relay, to move what the API queued into Redis.
                 "Jobs",
+                "OperationLogs",
                 "Store",
                 "Queue",
                 "HarrowTestSupport",
