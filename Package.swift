@@ -184,7 +184,6 @@ let package = Package(
             dependencies: [
                 "Queue",
                 "Store",
-                "Jobs",
                 "JobContracts",
                 "OperationLogs",
                 .product(name: "Hummingbird", package: "hummingbird"),
