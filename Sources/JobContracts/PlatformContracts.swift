@@ -13,3 +13,13 @@ public enum PlatformContracts {
         return all.map { $0.queue }.filter { seen.insert($0).inserted }
     }
 }
+
+extension PlatformContracts {
+    /// The contracts whose jobs go to one of `queues` but whose type is not in `handled`: a
+    /// worker that reads those queues without the handler fails such jobs as an unknown type.
+    public static func withoutHandlers(onQueues queues: some Sequence<String>, handled: some Sequence<String>) -> [any JobContract.Type] {
+        let queues = Set(queues)
+        let handled = Set(handled)
+        return all.filter { queues.contains($0.queue) && !handled.contains($0.name) }
+    }
+}

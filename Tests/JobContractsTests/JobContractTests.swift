@@ -58,3 +58,16 @@ import Testing
         #expect(RunOperation.retries.maxAttempts == 1)
     }
 }
+
+extension JobContractTests {
+    @Test func contractsWithoutHandlersAreThoseOfTheQueuesReadThatNoHandlerTakes() {
+        let names = { (contracts: [any JobContract.Type]) in contracts.map { $0.name } }
+        #expect(
+            names(
+                PlatformContracts.withoutHandlers(
+                    onQueues: PlatformContracts.queues, handled: ["generate-key", "send-mail", "post-status"]))
+                == ["run-operation", "poll-repo"])
+        #expect(names(PlatformContracts.withoutHandlers(onQueues: ["mail", "default"], handled: ["noop"])) == ["send-mail"])
+        #expect(names(PlatformContracts.withoutHandlers(onQueues: ["default"], handled: [])).isEmpty)
+    }
+}

@@ -91,6 +91,33 @@ import Testing
         }
     }
 
+    /// With a database and no `--queues`, a worker reads every queue a platform job's contract
+    /// names, then `default`, and names at start-up each contract it has no handler for (here
+    /// without SMTP_URL: send-mail too).
+    @Test func aWorkerWithADatabaseReadsEveryContractsQueueAndNamesThoseItCannotRun() async throws {
+        try await TestDatabase.withDatabase("proc_default_queues") { _, configuration in
+            let prefix = TestRedis.uniqueKeyPrefix("proc-default-queues")
+            var environment = Self.environment(configuration)
+            environment["HARROW_QUEUES"] = nil
+            environment["SMTP_URL"] = nil
+            let worker = try RunningExecutable(
+                "worker", ["--migrate", "--redis-url", TestRedis.url, "--key-prefix", prefix], environment: environment)
+            try await TestRedis.withClient { redis in
+                let queue = JobQueue(redis: redis, options: JobQueue.Options(keyPrefix: prefix))
+                try await eventually("the worker registered", timeout: .seconds(30)) { try await !queue.liveWorkers().isEmpty }
+                #expect(try await queue.liveWorkers().first?.queues == ["mail", "keys", "operations", "status", "git", "default"])
+                try await TestRedis.deleteKeys(prefix: prefix, on: redis)
+            }
+            worker.signal(SIGTERM)
+            #expect(try await worker.waitForExit() == 0, "\(worker.log())")
+            let log = worker.log()
+            for (type, queue) in [("run-operation", "operations"), ("poll-repo", "git"), ("send-mail", "mail")] {
+                #expect(log.contains("no handler for \(type) jobs, yet this worker reads their queue \(queue)"), "\(log)")
+            }
+            for type in ["generate-key", "post-status"] { #expect(!log.contains("no handler for \(type)"), "\(log)") }
+        }
+    }
+
     /// A worker killed (SIGKILL) while its relay drains a large outbox: a second worker
     /// finishes the outbox, and every job is in Redis exactly once.
     @Test func aRelayKilledMidDrainLosesNothingAndDoublesNothing() async throws {
