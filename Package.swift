@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .library(name: "Queue", targets: ["Queue"]),
         .library(name: "WorkerPool", targets: ["WorkerPool"]),
+        .library(name: "JobContracts", targets: ["JobContracts"]),
         .library(name: "Store", targets: ["Store"]),
         .executable(name: "worker", targets: ["worker"]),
         .executable(name: "queue-inspect", targets: ["queue-inspect"]),
@@ -25,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        // Already resolved as swift-crypto's dependency; Jobs reads PKCS#1 RSA keys with it.
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
@@ -73,6 +76,7 @@ let package = Package(
                 "WorkerPool",
                 "Store",
                 "Jobs",
+                "JobContracts",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 "CommandSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -100,6 +104,7 @@ let package = Package(
             dependencies: [
                 "Queue",
                 "Store",
+                "JobContracts",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -108,10 +113,16 @@ let package = Package(
             path: "Tests/HarrowTestSupport",
             swiftSettings: swiftSettings
         ),
+        // One payload type per platform job with its name, queue and policy: Foundation only, so
+        // the store and the API can name jobs without linking the queue or the handlers.
+        .target(
+            name: "JobContracts",
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "Store",
             dependencies: [
-                "Queue",
+                "JobContracts",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -133,6 +144,15 @@ let package = Package(
             name: "CCurlShims",
             dependencies: ["CCurl"]
         ),
+        // An operation's log lines in Redis: written by the worker that runs it, read and followed by the API.
+        .target(
+            name: "OperationLogs",
+            dependencies: [
+                "Queue",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "Jobs",
             dependencies: [
@@ -141,8 +161,10 @@ let package = Package(
                 "Queue",
                 "WorkerPool",
                 "Store",
+                "JobContracts",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Mustache", package: "swift-mustache"),
@@ -167,7 +189,8 @@ let package = Package(
             dependencies: [
                 "Queue",
                 "Store",
-                "Jobs",
+                "JobContracts",
+                "OperationLogs",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdAuth", package: "hummingbird-auth"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -262,6 +285,9 @@ let package = Package(
             name: "APIServerTests",
             dependencies: [
                 "APIServer",
+                // The outbox relay, to move what the API queued into Redis.
+                "Jobs",
+                "OperationLogs",
                 "Store",
                 "Queue",
                 "HarrowTestSupport",
@@ -279,9 +305,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "JobContractsTests",
+            dependencies: ["JobContracts"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "StoreTests",
             dependencies: [
                 "Store",
+                "JobContracts",
                 "Queue",
                 "HarrowTestSupport",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -293,6 +325,7 @@ let package = Package(
             name: "JobsTests",
             dependencies: [
                 "Jobs",
+                "JobContracts",
                 "CCurl",
                 "Store",
                 "Queue",

@@ -18,7 +18,8 @@ public struct PlatformJobs: Sendable {
         /// The Redis key prefix, as the queue's.
         public var keyPrefix: String
         /// The mail server (`SMTP_URL`, `SMTP_USERNAME`, `SMTP_PASSWORD`); without one, `send-mail`
-        /// is not registered and mails wait in their queue for a worker that has one.
+        /// is not registered: such a worker should not read `mail` (give it `--queues`), so that
+        /// mails wait in their queue for a worker that has one.
         public var smtp: SMTPConfiguration?
         /// The sender of every mail (`MAIL_FROM`).
         public var mailFrom: MailAddress?

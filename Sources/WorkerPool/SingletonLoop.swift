@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import Queue
 
 /// Runs a loop in exactly one process at a time, under a Redis lease (SET NX PX, renewed on
@@ -23,8 +24,9 @@ public struct SingletonLoop: Sendable {
 
     /// Runs `turn` whenever this process holds the lease, until the task is cancelled. `turn`
     /// returns how long to wait before the next turn (capped at a third of the lease TTL so the
-    /// lease is renewed in time).
-    public func run(_ turn: @Sendable () async throws -> Duration) async {
+    /// lease is renewed in time). `wakeup` ends such a wait early, for loops that are told of
+    /// new work (it does not shorten the backoff after a failure).
+    public func run(wakeup: Wakeup? = nil, _ turn: @Sendable () async throws -> Duration) async {
         var held = false
         var failures = 0
         while !Task.isCancelled {
@@ -47,13 +49,87 @@ public struct SingletonLoop: Sendable {
                 wait = .milliseconds(min(5000, 100 << min(failures, 6)))
             }
             do {
-                try await Task.sleep(for: wait)
+                // A wake never cuts a failure's backoff short: notifications keep coming while
+                // Redis or the database is away.
+                if let wakeup, failures == 0 {
+                    try await wakeup.wait(upTo: wait)
+                } else {
+                    try await Task.sleep(for: wait)
+                }
             } catch {
                 break
             }
         }
         if held {
             try? await jobQueue.releaseLease(name, holder: holder)
+        }
+    }
+
+    /// Ends a ``SingletonLoop``'s wait between turns early, e.g. when a notification says there
+    /// is new work. A wake while no wait is in progress (during a turn) is kept for the next
+    /// wait, so no wake is lost; several such wakes count as one.
+    public final class Wakeup: Sendable {
+        private struct State {
+            var pending = false
+            var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+            var nextWaiter = 0
+        }
+
+        private let state = NIOLockedValueBox(State())
+
+        public init() {}
+
+        /// Ends the current wait, or the next one if none is in progress.
+        public func wake() {
+            let waiters = state.withLockedValue { state in
+                if state.waiters.isEmpty { state.pending = true }
+                defer { state.waiters.removeAll() }
+                return Array(state.waiters.values)
+            }
+            for waiter in waiters { waiter.resume() }
+        }
+
+        /// Returns after `duration`, or sooner when woken. Throws `CancellationError` when the
+        /// task is cancelled.
+        func wait(upTo duration: Duration) async throws {
+            let pending = state.withLockedValue { state in
+                defer { state.pending = false }
+                return state.pending
+            }
+            if pending { return }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await Task.sleep(for: duration) }
+                group.addTask { await self.woken() }
+                // Whichever ends first ends the wait; the other is cancelled and awaited.
+                try await group.next()
+                group.cancelAll()
+            }
+        }
+
+        /// Returns when woken, or when the task is cancelled.
+        private func woken() async {
+            let id = state.withLockedValue { state in
+                state.nextWaiter += 1
+                return state.nextWaiter
+            }
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    // Under the lock: a cancellation that came before this point is seen here,
+                    // one that comes after finds the waiter registered.
+                    let resumeNow = state.withLockedValue { state in
+                        if state.pending {
+                            state.pending = false
+                            return true
+                        }
+                        if Task.isCancelled { return true }
+                        state.waiters[id] = continuation
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            } onCancel: {
+                state.withLockedValue { $0.waiters.removeValue(forKey: id) }?.resume()
+            }
         }
     }
 }

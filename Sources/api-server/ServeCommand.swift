@@ -75,19 +75,3 @@ struct ServeCommand: AsyncParsableCommand {
         try await group.run()
     }
 }
-
-/// `api-server migrate`: applies pending migrations and exits.
-struct MigrateCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "migrate", abstract: "Apply pending database migrations and exit.")
-
-    @OptionGroup var database: DatabaseOptions
-    @OptionGroup var logging: LoggingOptions
-
-    func run() async throws {
-        let logger = logging.bootstrap(label: "harrow.api")
-        let applied = try await Database.withClient(try database.requiredConfiguration(), logger: logger) { client in
-            try await Migrator(client: client, logger: logger).migrate()
-        }
-        print(applied.isEmpty ? "migrate: the database is current" : "migrate: applied \(applied.map(String.init).joined(separator: ", "))")
-    }
-}

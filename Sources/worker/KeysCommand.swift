@@ -1,6 +1,7 @@
 import ArgumentParser
 import CommandSupport
 import FoundationEssentials
+import JobContracts
 import Jobs
 import Store
 
@@ -61,10 +62,7 @@ struct KeysCommand: AsyncParsableCommand {
         return try await Database.withClient(try database.requiredConfiguration(), logger: logger) { client in
             try await Migrator(client: client, logger: logger).requireCurrent()
             let owners = try await KeyPairStore(client: client, keyring: keyring, logger: logger).owners(missingOnly: missingOnly)
-            let jobs = try owners.map { owner in
-                let job = GenerateKey(owner: owner, replace: missingOnly ? nil : true)
-                return OutboxJob(queue: GenerateKey.queue, type: GenerateKey.name, payload: try job.payload())
-            }
+            let jobs = try owners.map { try OutboxJob(GenerateKey(owner: $0, replace: missingOnly ? nil : true)) }
             try await client.inTransaction(logger: logger) { connection in
                 try await Outbox.enqueue(jobs, on: connection, logger: logger)
             }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CommandSupport
 import Foundation
+import JobContracts
 import Jobs
 import Logging
 import NIOCore
@@ -27,8 +28,11 @@ struct RunCommand: AsyncParsableCommand {
 
     @Flag(help: "Apply pending database migrations before starting.") var migrate = false
 
-    @Option(help: "Queues to read: strict order (mail,keys) or weighted (mail:3,keys:1). Env: HARROW_QUEUES.") var queues: String =
-        ProcessInfo.processInfo.environment["HARROW_QUEUES"] ?? "default"
+    @Option(
+        help: """
+            Queues to read: strict order (mail,keys) or weighted (mail:3,keys:1). Env: HARROW_QUEUES. Default: with a \
+            database, every queue of the platform's jobs, then default; without one, default.
+            """) var queues: String?
 
     @Option(help: "Most jobs running at once in this process. Env: HARROW_CONCURRENCY.") var concurrency: Int =
         Int(ProcessInfo.processInfo.environment["HARROW_CONCURRENCY"] ?? "") ?? 10
@@ -121,8 +125,17 @@ struct RunCommand: AsyncParsableCommand {
             String(text[text.index(after: open)..<text.index(before: text.endIndex)]), displayName: name.isEmpty ? nil : name)
     }
 
+    /// `--queues`, else `HARROW_QUEUES`; else, with a database, every queue a platform job's
+    /// contract names and `default` (one command runs the whole platform), without one `default`.
+    func queueList() throws -> String {
+        if let queues { return queues }
+        if let queues = ProcessInfo.processInfo.environment["HARROW_QUEUES"], !queues.isEmpty { return queues }
+        guard try database.configuration() != nil else { return "default" }
+        return (PlatformContracts.queues + ["default"]).joined(separator: ",")
+    }
+
     func queueSelection() throws -> QueueSelection {
-        var selection = try QueueSelection(parsing: queues)
+        var selection = try QueueSelection(parsing: try queueList())
         if let queueConcurrency { try selection.applyLimits(parsing: queueConcurrency) }
         return selection
     }
@@ -148,10 +161,17 @@ struct RunCommand: AsyncParsableCommand {
             try PlatformJobs(database: client, redis: redis, keyring: keyring, configuration: configuration, logger: logger)
                 .register(in: &registry)
         }
+        let selection = try queueSelection()
+        // Such jobs would be fetched here and fail as an unknown type: say so at once.
+        for contract in PlatformContracts.withoutHandlers(onQueues: selection.names, handled: registry.typeNames) {
+            logger.error(
+                "no handler for \(contract.name) jobs, yet this worker reads their queue \(contract.queue): they fail here as an unknown type",
+                metadata: ["job_type": "\(contract.name)", "queue": "\(contract.queue)"])
+        }
         let worker = Worker(
             queue: jobQueue, registry: registry,
             options: Worker.Options(
-                queues: try queueSelection(), concurrency: concurrency, prefetch: prefetch,
+                queues: selection, concurrency: concurrency, prefetch: prefetch,
                 shutdownTimeout: .milliseconds(Int64(shutdownTimeout * 1000)),
                 cancellationGrace: .milliseconds(Int64(cancellationGrace * 1000)),
                 heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)),

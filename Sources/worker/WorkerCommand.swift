@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 
 /// `worker`: runs jobs (the default), and the operator commands that need the worker's view of
 /// the database.

@@ -3,6 +3,7 @@ import HTTPTypes
 import HarrowTestSupport
 import Hummingbird
 import HummingbirdTesting
+import Jobs
 import Queue
 import Store
 import Testing
@@ -54,7 +55,7 @@ import Testing
             // The relay (in a worker) moves the outbox into Redis: the run-operation job is in
             // the operations stream with the operation's id as its job id.
             let queue = JobQueue(redis: harness.redis, options: JobQueue.Options(keyPrefix: harness.configuration.keyPrefix))
-            let relay = OutboxRelay(client: harness.database, jobQueue: queue, options: .init(leaseTTL: nil), logger: harness.logger)
+            let relay = OutboxRelay(client: harness.database, jobQueue: queue, logger: harness.logger)
             while try await relay.relayBatch() > 0 {}
             let ready = try await queue.readyJobs(queue: "operations")
             #expect(ready.map { $0.id.lowercased() } == [operation])

@@ -7,6 +7,7 @@ import HummingbirdWSTesting
 import HummingbirdWebSocket
 import NIOConcurrencyHelpers
 import NIOWebSocket
+import OperationLogs
 import Store
 import Testing
 

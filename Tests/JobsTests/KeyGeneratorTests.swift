@@ -1,5 +1,6 @@
 import Foundation
 import HarrowTestSupport
+import JobContracts
 import PostgresNIO
 import Queue
 import Store

@@ -52,6 +52,13 @@ import _CryptoExtras
         #expect(Array(numbers.publicExponent) == [0x01, 0x00, 0x01])
     }
 
+    /// A key cut short, or followed by stray bytes, is refused rather than read in part.
+    @Test func truncatedOrTrailingDERIsRefused() throws {
+        let der = Array(try _RSA.Signing.PrivateKey(keySize: .bits2048).derRepresentation)
+        #expect(throws: OpenSSHKeyPair.GenerationError.self) { try RSAPrivateKeyNumbers(pkcs1DER: Array(der.dropLast())) }
+        #expect(throws: OpenSSHKeyPair.GenerationError.self) { try RSAPrivateKeyNumbers(pkcs1DER: der + [0]) }
+    }
+
     @Test func pkcs8IsRefusedWithAClearError() throws {
         let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
         #expect(throws: OpenSSHKeyPair.GenerationError.self) {

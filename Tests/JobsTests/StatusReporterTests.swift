@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import HarrowTestSupport
+import JobContracts
 import Logging
 import PostgresNIO
 import Queue

@@ -262,7 +262,7 @@ import Testing
             #expect(secret.kind == .ssh && secret.status == .pending && secret.publicKey == nil)
             let outbox = try await stores.client.value(
                 "SELECT queue || ' ' || type || ' ' || payload FROM outbox", as: String.self)
-            #expect(outbox == #"keys generate-key {"kind":"secret","id":"\#(secret.id.uuidString.lowercased())"}"#)
+            #expect(outbox == #"keys generate-key {"id":"\#(secret.id.uuidString.lowercased())","kind":"secret"}"#)
             let ciphertext = try await stores.client.value(
                 "SELECT count(*)::int8 FROM secrets WHERE id = \(secret.id) AND ciphertext IS NULL AND key_id IS NULL", as: Int.self)
             #expect(ciphertext == 1)

@@ -1,5 +1,6 @@
 import Foundation
 import HarrowTestSupport
+import JobContracts
 import NIOCore
 import PostgresNIO
 import Testing
@@ -17,7 +18,11 @@ import Testing
             #expect(key.publicKey == nil && key.fingerprint == nil)
             let payload = try await stores.client.value(
                 "SELECT payload FROM outbox WHERE queue = 'keys' AND type = 'generate-key'", as: String.self)
-            #expect(payload == #"{"kind":"ssh_key","id":"\#(key.id.uuidString.lowercased())"}"#)
+            #expect(payload == #"{"id":"\#(key.id.uuidString.lowercased())","kind":"ssh_key"}"#)
+            // The row carries the contract's policy to the relay.
+            let policy = try await stores.client.value(
+                "SELECT format('%s %s %s', max_attempts, timeout_ms, visibility_timeout_ms) FROM outbox", as: String.self)
+            #expect(policy == "\(GenerateKey.retries.maxAttempts) 300000 60000")
 
             let pendingRead = await #expect(throws: StoreError.self) { try await stores.sshKeys.privateKey(of: key.id) }
             #expect(pendingRead?.code == .conflict)

@@ -68,7 +68,7 @@ import Testing
                 try await Migrator(client: client, logger: logger).status().pending.isEmpty
             }
             let record = "\(prefix):record:ran"
-            let job = OutboxJob(queue: "work", type: "noop", payload: #"{"record":"\#(record)"}"#)
+            let job = try OutboxJob(NoopContract(record: record))
             try await client.inTransaction(logger: logger) { connection in
                 try await Outbox.enqueue([job], on: connection, logger: logger)
             }
@@ -91,6 +91,33 @@ import Testing
         }
     }
 
+    /// With a database and no `--queues`, a worker reads every queue a platform job's contract
+    /// names, then `default`, and names at start-up each contract it has no handler for (here
+    /// without SMTP_URL: send-mail too).
+    @Test func aWorkerWithADatabaseReadsEveryContractsQueueAndNamesThoseItCannotRun() async throws {
+        try await TestDatabase.withDatabase("proc_default_queues") { _, configuration in
+            let prefix = TestRedis.uniqueKeyPrefix("proc-default-queues")
+            var environment = Self.environment(configuration)
+            environment["HARROW_QUEUES"] = nil
+            environment["SMTP_URL"] = nil
+            let worker = try RunningExecutable(
+                "worker", ["--migrate", "--redis-url", TestRedis.url, "--key-prefix", prefix], environment: environment)
+            try await TestRedis.withClient { redis in
+                let queue = JobQueue(redis: redis, options: JobQueue.Options(keyPrefix: prefix))
+                try await eventually("the worker registered", timeout: .seconds(30)) { try await !queue.liveWorkers().isEmpty }
+                #expect(try await queue.liveWorkers().first?.queues == ["mail", "keys", "operations", "status", "git", "default"])
+                try await TestRedis.deleteKeys(prefix: prefix, on: redis)
+            }
+            worker.signal(SIGTERM)
+            #expect(try await worker.waitForExit() == 0, "\(worker.log())")
+            let log = worker.log()
+            for (type, queue) in [("run-operation", "operations"), ("poll-repo", "git"), ("send-mail", "mail")] {
+                #expect(log.contains("no handler for \(type) jobs, yet this worker reads their queue \(queue)"), "\(log)")
+            }
+            for type in ["generate-key", "post-status"] { #expect(!log.contains("no handler for \(type)"), "\(log)") }
+        }
+    }
+
     /// A worker killed (SIGKILL) while its relay drains a large outbox: a second worker
     /// finishes the outbox, and every job is in Redis exactly once.
     @Test func aRelayKilledMidDrainLosesNothingAndDoublesNothing() async throws {
@@ -99,7 +126,7 @@ import Testing
             try await Migrator(client: client, logger: logger).migrate()
             let prefix = TestRedis.uniqueKeyPrefix("proc-relay-kill")
             // The workers read another queue: the relayed jobs stay in their stream to be counted.
-            let jobs = (0..<20_000).map { OutboxJob(queue: "parked", type: "noop", payload: #"{"n":\#($0)}"#) }
+            let jobs = try (0..<20_000).map { try OutboxJob(NoopContract(n: $0)) }
             for chunk in stride(from: 0, to: jobs.count, by: 2_000) {
                 try await client.inTransaction(logger: logger) { connection in
                     try await Outbox.enqueue(Array(jobs[chunk..<chunk + 2_000]), on: connection, logger: logger)
@@ -139,7 +166,8 @@ import Testing
                 var start = "-"
                 while true {
                     let reply = try await redis.send(
-                        "XRANGE", [.string(QueueKeys(prefix: prefix, queue: "parked").stream), .string(start), "+", "COUNT", "5000"])
+                        "XRANGE",
+                        [.string(QueueKeys(prefix: prefix, queue: NoopContract.queue).stream), .string(start), "+", "COUNT", "5000"])
                     let entries = reply.array ?? []
                     for entry in entries {
                         guard let pair = entry.array, let flat = pair[1].array else { continue }

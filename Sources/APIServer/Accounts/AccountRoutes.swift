@@ -1,7 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Jobs
+import JobContracts
 import Logging
 import PostgresNIO
 import Store
@@ -94,9 +94,10 @@ struct AccountRoutes: Sendable {
             let token = signer.token(
                 .verifyEmail, subject: user.id, expiry: Date().addingTimeInterval(lifetime), binding: user.email.lowercased())
             return [
-                try SendMail(
-                    template: "verify-email", to: user.email, data: ["name": user.name, "link": "\(base)/verify-email?token=\(token)"]
-                ).outboxJob()
+                try OutboxJob(
+                    SendMail(
+                        template: "verify-email", to: user.email, data: ["name": user.name, "link": "\(base)/verify-email?token=\(token)"]
+                    ))
             ]
         }
         context.logger.info("user signed up", metadata: ["user_id": "\(user.id)"])
@@ -153,10 +154,11 @@ struct AccountRoutes: Sendable {
         if let (user, hash) = try await users.findForLogin(email: body.email), user.blockedAt == nil {
             let token = signer.token(
                 .resetPassword, subject: user.id, expiry: Date().addingTimeInterval(configuration.resetLinkLifetime), binding: hash)
-            let mail = try SendMail(
-                template: "password-reset", to: user.email,
-                data: ["name": user.name, "link": "\(configuration.publicURL)/reset-password?token=\(token)"]
-            ).outboxJob()
+            let mail = try OutboxJob(
+                SendMail(
+                    template: "password-reset", to: user.email,
+                    data: ["name": user.name, "link": "\(configuration.publicURL)/reset-password?token=\(token)"]
+                ))
             try await database.inTransaction(logger: logger) { connection in
                 try await Outbox.enqueue([mail], on: connection, logger: logger)
             }

@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import PostgresNIO
 import ServiceLifecycle
+import Store
 
 /// One activity as the feed announces it: what changed, in which project, and for operation
 /// activities, which operation.
@@ -51,22 +52,8 @@ final class ActivityFeed: Service, Sendable {
     }
 
     private func listen() async {
-        var failures = 0
-        while !Task.isCancelled {
-            do {
-                try await database.withConnection { connection in
-                    try await connection.listen(on: Self.channel) { notifications in
-                        for try await notification in notifications {
-                            if let notice = try await notice(from: notification.payload, on: connection) { publish(notice) }
-                        }
-                    }
-                }
-            } catch {
-                if Task.isCancelled { break }
-                failures += 1
-                if failures == 1 { logger.warning("activity feed lost its connection; reconnecting", metadata: ["error": "\(error)"]) }
-            }
-            try? await Task.sleep(for: .milliseconds(min(5000, 100 << min(failures, 6))))
+        await NotificationListener(client: database, channel: Self.channel, logger: logger).run { notification, connection in
+            if let notice = try await notice(from: notification.payload, on: connection) { publish(notice) }
         }
     }
 

@@ -5,6 +5,7 @@ import HummingbirdWebSocket
 import Logging
 import NIOConcurrencyHelpers
 import NIOWebSocket
+import OperationLogs
 import Queue
 import Store
 

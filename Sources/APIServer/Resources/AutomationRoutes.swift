@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import JobContracts
 import PostgresNIO
 import Store
 
@@ -177,9 +178,8 @@ struct AutomationRoutes: Sendable {
         project.post("repositories/:repository/refresh") { _, context -> HTTPResponse.Status in
             let (project, _) = try await context.project(.runJobs, access: access)
             let repository = try await repositories.find(try context.id("repository"), project: project)
-            let job = OutboxJob(
-                queue: "git", type: "poll-repo", payload: #"{"repository_id":"\#(repository.id.uuidString.lowercased())"}"#,
-                uniqueKey: "poll-repo:\(repository.id.uuidString.lowercased())")
+            // One poll per repository at a time: the contract's unique key.
+            let job = try OutboxJob(PollRepo(repositoryID: repository.id))
             try await database.inTransaction(logger: context.logger) { connection in
                 try await Outbox.enqueue([job], on: connection, logger: context.logger)
             }

@@ -1,7 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Jobs
+import JobContracts
 import Store
 
 /// Members of organizations and projects, and invitations. Nobody grants a role above their
@@ -90,13 +90,14 @@ struct MembershipRoutes: Sendable {
                 organization: organization, project: body.projectId, email: body.email, role: body.role, invitedBy: caller.user.id
             ) { invitation in
                 [
-                    try SendMail(
-                        template: "invitation", to: invitation.email,
-                        data: [
-                            "inviter": caller.user.name, "role": invitation.role.rawValue,
-                            "link": "\(base)/invitations/\(invitation.id.uuidString.lowercased())",
-                        ]
-                    ).outboxJob()
+                    try OutboxJob(
+                        SendMail(
+                            template: "invitation", to: invitation.email,
+                            data: [
+                                "inviter": caller.user.name, "role": invitation.role.rawValue,
+                                "link": "\(base)/invitations/\(invitation.id.uuidString.lowercased())",
+                            ]
+                        ))
                 ]
             }
             return EditedResponse(status: .created, response: invitation)

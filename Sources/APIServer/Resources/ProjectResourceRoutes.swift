@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import OperationLogs
 import Store
 
 /// A project's environments, secrets, tasks and jobs, and running jobs as operations.

@@ -1,4 +1,5 @@
 import Hummingbird
+import OperationLogs
 import Store
 
 // The store's records are the API's response bodies (encoded as snake_case JSON by the

@@ -1,4 +1,5 @@
 import Foundation
+import JobContracts
 import Logging
 import NIOPosix
 import PostgresNIO
@@ -31,7 +32,7 @@ public struct KeyGenerator: Sendable {
             logger.info("generate-key: this job ran already; nothing to do", metadata: ["outcome": "\(outcome)"])
             return
         }
-        let owner: KeyPairStore.Owner = job.kind == .sshKey ? .sshKey(job.id) : .secret(job.id)
+        let owner = job.owner
         let replace = job.replace ?? false
         guard let holder = try await pairs.holder(owner) else {
             logger.notice("generate-key: \(owner) is archived or does not exist; skipped")

@@ -1,4 +1,5 @@
 import Foundation
+import JobContracts
 import Logging
 import PostgresNIO
 import Store

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import JobContracts
 import Logging
 import PostgresNIO
 import Queue

@@ -1,11 +1,13 @@
 import Foundation
+import JobContracts
 import Logging
 import PostgresNIO
-import Queue
 
 /// A job to enqueue into Redis once the transaction that records it commits: the transactional
-/// outbox. Its id is fixed here and becomes the job's id in the queue, so whoever records it can
-/// refer to the job at once, and the relay's retries never add it twice.
+/// outbox. It is made from a job's contract, whose queue, type name and policy (attempts,
+/// timeout, visibility timeout) it carries to the relay. Its id is fixed here and becomes the
+/// job's id in the queue, so whoever records it can refer to the job at once, and the relay's
+/// retries never add it twice.
 public struct OutboxJob: Sendable, Hashable {
     public var id: UUID
     public var queue: String
@@ -15,11 +17,24 @@ public struct OutboxJob: Sendable, Hashable {
     /// Run no earlier than this; `nil` runs as soon as the relay moves it.
     public var runAt: Date?
     public var uniqueKey: String?
+    /// `nil` only in rows written before the outbox carried the policy: the queue's defaults.
     public var maxAttempts: Int?
+    public var timeout: Duration?
+    public var visibilityTimeout: Duration?
 
-    public init(
-        id: UUID = UUID(), queue: String, type: String, payload: String, runAt: Date? = nil, uniqueKey: String? = nil,
-        maxAttempts: Int? = nil
+    /// The outbox entry of `job`: its contract's queue, name and policy, and its unique key
+    /// unless `uniqueKey` is given.
+    public init<Contract: JobContract>(_ job: Contract, id: UUID = UUID(), runAt: Date? = nil, uniqueKey: String? = nil) throws {
+        self.init(
+            id: id, queue: Contract.queue, type: Contract.name, payload: try job.payload(), runAt: runAt,
+            uniqueKey: uniqueKey ?? job.uniqueKey, maxAttempts: Contract.retries.maxAttempts, timeout: Contract.timeout,
+            visibilityTimeout: Contract.visibilityTimeout)
+    }
+
+    /// A row as stored.
+    init(
+        id: UUID, queue: String, type: String, payload: String, runAt: Date?, uniqueKey: String?, maxAttempts: Int?,
+        timeout: Duration?, visibilityTimeout: Duration?
     ) {
         self.id = id
         self.queue = queue
@@ -28,62 +43,21 @@ public struct OutboxJob: Sendable, Hashable {
         self.runAt = runAt
         self.uniqueKey = uniqueKey
         self.maxAttempts = maxAttempts
+        self.timeout = timeout
+        self.visibilityTimeout = visibilityTimeout
     }
 
     /// The id the job has in the queue.
     public var jobID: String { id.uuidString.lowercased() }
 
-    /// Checks what the queue would refuse, so a bad job fails its caller's transaction rather
-    /// than sit in the outbox.
+    /// Checks what no contract should get wrong, so such a job fails its caller's transaction
+    /// rather than sit in the outbox. (The relay checks the queue name against the queue's rules.)
     func validate() throws {
-        do {
-            try QueueName.validate(queue)
-        } catch {
-            throw StoreError(.invalid, "outbox job \(jobID): \(error)")
-        }
+        guard !queue.isEmpty else { throw StoreError(.invalid, "outbox job \(jobID) has no queue") }
         guard !type.isEmpty else { throw StoreError(.invalid, "outbox job \(jobID) has no type") }
         if let maxAttempts, maxAttempts < 1 { throw StoreError(.invalid, "outbox job \(jobID): maxAttempts must be at least 1") }
-    }
-}
-
-/// Writing to the outbox.
-public enum Outbox {
-    /// The channel the outbox's insert trigger notifies.
-    public static let channel = "harrow_outbox"
-
-    /// Records `jobs` in the caller's transaction: they reach Redis if and only if it commits.
-    public static func enqueue(_ jobs: [OutboxJob], on connection: PostgresConnection, logger: Logger) async throws {
-        for job in jobs {
-            try job.validate()
-            try await connection.query(
-                """
-                INSERT INTO outbox (id, queue, type, payload, run_at, unique_key, max_attempts)
-                VALUES (\(job.id), \(job.queue), \(job.type), \(job.payload), \(job.runAt), \(job.uniqueKey), \(job.maxAttempts))
-                """, logger: logger)
+        for (name, value) in [("timeout", timeout), ("visibility timeout", visibilityTimeout)] {
+            if let value, value <= .zero { throw StoreError(.invalid, "outbox job \(jobID): the \(name) must be positive") }
         }
-    }
-
-    /// What waits in the outbox.
-    public struct Stats: Sendable, Hashable, Codable {
-        /// Jobs waiting to be moved to Redis.
-        public var depth: Int
-        /// How long the oldest of them has waited, in ms; `nil` when none waits.
-        public var oldestAgeMilliseconds: Int?
-        /// Jobs the relay could not move (their error is in `last_error`); they wait for an operator.
-        public var failed: Int
-    }
-
-    public static func stats(client: PostgresClient, logger: Logger) async throws -> Stats {
-        let rows = try await client.query(
-            """
-            SELECT count(*) FILTER (WHERE failed_at IS NULL)::int8,
-                   (extract(epoch FROM now() - min(created_at) FILTER (WHERE failed_at IS NULL)) * 1000)::int8,
-                   count(*) FILTER (WHERE failed_at IS NOT NULL)::int8
-            FROM outbox
-            """, logger: logger)
-        for try await (depth, age, failed) in rows.decode((Int, Int?, Int).self) {
-            return Stats(depth: depth, oldestAgeMilliseconds: age, failed: failed)
-        }
-        return Stats(depth: 0, oldestAgeMilliseconds: nil, failed: 0)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import JobContracts
 import Logging
 import PostgresNIO
 
@@ -64,10 +65,7 @@ public struct OperationStore: Sendable {
                 RETURNING \(unescaped: Self.columns)
                 """, logger: logger, Self.record)
             guard let operation = inserted?.item else { throw StoreError.notFound("job") }
-            let operationID = id.uuidString.lowercased()
-            try await Outbox.enqueue(
-                [OutboxJob(id: id, queue: "operations", type: "run-operation", payload: #"{"operation_id":"\#(operationID)"}"#)],
-                on: connection, logger: logger)
+            try await Outbox.enqueue([try OutboxJob(RunOperation(operationID: id), id: id)], on: connection, logger: logger)
             try await Self.log("operation.queued", operation, actor: requestedBy, on: connection, logger: logger)
             return operation
         }

@@ -1,4 +1,5 @@
 import Foundation
+import JobContracts
 import Logging
 import NIOCore
 import PostgresNIO
@@ -58,8 +59,7 @@ public struct SSHKeyStore: Sendable {
             """, logger: logger, record)
         guard let key = inserted?.item else { throw StoreError.notFound("project") }
         let id = key.id.uuidString.lowercased()
-        try await Outbox.enqueue(
-            [OutboxJob(queue: "keys", type: "generate-key", payload: #"{"kind":"ssh_key","id":"\#(id)"}"#)], on: connection, logger: logger)
+        try await Outbox.enqueue([try OutboxJob(GenerateKey(owner: .sshKey(key.id)))], on: connection, logger: logger)
         try await ActivityLog.record(
             "ssh_key.created", project: project, actor: actor, payload: ["ssh_key_id": id, "name": name], on: connection, logger: logger)
         return key

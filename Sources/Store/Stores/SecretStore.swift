@@ -1,4 +1,5 @@
 import Foundation
+import JobContracts
 import Logging
 import NIOCore
 import PostgresNIO
@@ -66,11 +67,7 @@ public struct SecretStore: Sendable {
             for try await row in rows.decode(Row.self) {
                 let secret = try Self.record(row).item
                 if kind == .ssh {
-                    try await Outbox.enqueue(
-                        [
-                            OutboxJob(
-                                queue: "keys", type: "generate-key", payload: #"{"kind":"secret","id":"\#(id.uuidString.lowercased())"}"#)
-                        ], on: connection, logger: logger)
+                    try await Outbox.enqueue([try OutboxJob(GenerateKey(owner: .secret(id)))], on: connection, logger: logger)
                 }
                 try await ActivityLog.record(
                     "secret.created", project: project, actor: actor, payload: Self.payload(secret), on: connection, logger: logger)

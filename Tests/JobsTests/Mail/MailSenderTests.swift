@@ -1,5 +1,6 @@
 import Foundation
 import HarrowTestSupport
+import JobContracts
 import Queue
 import Store
 import Testing

@@ -46,7 +46,9 @@ public struct OperationLog: Sendable {
             )
         }
         for reply in try await redis.pipeline(items) {
-            if case .error(let message) = reply { throw StoreError(.conflict, "the operation's log could not be written: \(message)") }
+            if case .error(let message) = reply {
+                throw RedisError(code: .serverError, command: "XADD", message: "the operation's log could not be written: \(message)")
+            }
         }
     }
 

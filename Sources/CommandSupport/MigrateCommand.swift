@@ -1,22 +1,23 @@
 import ArgumentParser
-import CommandSupport
 import Store
 
-/// `worker migrate`: applies pending migrations and exits.
-struct MigrateCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+/// `migrate`, in `worker` and `api-server` alike: applies pending migrations and exits.
+public struct MigrateCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "migrate", abstract: "Apply pending database migrations and exit.",
         discussion: """
-            Safe to run from several processes at once: an advisory lock makes them apply each
-            migration once. Refuses a database that has migrations this binary does not know, or
+            Safe to run from several processes at once: an advisory lock makes them apply each \
+            migration once. Refuses a database that has migrations this binary does not know, or \
             whose text differs.
             """)
 
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var logging: LoggingOptions
 
-    func run() async throws {
-        let logger = logging.bootstrap()
+    public init() {}
+
+    public func run() async throws {
+        let logger = logging.bootstrap(label: "harrow.migrate")
         let applied = try await Database.withClient(try database.requiredConfiguration(), logger: logger) { client in
             try await Migrator(client: client, logger: logger).migrate()
         }

@@ -1,15 +1,17 @@
 import Foundation
-import Store
-import WorkerPool
 
 /// `generate-key` (queue `keys`): makes the SSH key pair of an SSH key (a repository's deploy
-/// key is one) or of an `ssh` secret. Payload: `{"kind": "ssh_key" | "secret", "id": "<uuid>"}`,
+/// key is one) or of an `ssh` secret. Payload: `{"id": "<uuid>", "kind": "ssh_key" | "secret"}`,
 /// with `"replace": true` for a rekey, which replaces a pair the record has already.
-public struct GenerateKey: Job, Hashable {
+public struct GenerateKey: JobContract, Hashable {
     public static let name = "generate-key"
     public static let queue = "keys"
-    /// Generation is local and quick; retries are for Postgres being away.
-    public static var retryPolicy: RetryPolicy { .default }
+    /// Generation is local and quick; retries are for Postgres being away, for as long as the
+    /// default allows (a key waits for its pair).
+    public static let retries = Retries(maxAttempts: 25, backoff: .polynomial)
+    /// An RSA-4096 pair takes seconds at worst; the rest is one transaction.
+    public static let timeout: Duration = .seconds(300)
+    public static let visibilityTimeout: Duration? = .seconds(60)
 
     /// Which kind of record the key pair is for.
     public enum Kind: String, Codable, Sendable, Hashable {
@@ -27,23 +29,6 @@ public struct GenerateKey: Job, Hashable {
         self.id = id
         self.replace = replace
     }
-}
-
-extension GenerateKey {
-    /// The job for a record that holds key pairs.
-    public init(owner: KeyPairStore.Owner, replace: Bool? = nil) {
-        switch owner {
-        case .sshKey(let id): self.init(kind: .sshKey, id: id, replace: replace)
-        case .secret(let id): self.init(kind: .secret, id: id, replace: replace)
-        }
-    }
-
-    /// The payload as the queue carries it.
-    public func payload() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
-    }
 
     enum CodingKeys: String, CodingKey {
         case kind, id, replace
@@ -53,7 +38,7 @@ extension GenerateKey {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(kind, forKey: .kind)
-        try container.encode(id.uuidString.lowercased(), forKey: .id)
+        try container.encodeID(id, forKey: .id)
         try container.encodeIfPresent(replace, forKey: .replace)
     }
 }

@@ -1,15 +1,17 @@
 import Foundation
 import HarrowTestSupport
+import JobContracts
 import Logging
 import NIOCore
 import PostgresNIO
 import Queue
+import Store
 import Testing
 
-@testable import Store
+@testable import Jobs
 
-/// The transactional outbox against real Postgres and Redis.
-@Suite struct OutboxTests {
+/// The transactional outbox and its relay against real Postgres and Redis.
+@Suite struct OutboxRelayTests {
     static let logger = TestRedis.logger("harrow.test.outbox")
 
     /// A migrated database and a queue under a prefix of the test's own.
@@ -36,6 +38,26 @@ import Testing
         }
     }
 
+    /// A job whose contract names a queue Redis keys cannot hold.
+    struct BadQueue: JobContract {
+        static let name = "bad-queue"
+        static let queue = "no spaces"
+        static let retries = Retries(maxAttempts: 1, backoff: .polynomial)
+        static let timeout: Duration = .seconds(1)
+        static let visibilityTimeout: Duration? = nil
+    }
+
+    /// A job whose contract has no name.
+    struct Nameless: JobContract {
+        static let name = ""
+        static let queue = "work"
+        static let retries = Retries(maxAttempts: 1, backoff: .polynomial)
+        static let timeout: Duration = .seconds(1)
+        static let visibilityTimeout: Duration? = nil
+    }
+
+    static let mail = SendMail(template: "password-reset", to: "a@example.com", data: ["name": "Zoë", "link": "l"])
+
     /// Job ids in the queue's stream, in stream order, with their payloads.
     static func streamed(_ queue: JobQueue, _ name: String) async throws -> [(id: String, payload: String)] {
         let reply = try await queue.redis.send("XRANGE", [.string(queue.keys(name).stream), "-", "+"])
@@ -57,18 +79,17 @@ import Testing
     }
 
     static func relay(_ client: PostgresClient, _ queue: JobQueue, batchSize: Int = 500) -> OutboxRelay {
-        OutboxRelay(client: client, jobQueue: queue, options: .init(batchSize: batchSize, leaseTTL: nil), logger: logger)
+        OutboxRelay(client: client, jobQueue: queue, options: .init(batchSize: batchSize), logger: logger)
     }
 
     @Test func onlyCommittedJobsAreRelayedWithTheirIdAndBytes() async throws {
         try await Self.withOutbox("outbox_commit") { client, queue in
-            let committed = OutboxJob(queue: "mail", type: "send-mail", payload: #"{"to":"a@example.com","n":1.50,"x":"é"}"#)
+            let committed = try OutboxJob(Self.mail)
             try await Self.record([committed], client: client)
             struct Rollback: Error {}
             await #expect(throws: (any Error).self) {
                 try await client.inTransaction(logger: Self.logger) { connection in
-                    try await Outbox.enqueue(
-                        [OutboxJob(queue: "mail", type: "send-mail", payload: "{}")], on: connection, logger: Self.logger)
+                    try await Outbox.enqueue([try OutboxJob(Self.mail)], on: connection, logger: Self.logger)
                     throw Rollback()
                 }
             }
@@ -85,30 +106,65 @@ import Testing
         }
     }
 
-    @Test func badJobsFailTheirTransactionAndNothingIsRecorded() async throws {
+    @Test func aJobWithoutANameFailsItsTransactionAndNothingIsRecorded() async throws {
         try await Self.withOutbox("outbox_bad") { client, _ in
             await #expect(throws: StoreError.self) {
-                try await Self.record([OutboxJob(queue: "no spaces", type: "t", payload: "{}")], client: client)
-            }
-            await #expect(throws: StoreError.self) {
-                try await Self.record([OutboxJob(queue: "q", type: "", payload: "{}")], client: client)
+                try await Self.record([try OutboxJob(NoopContract()), try OutboxJob(Nameless())], client: client)
             }
             let depth = try await Self.depth(client)
             #expect(depth == 0)
         }
     }
 
+    /// A job whose queue the queue refuses is set aside with the reason, for an operator; the
+    /// jobs around it move.
+    @Test func aJobTheQueueRefusesIsSetAsideAndTheOthersMove() async throws {
+        try await Self.withOutbox("outbox_refused") { client, queue in
+            let jobs = [try OutboxJob(NoopContract(n: 1)), try OutboxJob(BadQueue()), try OutboxJob(NoopContract(n: 2))]
+            try await Self.record(jobs, client: client)
+            #expect(try await Self.relay(client, queue).relayBatch() == 3)
+            #expect(try await Self.streamed(queue, "work").map(\.id) == [jobs[0].jobID, jobs[2].jobID])
+            let stats = try await Outbox.stats(client: client, logger: Self.logger)
+            #expect(stats.depth == 0 && stats.failed == 1)
+            let error = try await client.value("SELECT last_error FROM outbox WHERE id = \(jobs[1].id)", as: String.self) ?? ""
+            #expect(error.contains("invalid queue name"), "\(error)")
+            #expect(try await Self.relay(client, queue).relayBatch() == 0)
+        }
+    }
+
+    /// A job moved through the outbox carries its contract's policy into Redis: before the
+    /// outbox carried it, `send-mail` arrived with 25 attempts and no timeouts, and the worker
+    /// trusted that envelope.
+    @Test func aJobArrivesWithItsContractsPolicy() async throws {
+        try await Self.withOutbox("outbox_policy") { client, queue in
+            let job = try OutboxJob(Self.mail)
+            try await Self.record([job], client: client)
+            try await Self.relay(client, queue).relayBatch()
+            let ready = try await queue.readyJobs(queue: SendMail.queue)
+            #expect(ready.map(\.id) == [job.jobID])
+            #expect(ready.first?.type == "send-mail")
+            #expect(ready.first?.fields["max_attempts"] == "10")
+            #expect(ready.first?.fields["timeout"] == "120000")
+            #expect(ready.first?.fields["visibility_timeout"] == "60000")
+        }
+    }
+
     /// Delayed and unique jobs keep their options through the outbox.
     @Test func runAtAndUniqueKeysSurviveTheRelay() async throws {
         try await Self.withOutbox("outbox_options") { client, queue in
-            let later = OutboxJob(queue: "keys", type: "generate-key", payload: "{}", runAt: Date().addingTimeInterval(3600))
-            let first = OutboxJob(queue: "keys", type: "generate-key", payload: "{}", uniqueKey: "key-1")
-            let second = OutboxJob(queue: "keys", type: "generate-key", payload: "{}", uniqueKey: "key-1")
-            try await Self.record([later, first, second], client: client)
+            let later = try OutboxJob(NoopContract(n: 1), runAt: Date().addingTimeInterval(3600))
+            let first = try OutboxJob(NoopContract(n: 2), uniqueKey: "key-1")
+            let second = try OutboxJob(NoopContract(n: 3), uniqueKey: "key-1")
+            // A contract's own unique key: one poll per repository.
+            let repository = UUID()
+            let poll = try OutboxJob(PollRepo(repositoryID: repository))
+            let again = try OutboxJob(PollRepo(repositoryID: repository))
+            try await Self.record([later, first, second, poll, again], client: client)
             try await Self.relay(client, queue).relayBatch()
-            let stats = try await queue.stats(queues: ["keys"])[0]
+            let stats = try await queue.stats(queues: ["work"])[0]
             #expect(stats.delayed == 1)
-            #expect(try await Self.streamed(queue, "keys").map(\.id) == [first.jobID])
+            #expect(try await Self.streamed(queue, "work").map(\.id) == [first.jobID])
+            #expect(try await Self.streamed(queue, PollRepo.queue).map(\.id) == [poll.jobID])
             #expect(try await Self.depth(client) == 0)
         }
     }
@@ -117,11 +173,11 @@ import Testing
     /// and the next relay finds every job enqueued already. Nothing is lost, nothing doubled.
     @Test func aRelayDyingBetweenRedisAndTheDeleteDoublesNothing() async throws {
         try await Self.withOutbox("outbox_crash") { client, queue in
-            let jobs = (0..<50).map { OutboxJob(queue: "work", type: "noop", payload: #"{"n":\#($0)}"#) }
+            let jobs = try (0..<50).map { try OutboxJob(NoopContract(n: $0)) }
             try await Self.record(jobs, client: client)
             struct Crash: Error {}
             let dying = OutboxRelay(
-                client: client, jobQueue: queue, options: .init(batchSize: 20, leaseTTL: nil), logger: Self.logger,
+                client: client, jobQueue: queue, options: .init(batchSize: 20), logger: Self.logger,
                 afterEnqueue: { throw Crash() })
             await #expect(throws: (any Error).self) { try await dying.relayBatch() }
             #expect(try await Self.depth(client) == 50)
@@ -137,7 +193,7 @@ import Testing
 
     @Test func twoRelaysAtOnceDeliverEachJobOnce() async throws {
         try await Self.withOutbox("outbox_two") { client, queue in
-            let jobs = (0..<2000).map { OutboxJob(queue: "work", type: "noop", payload: #"{"n":\#($0)}"#) }
+            let jobs = try (0..<2000).map { try OutboxJob(NoopContract(n: $0)) }
             for chunk in stride(from: 0, to: jobs.count, by: 500) {
                 try await Self.record(Array(jobs[chunk..<chunk + 500]), client: client)
             }
@@ -166,7 +222,7 @@ import Testing
                 let relay = OutboxRelay(
                     client: client, jobQueue: queue, options: .init(batchSize: 200, sweepInterval: .milliseconds(100)), logger: Self.logger)
                 let running = Task { try await relay.run() }
-                let jobs = (0..<1000).map { OutboxJob(queue: "work", type: "noop", payload: #"{"n":\#($0)}"#) }
+                let jobs = try (0..<1000).map { try OutboxJob(NoopContract(n: $0)) }
                 for chunk in stride(from: 0, to: jobs.count, by: 100) {
                     try await Self.record(Array(jobs[chunk..<chunk + 100]), client: client)
                 }
@@ -187,11 +243,11 @@ import Testing
     @Test func aNotificationWakesTheRelay() async throws {
         try await Self.withOutbox("outbox_notify") { client, queue in
             let relay = OutboxRelay(
-                client: client, jobQueue: queue, options: .init(sweepInterval: .seconds(60), leaseTTL: nil), logger: Self.logger)
+                client: client, jobQueue: queue, options: .init(sweepInterval: .seconds(60)), logger: Self.logger)
             let running = Task { try await relay.run() }
             // Let the first sweep and the LISTEN happen.
             try await Task.sleep(for: .milliseconds(500))
-            let job = OutboxJob(queue: "mail", type: "send-mail", payload: "{}")
+            let job = try OutboxJob(Self.mail)
             try await Self.record([job], client: client)
             try await eventually("relayed", timeout: .seconds(10)) { try await Self.streamed(queue, "mail").count == 1 }
             running.cancel()
