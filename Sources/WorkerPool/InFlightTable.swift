@@ -1,19 +1,18 @@
 import NIOConcurrencyHelpers
+import Queue
 
-/// The entries this worker holds: those it is running, which heartbeats keep from being
-/// reclaimed, and every entry from dispatch until its outcome is recorded in Redis. An entry
-/// pending for this worker in Redis but not held here is an orphan: its delivery was lost with a
-/// connection, and the worker hands it back.
+/// The entries this worker holds: those it is running or has prefetched, which every heartbeat
+/// refreshes so they are not reclaimed, and every entry from dispatch until its outcome is
+/// recorded in Redis. An entry pending for this worker in Redis but not held here is an orphan:
+/// its delivery was lost with a connection, and the worker hands it back.
 final class InFlightTable: Sendable {
     struct Entry: Sendable {
         var queue: String
-        /// Refresh the entry before this many milliseconds of idleness: a third of its
-        /// visibility timeout, so two heartbeats can be missed before it is reclaimed.
-        var refreshEvery: Duration
-        var lastRefresh: ContinuousClock.Instant
-        /// Past this, the handler overran its timeout and ignores cancellation: stop refreshing,
-        /// so the reclaimer hands the job to another worker.
-        var refreshUntil: ContinuousClock.Instant
+        /// A unique job's key and id: heartbeats keep its lock alive while the job is held.
+        var uniqueKey: String?
+        var jobID: String
+        /// How long the entry may go without a refresh before the reclaimer takes it.
+        var visibility: Duration
     }
 
     private let entries = NIOLockedValueBox([String: Entry]())
@@ -41,27 +40,19 @@ final class InFlightTable: Sendable {
         entries.withLockedValue { _ = $0.removeValue(forKey: entryID) }
     }
 
-    /// Every entry that is still refreshed, marked as refreshed now: after a gap in heartbeats.
-    func all(now: ContinuousClock.Instant = .now) -> [(queue: String, entryID: String)] {
+    /// Every entry to refresh, and the unique locks of those that have one.
+    func snapshot() -> (entries: [(queue: String, entryID: String)], locks: [UniqueLock]) {
         entries.withLockedValue { entries in
             var all: [(queue: String, entryID: String)] = []
-            for (id, entry) in entries where now < entry.refreshUntil {
+            var locks: [UniqueLock] = []
+            all.reserveCapacity(entries.count)
+            for (id, entry) in entries {
                 all.append((entry.queue, id))
-                entries[id]?.lastRefresh = now
+                if let key = entry.uniqueKey {
+                    locks.append(UniqueLock(queue: entry.queue, key: key, jobID: entry.jobID, ttl: entry.visibility * 2))
+                }
             }
-            return all
-        }
-    }
-
-    /// Entries that need a heartbeat before `horizon`, marked as refreshed now.
-    func due(within horizon: Duration, now: ContinuousClock.Instant = .now) -> [(queue: String, entryID: String)] {
-        entries.withLockedValue { entries in
-            var due: [(queue: String, entryID: String)] = []
-            for (id, entry) in entries where now < entry.refreshUntil && entry.lastRefresh + entry.refreshEvery <= now + horizon {
-                due.append((entry.queue, id))
-                entries[id]?.lastRefresh = now
-            }
-            return due
+            return (all, locks)
         }
     }
 }

@@ -46,7 +46,7 @@ public struct SingletonLoop: Sendable {
                 if failures == 1 || failures % 10 == 0 {
                     logger.warning("singleton loop failed; retrying", metadata: ["error": "\(error)"])
                 }
-                wait = .milliseconds(min(5000, 100 << min(failures, 6)))
+                wait = RetryPolicy.Backoff.reconnect.delay(afterAttempt: failures + 1)
             }
             do {
                 // A wake never cuts a failure's backoff short: notifications keep coming while

@@ -37,10 +37,9 @@ extension Worker {
         let visibility = visibilityTimeout(for: envelope)
         inFlight.insert(
             entryID: job.entryID,
-            InFlightTable.Entry(
-                // Refreshed for as long as it runs, past its timeout too: a job that ignores
-                // cancellation is never handed to another worker while this one is alive.
-                queue: job.queue, refreshEvery: visibility / 3, lastRefresh: start, refreshUntil: start + .seconds(86_400 * 365)))
+            // Refreshed for as long as it runs, past its timeout too: a job that ignores
+            // cancellation is never handed to another worker while this one is alive.
+            InFlightTable.Entry(queue: job.queue, uniqueKey: envelope.uniqueKey, jobID: envelope.id, visibility: visibility))
         defer { inFlight.remove(entryID: job.entryID) }
 
         var result: Result<Void, any Error>

@@ -256,7 +256,6 @@ public final class Worker: Service, Sendable {
     private func dispatch(_ deliveries: [Delivery]) async {
         var jobs: [FetchedJob] = []
         jobs.reserveCapacity(deliveries.count)
-        let now = ContinuousClock.now
         for delivery in deliveries {
             switch delivery {
             case .malformed(let entry): await deadLetterMalformed(entry)
@@ -284,7 +283,7 @@ public final class Worker: Service, Sendable {
                 inFlight.insert(
                     entryID: job.entryID,
                     InFlightTable.Entry(
-                        queue: job.queue, refreshEvery: visibility / 3, lastRefresh: now, refreshUntil: .now + .seconds(86_400)))
+                        queue: job.queue, uniqueKey: job.envelope.uniqueKey, jobID: job.envelope.id, visibility: visibility))
                 jobs.append(job)
             }
         }
@@ -373,8 +372,9 @@ public final class Worker: Service, Sendable {
                 lastBeat = now
                 // Every held entry, every beat (one XCLAIM per queue): then any visibility timeout
                 // of at least three beats is safe, whichever source the reclaimer reads it from.
-                let held = inFlight.all()
+                let (held, locks) = inFlight.snapshot()
                 try await jobQueue.refresh(held, consumer: workerID)
+                try await jobQueue.extend(locks)
                 if failed || gap > options.heartbeatInterval * 3 / 2 {
                     logger.notice(
                         "heartbeat back after a gap; refreshed every held job", metadata: ["gap": "\(gap)", "jobs": "\(held.count)"])

@@ -147,7 +147,9 @@ struct RunCommand: AsyncParsableCommand {
         let logger = logging.bootstrap()
         let redis = RedisClient(configuration: try RedisConfiguration(url: redisURL), logger: logger)
         let jobQueue = JobQueue(redis: redis, options: JobQueue.Options(keyPrefix: keyPrefix))
-        var registry = JobRegistry()
+        let heartbeat = Duration.milliseconds(Int64(heartbeatInterval * 1000))
+        // Checks each type's visibility timeout against this worker's heartbeat.
+        var registry = JobRegistry(heartbeatInterval: heartbeat)
         try registry.registerDiagnosticJobs()
         let databaseConfiguration = try database.configuration()
         let client = databaseConfiguration.map { Database.makeClient($0, logger: logger) }
@@ -174,9 +176,11 @@ struct RunCommand: AsyncParsableCommand {
                 queues: selection, concurrency: concurrency, prefetch: prefetch,
                 shutdownTimeout: .milliseconds(Int64(shutdownTimeout * 1000)),
                 cancellationGrace: .milliseconds(Int64(cancellationGrace * 1000)),
-                heartbeatInterval: .milliseconds(Int64(heartbeatInterval * 1000)),
+                heartbeatInterval: heartbeat,
                 deadWorkerAfter: .milliseconds(Int64(deadWorkerAfter * 1000)), runsMaintenance: !noMaintenance), logger: logger)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        // The Redis client first: the group stops services in reverse order, so it closes last,
+        // also when another service throws.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: redis)]
         if let client {
             let migrator = Migrator(client: client, logger: logger)
             let ready = DatabaseReadiness(migrator: migrator, migrate: migrate)
@@ -194,6 +198,5 @@ struct RunCommand: AsyncParsableCommand {
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
-        await redis.close()
     }
 }

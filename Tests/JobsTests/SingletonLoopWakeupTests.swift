@@ -22,11 +22,11 @@ import WorkerPool
                     return .seconds(60)
                 }
             }
-            try await eventually("the first turn", timeout: .seconds(5)) { turns.load(ordering: .sequentiallyConsistent) == 1 }
+            try await eventually("the first turn", timeout: .seconds(30)) { turns.load(ordering: .sequentiallyConsistent) == 1 }
             try await Task.sleep(for: .milliseconds(200))
             #expect(turns.load(ordering: .sequentiallyConsistent) == 1, "the loop did not wait")
             wakeup.wake()
-            try await eventually("the turn a wake during a turn asked for", timeout: .seconds(5)) {
+            try await eventually("the turn a wake during a turn asked for", timeout: .seconds(30)) {
                 turns.load(ordering: .sequentiallyConsistent) == 3
             }
             try await Task.sleep(for: .milliseconds(200))

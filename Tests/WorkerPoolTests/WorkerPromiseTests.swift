@@ -168,6 +168,25 @@ import WorkerPool
         }
     }
 
+    @Test func aUniqueJobRunningLongerThanUniqueForKeepsItsLock() async throws {
+        try await TestRedis.withJobQueue("wp-unique-long") { queue in
+            let recorder = RunRecorder()
+            var registry = JobRegistry()
+            try registry.registerNap(recorder)
+            let unique = EnqueueOptions(uniqueKey: "long", uniqueFor: .seconds(1))
+            let id = try await queue.enqueue(Nap(ms: 4000), options: unique).id
+            try await withWorker(queue: queue, registry: registry, options: .fast(.strict("naps"))) { _ in
+                try await eventually("it runs") { recorder.running == 1 }
+                try await Task.sleep(for: .seconds(2))
+                // Past uniqueFor, yet still running: the heartbeat kept the lock.
+                let duplicate = try await queue.enqueue(Nap(ms: 0), options: unique)
+                #expect(duplicate.id == id && !duplicate.enqueued, "a duplicate was enqueued while the job ran")
+                try await queue.waitUntilDrained("naps")
+            }
+            #expect(recorder.runs.map(\.id) == [id])
+        }
+    }
+
     // MARK: Defect 5: due times come from Redis's clock, not the worker's
 
     /// Fails its first run and asks to be retried shortly.

@@ -120,3 +120,37 @@ extension JobQueue {
         }
     }
 }
+
+/// A unique job's lock, to keep alive while its job is held.
+public struct UniqueLock: Sendable, Hashable {
+    public var queue: String
+    public var key: String
+    public var jobID: String
+    /// The least time the lock must live from now.
+    public var ttl: Duration
+
+    public init(queue: String, key: String, jobID: String, ttl: Duration) {
+        self.queue = queue
+        self.key = key
+        self.jobID = jobID
+        self.ttl = ttl
+    }
+}
+
+extension JobQueue {
+    /// Keeps the locks of unique jobs a worker holds alive for at least their `ttl` (only where
+    /// the job still owns its lock), so a job that waits or runs longer than `uniqueFor` still
+    /// excludes duplicates until it is acknowledged or dead.
+    public func extend(_ locks: [UniqueLock]) async throws {
+        guard !locks.isEmpty else { return }
+        let items = locks.map { lock in
+            RedisPipelineItem.script(
+                RedisScript.Call(
+                    QueueScripts.extendUnique, keys: [keys(lock.queue).unique(lock.key)],
+                    arguments: [.string(lock.jobID), .int(Int(Self.milliseconds(lock.ttl)))]))
+        }
+        for (index, reply) in try await redis.pipeline(items).enumerated() {
+            if case .error(let message) = reply { throw RedisError.server(message, command: items[index].name) }
+        }
+    }
+}

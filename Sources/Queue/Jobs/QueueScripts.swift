@@ -136,6 +136,17 @@ enum QueueScripts {
             return 1
             """)
 
+    /// Makes a unique lock live at least `ttl` more ms if the given job still owns it (a held
+    /// job's heartbeat). KEYS: lock. ARGV: job id, ttl ms.
+    static let extendUnique = RedisScript(
+        name: "extend-unique",
+        source: """
+            if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+            local ttl = redis.call('PTTL', KEYS[1])
+            if ttl >= 0 and ttl < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+            return 1
+            """)
+
     /// Releases a unique lock if the given job still owns it. KEYS: lock. ARGV: job id.
     static let releaseUnique = RedisScript(
         name: "release-unique",
