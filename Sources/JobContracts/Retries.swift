@@ -13,6 +13,7 @@ public struct Retries: Sendable, Hashable {
 
     /// Total runs allowed, the first included; after the last failure the job is dead-lettered.
     public var maxAttempts: Int
+    /// The delay before each next attempt.
     public var backoff: Backoff
 
     public init(maxAttempts: Int, backoff: Backoff) {

@@ -3,10 +3,12 @@ import PostgresNIO
 
 /// Follows a Postgres notification channel (`LISTEN`) on a connection of its own until its task
 /// is cancelled, reconnecting with backoff after a lost connection. Notifications sent while it
-/// reconnects are lost: a listener's owner covers them another way (the outbox relay sweeps,
-/// the activity feed's clients reload).
+/// reconnects are lost: an owner that must not miss work covers them another way (the outbox
+/// relay sweeps).
 public struct NotificationListener: Sendable {
+    /// The database; the listener holds one of its connections while it runs.
     public let client: PostgresClient
+    /// The channel to `LISTEN` on.
     public let channel: String
     let logger: Logger
 
@@ -25,8 +27,9 @@ public struct NotificationListener: Sendable {
             do {
                 try await client.withConnection { connection in
                     try await connection.listen(on: channel) { notifications in
+                        // Listening again: the next loss is a new outage, worth a warning.
+                        failures = 0
                         for try await notification in notifications {
-                            failures = 0
                             try await handle(notification, connection)
                         }
                     }

@@ -17,9 +17,12 @@ public struct OutboxJob: Sendable, Hashable {
     /// Run no earlier than this; `nil` runs as soon as the relay moves it.
     public var runAt: Date?
     public var uniqueKey: String?
-    /// `nil` only in rows written before the outbox carried the policy: the queue's defaults.
+    /// Runs allowed, from the contract; `nil` only in rows written before the outbox carried the
+    /// policy, as are the two below: the queue's defaults then apply.
     public var maxAttempts: Int?
+    /// How long one run may take.
     public var timeout: Duration?
+    /// How long a running job may go without a heartbeat before it is redelivered.
     public var visibilityTimeout: Duration?
 
     /// The outbox entry of `job`: its contract's queue, name and policy, and its unique key
