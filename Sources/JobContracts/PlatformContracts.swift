@@ -15,6 +15,12 @@ public enum PlatformContracts {
 }
 
 extension PlatformContracts {
+    /// The queues, in priority order, where at least one contract's type is in `handled`.
+    public static func queues(servedBy handled: some Sequence<String>) -> [String] {
+        let handled = Set(handled)
+        return queues.filter { queue in all.contains { $0.queue == queue && handled.contains($0.name) } }
+    }
+
     /// The contracts whose jobs go to one of `queues` but whose type is not in `handled`: a
     /// worker that reads those queues without the handler fails such jobs as an unknown type.
     public static func withoutHandlers(onQueues queues: some Sequence<String>, handled: some Sequence<String>) -> [any JobContract.Type] {

@@ -125,17 +125,26 @@ struct RunCommand: AsyncParsableCommand {
             String(text[text.index(after: open)..<text.index(before: text.endIndex)]), displayName: name.isEmpty ? nil : name)
     }
 
-    /// `--queues`, else `HARROW_QUEUES`; else, with a database, every queue a platform job's
-    /// contract names and `default` (one command runs the whole platform), without one `default`.
-    func queueList() throws -> String {
+    /// The queues named by `--queues` or `HARROW_QUEUES`, if either is given.
+    var explicitQueues: String? {
         if let queues { return queues }
         if let queues = ProcessInfo.processInfo.environment["HARROW_QUEUES"], !queues.isEmpty { return queues }
-        guard try database.configuration() != nil else { return "default" }
-        return (PlatformContracts.queues + ["default"]).joined(separator: ",")
+        return nil
     }
 
-    func queueSelection() throws -> QueueSelection {
-        var selection = try QueueSelection(parsing: try queueList())
+    /// `--queues`, else `HARROW_QUEUES`; else, with a database, every queue where a platform
+    /// job's contract has a handler in this worker (`handled`), then `default`: one command runs
+    /// the whole platform. A queue none of whose jobs this worker can run is left alone, so its
+    /// jobs wait for a worker that can (rather than fail here as an unknown type). Without a
+    /// database, `default`.
+    func queueList(handled: [String]) throws -> String {
+        if let explicitQueues { return explicitQueues }
+        guard try database.configuration() != nil else { return "default" }
+        return (PlatformContracts.queues(servedBy: handled) + ["default"]).joined(separator: ",")
+    }
+
+    func queueSelection(handled: [String] = PlatformContracts.all.map { $0.name }) throws -> QueueSelection {
+        var selection = try QueueSelection(parsing: try queueList(handled: handled))
         if let queueConcurrency { try selection.applyLimits(parsing: queueConcurrency) }
         return selection
     }
@@ -163,12 +172,20 @@ struct RunCommand: AsyncParsableCommand {
             try PlatformJobs(database: client, redis: redis, keyring: keyring, configuration: configuration, logger: logger)
                 .register(in: &registry)
         }
-        let selection = try queueSelection()
-        // Such jobs would be fetched here and fail as an unknown type: say so at once.
-        for contract in PlatformContracts.withoutHandlers(onQueues: selection.names, handled: registry.typeNames) {
-            logger.error(
-                "no handler for \(contract.name) jobs, yet this worker reads their queue \(contract.queue): they fail here as an unknown type",
-                metadata: ["job_type": "\(contract.name)", "queue": "\(contract.queue)"])
+        let selection = try queueSelection(handled: registry.typeNames)
+        if client != nil {
+            // Said at once: jobs of these types either fail here as an unknown type (a queue read
+            // by --queues) or wait for another worker (a queue the default leaves alone).
+            let read = explicitQueues == nil ? PlatformContracts.queues : selection.names
+            for contract in PlatformContracts.withoutHandlers(onQueues: read, handled: registry.typeNames) {
+                let consequence =
+                    selection.names.contains(contract.queue)
+                    ? "yet this worker reads their queue \(contract.queue): they fail here as an unknown type"
+                    : "so this worker leaves their queue \(contract.queue) alone: they wait for a worker that has one"
+                logger.error(
+                    "no handler for \(contract.name) jobs, \(consequence)",
+                    metadata: ["job_type": "\(contract.name)", "queue": "\(contract.queue)"])
+            }
         }
         let worker = Worker(
             queue: jobQueue, registry: registry,

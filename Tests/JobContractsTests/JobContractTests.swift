@@ -70,4 +70,10 @@ extension JobContractTests {
         #expect(names(PlatformContracts.withoutHandlers(onQueues: ["mail", "default"], handled: ["noop"])) == ["send-mail"])
         #expect(names(PlatformContracts.withoutHandlers(onQueues: ["default"], handled: [])).isEmpty)
     }
+
+    @Test func aDefaultWorkerServesTheQueuesOfTheContractsItHasHandlersFor() {
+        #expect(PlatformContracts.queues(servedBy: ["generate-key", "send-mail", "post-status"]) == ["mail", "keys", "status"])
+        #expect(PlatformContracts.queues(servedBy: ["generate-key", "post-status", "noop"]) == ["keys", "status"])
+        #expect(PlatformContracts.queues(servedBy: []).isEmpty)
+    }
 }

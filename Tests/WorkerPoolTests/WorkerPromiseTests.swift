@@ -173,12 +173,13 @@ import WorkerPool
             let recorder = RunRecorder()
             var registry = JobRegistry()
             try registry.registerNap(recorder)
-            let unique = EnqueueOptions(uniqueKey: "long", uniqueFor: .seconds(1))
+            let unique = EnqueueOptions(uniqueKey: "long")
             let id = try await queue.enqueue(Nap(ms: 4000), options: unique).id
             try await withWorker(queue: queue, registry: registry, options: .fast(.strict("naps"))) { _ in
                 try await eventually("it runs") { recorder.running == 1 }
-                try await Task.sleep(for: .seconds(2))
-                // Past uniqueFor, yet still running: the heartbeat kept the lock.
+                // As if its uniqueFor were almost used up while it runs.
+                try await queue.redis.send("PEXPIRE", [.string(queue.keys("naps").unique("long")), "300"])
+                try await Task.sleep(for: .seconds(1))
                 let duplicate = try await queue.enqueue(Nap(ms: 0), options: unique)
                 #expect(duplicate.id == id && !duplicate.enqueued, "a duplicate was enqueued while the job ran")
                 try await queue.waitUntilDrained("naps")
