@@ -109,7 +109,20 @@ struct ConnectionSlotStateTests {
         #expect(slot.close() == nil)
     }
 
-    @Test func aLateFailureReportAfterCloseChangesNothing() {
+    @Test func aConnectionThatArrivesAfterCloseIsHandedBackToBeClosed() {
+        var slot = Self.slot()
+        _ = slot.acquire(now: Self.start, isActive: \.active)
+        slot.connecting(0)
+        #expect(slot.close() == nil)
+        let late = FakeConnection()
+        #expect(slot.connected(late) === late, "a connection opened after close() would stay open")
+        guard case .connect = slot.acquire(now: Self.start, isActive: \.active) else {
+            Issue.record("expected connect")
+            return
+        }
+    }
+
+    @Test func aFailureReportWithoutAnAttemptChangesNothing() {
         var slot = Self.slot()
         slot.connectFailed(Self.refused, now: Self.start)
         guard case .idle(0, _, nil) = slot.state else {

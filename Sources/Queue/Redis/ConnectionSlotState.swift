@@ -10,7 +10,9 @@ import NIOCore
 struct ConnectionSlotState<Connection: Sendable, Attempt: Sendable>: Sendable {
     enum State {
         case idle(failures: Int, retryAt: NIODeadline, lastError: RedisError?)
-        case connecting(Attempt, failures: Int)
+        /// `closed`: the slot was closed while the attempt was on its way; the connection it
+        /// brings is to be closed, not kept.
+        case connecting(Attempt, failures: Int, closed: Bool)
         case connected(Connection)
     }
 
@@ -37,7 +39,7 @@ struct ConnectionSlotState<Connection: Sendable, Attempt: Sendable>: Sendable {
         switch state {
         case .connected(let connection) where isActive(connection):
             return .use(connection)
-        case .connecting(let attempt, _):
+        case .connecting(let attempt, _, _):
             return .wait(attempt)
         case .idle(let failures, let retryAt, let lastError) where failures > 0 && now < retryAt:
             return .failFast(lastError ?? RedisError(code: .unreachable, message: "reconnecting"))
@@ -50,26 +52,41 @@ struct ConnectionSlotState<Connection: Sendable, Attempt: Sendable>: Sendable {
     mutating func connecting(_ attempt: Attempt) {
         let failures: Int
         if case .idle(let count, _, _) = state { failures = count } else { failures = 0 }
-        state = .connecting(attempt, failures: failures)
+        state = .connecting(attempt, failures: failures, closed: false)
     }
 
-    /// The attempt succeeded: the failure count starts over.
-    mutating func connected(_ connection: Connection) {
+    /// The attempt succeeded: the failure count starts over. Returns the connection when the
+    /// slot was closed meanwhile: the caller closes it rather than keep it open after `close()`.
+    @discardableResult
+    mutating func connected(_ connection: Connection) -> Connection? {
+        if case .connecting(_, _, true) = state {
+            state = .idle(failures: 0, retryAt: .uptimeNanoseconds(0), lastError: nil)
+            return connection
+        }
         state = .connected(connection)
+        return nil
     }
 
     /// The attempt failed at `now`: back off before the next one.
     mutating func connectFailed(_ error: RedisError?, now: NIODeadline) {
-        guard case .connecting(_, let failures) = state else { return }
+        guard case .connecting(_, let failures, _) = state else { return }
         let attempts = failures + 1
         let delay = min(reconnectDelay.nanoseconds << min(attempts - 1, 20), maxReconnectDelay.nanoseconds)
         state = .idle(failures: attempts, retryAt: now + .nanoseconds(delay), lastError: error)
     }
 
-    /// Forgets a connected connection (to close it); later callers connect again at once.
+    /// Forgets a connected connection (to close it), or marks an attempt on its way to be closed
+    /// when it connects; later callers connect again at once.
     mutating func close() -> Connection? {
-        guard case .connected(let connection) = state else { return nil }
-        state = .idle(failures: 0, retryAt: .uptimeNanoseconds(0), lastError: nil)
-        return connection
+        switch state {
+        case .connected(let connection):
+            state = .idle(failures: 0, retryAt: .uptimeNanoseconds(0), lastError: nil)
+            return connection
+        case .connecting(let attempt, let failures, _):
+            state = .connecting(attempt, failures: failures, closed: true)
+            return nil
+        case .idle:
+            return nil
+        }
     }
 }
