@@ -77,6 +77,7 @@ let package = Package(
                 "Store",
                 "Jobs",
                 "JobContracts",
+                "OperationLogs",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 "CommandSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -144,6 +145,9 @@ let package = Package(
             name: "CCurlShims",
             dependencies: ["CCurl"]
         ),
+        // posix_spawn with a new session, default signal actions, a working directory and no
+        // inherited descriptors: GNU options Swift's Glibc module does not import.
+        .target(name: "CSpawnShims"),
         // An operation's log lines in Redis: written by the worker that runs it, read and followed by the API.
         .target(
             name: "OperationLogs",
@@ -158,6 +162,8 @@ let package = Package(
             dependencies: [
                 "CCurl",
                 "CCurlShims",
+                "CSpawnShims",
+                "OperationLogs",
                 "Queue",
                 "WorkerPool",
                 "Store",

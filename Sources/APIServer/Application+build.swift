@@ -57,7 +57,8 @@ public func buildRouter(_ configuration: APIConfiguration, dependencies: APIDepe
         secrets: SecretStore(client: database, keyring: dependencies.keyring, logger: logger),
         tasks: TaskStore(client: database, logger: logger),
         jobs: JobStore(client: database, logger: logger), operations: OperationStore(client: database, logger: logger),
-        log: OperationLog(redis: dependencies.redis, keyPrefix: configuration.keyPrefix), access: access,
+        log: OperationLog(redis: dependencies.redis, keyPrefix: configuration.keyPrefix),
+        archive: OperationLogArchive(client: database, logger: logger), access: access,
         configuration: configuration
     ).addRoutes(to: v1)
     let keyring = dependencies.keyring

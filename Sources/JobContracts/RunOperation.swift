@@ -5,10 +5,13 @@ import Foundation
 public struct RunOperation: JobContract, Hashable {
     public static let name = "run-operation"
     public static let queue = "operations"
-    /// One run: a script with side effects (a deploy) is not idempotent, so the queue never
-    /// runs it again on its own; a person retries the operation. A run whose worker died is
-    /// reclaimed into the dead list ("no attempts left"), not run a second time.
-    public static let retries = Retries(maxAttempts: 1, backoff: .constant(.seconds(60)))
+    /// The queue's attempts guard the run's set-up, never the script: the handler claims the
+    /// operation once in Postgres, so a redelivered job finds it running and either leaves it
+    /// to its live runner or fails it as `worker_lost`; it never runs the script twice. A
+    /// failure before the script started (the git host unreachable, the database away) gives
+    /// the operation back and retries with backoff, about 20 minutes in all; the last attempt
+    /// fails the operation instead.
+    public static let retries = Retries(maxAttempts: 6, backoff: .exponential(base: .seconds(15), maximum: .seconds(600)))
     /// A backstop only: the handler enforces the operation's own time limit (15 minutes unless
     /// its job says otherwise) and records `timed_out`; this cancels a run that outlives any
     /// sensible limit.

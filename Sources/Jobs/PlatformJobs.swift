@@ -1,11 +1,12 @@
 import Logging
+import OperationLogs
 import PostgresNIO
 import Queue
 import Store
 import WorkerPool
 
 /// Harrow's own job types and their handlers, for `worker` to register: `generate-key`,
-/// `post-status` and (with a mail server) `send-mail`.
+/// `post-status`, `run-operation` (with its options) and `send-mail` (with a mail server).
 public struct PlatformJobs: Sendable {
     /// Where the handlers reach the outside world.
     public struct Configuration: Sendable {
@@ -23,11 +24,14 @@ public struct PlatformJobs: Sendable {
         public var smtp: SMTPConfiguration?
         /// The sender of every mail (`MAIL_FROM`).
         public var mailFrom: MailAddress?
+        /// How operations run here, and the sandbox prepared for them; without them,
+        /// `run-operation` is not registered.
+        public var operations: (options: OperationRunner.Options, sandbox: ScriptSandbox)?
 
         public init(
             publicURL: String = "http://localhost:8080", gitHubAPIURL: String = "https://api.github.com",
             gitHubRequestsPerHour: Int = 5000, keyPrefix: String = "harrow", smtp: SMTPConfiguration? = nil,
-            mailFrom: MailAddress? = nil
+            mailFrom: MailAddress? = nil, operations: (options: OperationRunner.Options, sandbox: ScriptSandbox)? = nil
         ) {
             self.publicURL = publicURL
             self.gitHubAPIURL = gitHubAPIURL
@@ -35,6 +39,7 @@ public struct PlatformJobs: Sendable {
             self.keyPrefix = keyPrefix
             self.smtp = smtp
             self.mailFrom = mailFrom
+            self.operations = operations
         }
     }
 
@@ -61,6 +66,14 @@ public struct PlatformJobs: Sendable {
             limiter: GitHubRateLimiter(redis: redis, keyPrefix: configuration.keyPrefix, perHour: configuration.gitHubRequestsPerHour),
             client: GitHubStatusClient(apiURL: configuration.gitHubAPIURL), publicURL: configuration.publicURL, logger: logger
         ).register(in: &registry)
+        if let (options, sandbox) = configuration.operations {
+            try OperationRunner(
+                operations: OperationStore(client: database, logger: logger),
+                plans: RunPlanStore(client: database, keyring: keyring, logger: logger),
+                log: OperationLog(redis: redis, keyPrefix: configuration.keyPrefix),
+                archive: OperationLogArchive(client: database, logger: logger), sandbox: sandbox, options: options
+            ).register(in: &registry)
+        }
         if let smtp = configuration.smtp {
             let from = try configuration.mailFrom ?? MailAddress("harrow@localhost", displayName: "Harrow")
             try MailSender(client: SMTPClient(configuration: smtp, threadPool: SMTPClient.mailThreadPool), from: from, database: database)

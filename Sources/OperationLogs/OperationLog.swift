@@ -13,6 +13,13 @@ public struct OperationLog: Sendable {
         public var stream: String
         public var text: String
         public var t: Int64
+
+        public init(id: String, stream: String, text: String, t: Int64) {
+            self.id = id
+            self.stream = stream
+            self.text = text
+            self.t = t
+        }
     }
 
     /// One read: lines after the cursor, the cursor to read on from, and whether the log ended.
@@ -20,6 +27,12 @@ public struct OperationLog: Sendable {
         public var lines: [Line]
         public var next: String
         public var finished: Bool
+
+        public init(lines: [Line], next: String, finished: Bool) {
+            self.lines = lines
+            self.next = next
+            self.finished = finished
+        }
     }
 
     public let redis: RedisClient
@@ -35,14 +48,24 @@ public struct OperationLog: Sendable {
         "\(keyPrefix):oplog:{\(operation.uuidString.lowercased())}"
     }
 
-    /// Appends lines (one round trip).
+    /// Appends lines (one round trip), with ids Redis chooses.
     public func append(_ lines: [(stream: String, text: String)], to operation: UUID) async throws {
-        guard !lines.isEmpty else { return }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
+        try await append(lines.map { Line(id: "*", stream: $0.stream, text: $0.text, t: now) }, to: operation)
+    }
+
+    /// Appends lines with the ids they carry (a writer that numbers its own lines keeps the
+    /// same ids in the archive), or `*` for Redis to choose; one round trip.
+    public func append(_ lines: [Line], to operation: UUID) async throws {
+        guard !lines.isEmpty else { return }
         let items = lines.map { line in
             RedisPipelineItem.command(
                 RedisCommand(
-                    "XADD", [.string(key(operation)), "*", "stream", .string(line.stream), "text", .string(line.text), "t", .int(Int(now))])
+                    "XADD",
+                    [
+                        .string(key(operation)), .string(line.id), "stream", .string(line.stream), "text", .string(line.text), "t",
+                        .int(Int(line.t)),
+                    ])
             )
         }
         for reply in try await redis.pipeline(items) {
@@ -50,6 +73,27 @@ public struct OperationLog: Sendable {
                 throw RedisError(code: .serverError, command: "XADD", message: "the operation's log could not be written: \(message)")
             }
         }
+    }
+
+    /// The id of the log's last entry, "0" when it has none.
+    public func lastID(_ operation: UUID) async throws -> String {
+        let reply = try await redis.send("XREVRANGE", [.string(key(operation)), "+", "-", "COUNT", "1"])
+        return reply.array?.first?.array?.first?.string ?? "0"
+    }
+
+    /// The key whose presence asks the runner of an operation to cancel it.
+    public func cancelKey(_ operation: UUID) -> String {
+        "\(keyPrefix):opcancel:{\(operation.uuidString.lowercased())}"
+    }
+
+    /// Asks whichever worker runs the operation to stop it (the key lives a day).
+    public func requestCancel(_ operation: UUID) async throws {
+        _ = try await redis.send("SET", [.string(cancelKey(operation)), "1", "EX", "86400"])
+    }
+
+    /// Whether a cancel of the operation was asked for.
+    public func cancelRequested(_ operation: UUID) async throws -> Bool {
+        (try await redis.send("EXISTS", [.string(cancelKey(operation))])).int == 1
     }
 
     /// Marks the log finished; it expires after ``retention``.

@@ -6,6 +6,7 @@ import Jobs
 import Logging
 import NIOCore
 import NIOPosix
+import OperationLogs
 import Queue
 import ServiceLifecycle
 import Store
@@ -84,6 +85,33 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "The sender of Harrow's mails, `Name <address>` or `address`. Env: MAIL_FROM.")
     var mailFrom = ProcessInfo.processInfo.environment["MAIL_FROM"] ?? "Harrow <harrow@localhost>"
 
+    @Option(help: "Where operations get their workspaces. Env: HARROW_WORKSPACE_DIR.")
+    var workspaceDir = ProcessInfo.processInfo.environment["HARROW_WORKSPACE_DIR"] ?? "/tmp/harrow/workspaces"
+
+    @Flag(help: "Keep the workspace of an operation that did not succeed, for a look at what it left.") var keepFailedWorkspaces = false
+
+    @Option(
+        help: """
+            The account scripts run as when the worker runs as root; root only when named. Env: HARROW_RUN_AS.
+            """) var runAs = ProcessInfo.processInfo.environment["HARROW_RUN_AS"] ?? "nobody"
+
+    @Option(
+        help: """
+            auto (bubblewrap where it works here, else none with a warning), bwrap or none. Env: HARROW_SANDBOX.
+            """) var sandbox = ProcessInfo.processInfo.environment["HARROW_SANDBOX"] ?? "auto"
+
+    @Option(
+        help: """
+            A path scripts must not see in the sandbox (the worker's data, say); repeatable. The workspace directory \
+            is always hidden. Env: HARROW_SANDBOX_HIDE (colon-separated).
+            """) var sandboxHide: [String] = []
+
+    @Option(help: "The most log text one operation keeps, in bytes; later output is dropped. Env: HARROW_LOG_CAP.")
+    var logCap = Int(ProcessInfo.processInfo.environment["HARROW_LOG_CAP"] ?? "") ?? 64 << 20
+
+    @Option(help: "Seconds a running operation's claim holds without renewal: a run whose worker died fails this long after.")
+    var operationLease: Double = 30
+
     @Option(help: "Key prefix of every Redis key. Env: HARROW_KEY_PREFIX.") var keyPrefix: String =
         ProcessInfo.processInfo.environment["HARROW_KEY_PREFIX"] ?? "harrow"
 
@@ -100,6 +128,10 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("--github-api-url must be an http(s) URL")
         }
         guard githubRequestsPerHour >= 1 else { throw ValidationError("--github-requests-per-hour must be at least 1") }
+        guard ScriptSandbox.Mode(rawValue: sandbox) != nil else { throw ValidationError("--sandbox must be auto, bwrap or none") }
+        guard logCap >= 1024 else { throw ValidationError("--log-cap must be at least 1024 bytes") }
+        guard operationLease >= 2 else { throw ValidationError("--operation-lease must be at least 2 seconds") }
+        guard !workspaceDir.isEmpty else { throw ValidationError("--workspace-dir must not be empty") }
         do {
             _ = try smtpConfiguration()
             _ = try Self.mailAddress(mailFrom)
@@ -149,6 +181,30 @@ struct RunCommand: AsyncParsableCommand {
         return selection
     }
 
+    /// The runner's options and the sandbox, probed on this host and said in the log.
+    func operationRunning(logger: Logger) async throws -> (options: OperationRunner.Options, sandbox: ScriptSandbox) {
+        let root = URL(fileURLWithPath: workspaceDir, isDirectory: true).standardizedFileURL
+        let hidden =
+            [root.path] + sandboxHide
+            + (ProcessInfo.processInfo.environment["HARROW_SANDBOX_HIDE"] ?? "").split(separator: ":").map(String.init)
+        let sandbox = try await ScriptSandbox.prepare(
+            mode: ScriptSandbox.Mode(rawValue: self.sandbox) ?? .auto, runAs: runAs,
+            hiddenPaths: hidden.map { URL(fileURLWithPath: $0).standardizedFileURL.path }, workspaceRoot: root, logger: logger)
+        logger.info(
+            "operations run here",
+            metadata: [
+                "sandbox": "\(sandbox.mode.rawValue)", "run_as": "\(sandbox.account.name)", "workspace_dir": "\(root.path)",
+                "hidden": "\(sandbox.hiddenPaths.joined(separator: ":"))",
+            ])
+        let lease = Duration.milliseconds(Int64(operationLease * 1000))
+        return (
+            OperationRunner.Options(
+                workspaceRoot: root, keepFailedWorkspaces: keepFailedWorkspaces, logCap: logCap, lease: lease,
+                leaseRenewal: min(.seconds(5), lease / 4), publicURL: publicURL),
+            sandbox
+        )
+    }
+
     func run() async throws {
         // Tasks run on the event loops that do the I/O: no hop between NIO's threads and the
         // concurrency pool for every reply. Handlers must not block either way (see README).
@@ -168,7 +224,8 @@ struct RunCommand: AsyncParsableCommand {
             let keyring = try SecretKeyring(environment: ProcessInfo.processInfo.environment)
             let configuration = PlatformJobs.Configuration(
                 publicURL: publicURL, gitHubAPIURL: githubAPIURL, gitHubRequestsPerHour: githubRequestsPerHour, keyPrefix: keyPrefix,
-                smtp: try smtpConfiguration(), mailFrom: try Self.mailAddress(mailFrom))
+                smtp: try smtpConfiguration(), mailFrom: try Self.mailAddress(mailFrom),
+                operations: try await operationRunning(logger: logger))
             try PlatformJobs(database: client, redis: redis, keyring: keyring, configuration: configuration, logger: logger)
                 .register(in: &registry)
         }
@@ -207,6 +264,12 @@ struct RunCommand: AsyncParsableCommand {
                 let relay = OutboxRelay(
                     client: client, jobQueue: jobQueue, options: OutboxRelay.Options(holder: worker.options.workerID), logger: logger)
                 services.append(.init(service: CheckedService(relay) { try await ready.wait() }))
+                let sweeper = LostRunSweeper(
+                    operations: OperationStore(client: client, logger: logger),
+                    log: OperationLog(redis: redis, keyPrefix: keyPrefix),
+                    archive: OperationLogArchive(client: client, logger: logger), jobQueue: jobQueue, holder: worker.options.workerID,
+                    publicURL: publicURL, logger: logger)
+                services.append(.init(service: CheckedService(sweeper) { try await ready.wait() }))
             }
         } else {
             if migrate { throw ValidationError("--migrate needs a database: set DATABASE_URL or --database-url") }

@@ -55,7 +55,7 @@ import Testing
         }
         #expect(SendMail.retries == Retries(maxAttempts: 10, backoff: .exponential(base: .seconds(10), maximum: .seconds(1800))))
         #expect(PostStatus.retries.maxAttempts == 20)
-        #expect(RunOperation.retries.maxAttempts == 1)
+        #expect(RunOperation.retries.maxAttempts == 6)
     }
 }
 

@@ -31,7 +31,7 @@ import WorkerPool
         Self.check(PostStatus.self)
         // Not the protocol's default of 25.
         #expect(SendMail.retryPolicy.maxAttempts == 10)
-        #expect(RunOperation.retryPolicy.maxAttempts == 1)
+        #expect(RunOperation.retryPolicy.maxAttempts == 6)
     }
 
     /// The contract's plain backoff values become the same rule in the worker.

@@ -59,88 +59,189 @@ import Testing
         }
     }
 
-    /// queued → running → succeeded | failed | timed_out, queued | running → canceled; any
-    /// other transition is a conflict that names the status found.
-    @Test func transitionsFollowTheStateMachine() async throws {
+    /// queued → running (claimed by one runner, under a lease) → succeeded | failed | timed_out;
+    /// queued | running → canceled. Only the runner holding an operation records its end; a
+    /// claim finds an operation held elsewhere, over, or lost with its runner.
+    @Test func runsFollowTheStateMachine() async throws {
         try await Stores.with("operation_states") { stores in
             let (ada, project, other) = try await stores.automationProjects()
             let job = try await stores.seedJob(in: project)
             let operations = stores.operations
+            let url = "http://harrow.test"
+            let lease = Duration.seconds(60)
 
             let first = try await operations.create(job: job, reason: .webhook, requestedBy: nil)
             let early = await #expect(throws: StoreError.self) {
-                try await operations.finish(first.id, status: .succeeded, exitStatus: 0, logLocation: nil)
+                try await operations.complete(
+                    first.id, runner: "w1", outcome: .init(status: .succeeded, exitStatus: 0), log: nil, publicURL: url)
             }
-            #expect(early?.code == .conflict && early?.message.contains("queued") == true)
-            let running = try await operations.start(first.id)
-            #expect(running.status == .running && running.startedAt != nil)
-            let twice = await #expect(throws: StoreError.self) { try await operations.start(first.id) }
-            #expect(twice?.code == .conflict && twice?.message == "the operation is running, not queued")
+            #expect(early?.code == .conflict)
+            guard case .claimed(let running) = try await operations.claim(first.id, runner: "w1", lease: lease, publicURL: url) else {
+                Issue.record("the first claim did not claim")
+                return
+            }
+            #expect(running.status == .running && running.startedAt != nil && running.runner == "w1")
+            #expect((running.leaseExpiresAt ?? .distantPast) > Date())
+            #expect(try await operations.claim(first.id, runner: "w2", lease: lease, publicURL: url) == .heldElsewhere(runner: "w1"))
+            #expect(try await operations.renewLease(first.id, runner: "w1", lease: lease) == .running)
+            #expect(try await operations.renewLease(first.id, runner: "w2", lease: lease) == nil)
             let notFinal = await #expect(throws: StoreError.self) {
-                try await operations.finish(first.id, status: .running, exitStatus: nil, logLocation: nil)
+                try await operations.complete(first.id, runner: "w1", outcome: .init(status: .running), log: nil, publicURL: url)
             }
             #expect(notFinal?.code == .invalid && notFinal?.field == "status")
-            let done = try await operations.finish(first.id, status: .succeeded, exitStatus: 0, logLocation: " logs/1.log ")
-            #expect(done.status == .succeeded && done.exitStatus == 0 && done.logLocation == "logs/1.log" && done.finishedAt != nil)
-            #expect(done.status.isFinal && !Store.Operation.Status.running.isFinal)
+            let stranger = await #expect(throws: StoreError.self) {
+                try await operations.complete(
+                    first.id, runner: "w2", outcome: .init(status: .succeeded, exitStatus: 0), log: nil, publicURL: url)
+            }
+            #expect(stranger?.code == .conflict)
+            let done = try await operations.complete(
+                first.id, runner: "w1",
+                outcome: .init(status: .succeeded, exitStatus: 0, checkouts: ["web": String(repeating: "a", count: 40)]),
+                log: nil, publicURL: url)
+            #expect(done.status == .succeeded && done.exitStatus == 0 && done.finishedAt != nil && done.checkouts["web"]?.count == 40)
+            #expect(try await operations.claim(first.id, runner: "w2", lease: lease, publicURL: url) == .over(done))
             let late = await #expect(throws: StoreError.self) { try await operations.cancel(first.id, project: project, actor: ada.id) }
             #expect(late?.code == .conflict && late?.message.contains("succeeded") == true)
 
+            // Canceled while queued: its job finds it over and never starts it.
             let second = try await operations.create(job: job, reason: .user, requestedBy: ada.id)
             await #expect(throws: StoreError.notFound("operation")) { try await operations.cancel(second.id, project: other, actor: nil) }
             let canceled = try await operations.cancel(second.id, project: project, actor: ada.id)
             #expect(canceled.status == .canceled && canceled.canceledAt != nil && canceled.startedAt == nil)
-            let revived = await #expect(throws: StoreError.self) { try await operations.start(second.id) }
-            #expect(revived?.message.contains("canceled") == true)
+            #expect(try await operations.claim(second.id, runner: "w1", lease: lease, publicURL: url) == .over(canceled))
 
             let third = try await operations.create(job: job, reason: .gitTrigger, requestedBy: nil)
-            _ = try await operations.start(third.id)
-            let timedOut = try await operations.finish(third.id, status: .timedOut, exitStatus: nil, logLocation: nil)
-            #expect(timedOut.status == .timedOut && timedOut.exitStatus == nil && timedOut.reason == .gitTrigger)
+            _ = try await operations.claim(third.id, runner: "w1", lease: lease, publicURL: url)
+            let timedOut = try await operations.complete(
+                third.id, runner: "w1", outcome: .init(status: .timedOut, exitStatus: 143), log: nil, publicURL: url)
+            #expect(timedOut.status == .timedOut && timedOut.exitStatus == 143 && timedOut.reason == .gitTrigger)
             let fourth = try await operations.create(job: job, reason: .notification, requestedBy: nil)
-            _ = try await operations.start(fourth.id)
-            #expect(try await operations.finish(fourth.id, status: .failed, exitStatus: 2, logLocation: nil).exitStatus == 2)
-            let stopped = try await operations.cancel(
-                try await operations.start(try await operations.create(job: job, reason: .retry, requestedBy: nil).id).id, project: project,
-                actor: nil)
-            #expect(stopped.status == .canceled && stopped.startedAt != nil)
-
-            await #expect(throws: StoreError.notFound("operation")) { try await operations.start(UUID()) }
-            await #expect(throws: StoreError.notFound("operation")) {
-                try await operations.finish(UUID(), status: .failed, exitStatus: 1, logLocation: nil)
-            }
+            _ = try await operations.claim(fourth.id, runner: "w1", lease: lease, publicURL: url)
+            let failed = try await operations.complete(
+                fourth.id, runner: "w1", outcome: .init(status: .failed, exitStatus: 2, failureReason: .scriptFailed), log: nil,
+                publicURL: url)
+            #expect(failed.exitStatus == 2 && failed.failureReason == .scriptFailed)
             let outOfRange = await #expect(throws: StoreError.self) {
-                try await operations.finish(fourth.id, status: .failed, exitStatus: Int(Int32.max) + 1, logLocation: nil)
+                try await operations.complete(
+                    fourth.id, runner: "w1", outcome: .init(status: .failed, exitStatus: Int(Int32.max) + 1), log: nil, publicURL: url)
             }
             #expect(outOfRange?.field == "exit_status")
+
+            // Canceled while running: the runner learns it when it renews, and its end keeps the status.
+            let fifth = try await operations.create(job: job, reason: .retry, requestedBy: nil)
+            _ = try await operations.claim(fifth.id, runner: "w1", lease: lease, publicURL: url)
+            let stopping = try await operations.cancel(fifth.id, project: project, actor: nil)
+            #expect(stopping.status == .canceled && stopping.startedAt != nil && stopping.finishedAt == nil)
+            #expect(try await operations.renewLease(fifth.id, runner: "w1", lease: lease) == .canceled)
+            let stopped = try await operations.complete(
+                fifth.id, runner: "w1", outcome: .init(status: .failed, exitStatus: 143), log: nil, publicURL: url)
+            #expect(stopped.status == .canceled && stopped.finishedAt != nil && stopped.exitStatus == 143)
+
+            // A runner that gives the operation back before its script started: claimed again later.
+            let sixth = try await operations.create(job: job, reason: .user, requestedBy: nil)
+            _ = try await operations.claim(sixth.id, runner: "w1", lease: lease, publicURL: url)
+            #expect(try await operations.release(sixth.id, runner: "w1"))
+            #expect(try await operations.find(sixth.id).status == .queued)
+            #expect(try await operations.release(sixth.id, runner: "w1") == false)
+            guard case .claimed = try await operations.claim(sixth.id, runner: "w2", lease: lease, publicURL: url) else {
+                Issue.record("a released operation was not claimed again")
+                return
+            }
+
+            // A runner whose lease ran out: the next delivery fails the operation, never reruns it.
+            let seventh = try await operations.create(job: job, reason: .user, requestedBy: nil)
+            _ = try await operations.claim(seventh.id, runner: "w1", lease: .milliseconds(1), publicURL: url)
+            try await Task.sleep(for: .milliseconds(20))
+            guard case .lost(let lost) = try await operations.claim(seventh.id, runner: "w2", lease: lease, publicURL: url) else {
+                Issue.record("an expired lease was not found lost")
+                return
+            }
+            #expect(lost.status == .failed && lost.failureReason == .workerLost && lost.runner == "w1" && lost.finishedAt != nil)
+            #expect(try await operations.renewLease(seventh.id, runner: "w1", lease: lease) == nil)
+            #expect(try await operations.claim(seventh.id, runner: "w3", lease: lease, publicURL: url) == .over(lost))
+
+            await #expect(throws: StoreError.notFound("operation")) {
+                try await operations.claim(UUID(), runner: "w1", lease: lease, publicURL: url)
+            }
             #expect(
                 try await stores.activityNames(project: project).filter { $0.hasPrefix("operation.") } == [
                     "operation.queued", "operation.started", "operation.succeeded", "operation.queued", "operation.canceled",
                     "operation.queued", "operation.started", "operation.timed_out", "operation.queued", "operation.started",
-                    "operation.failed", "operation.queued", "operation.started", "operation.canceled",
+                    "operation.failed", "operation.queued", "operation.started", "operation.canceled", "operation.queued",
+                    "operation.started", "operation.started", "operation.queued", "operation.started", "operation.failed",
                 ])
         }
     }
 
-    /// Two workers that take the same operation at once: exactly one starts it, the other gets
-    /// a conflict; the same for a finish racing a cancel.
-    @Test func racingTransitionsHaveExactlyOneWinner() async throws {
+    /// Runs whose worker died are failed by the sweep once their lease ran out, each once
+    /// however many sweep; a finished operation is retried as a new one with its parameters.
+    @Test func lostRunsAreSweptAndFinishedOnesRetried() async throws {
+        try await Stores.with("operation_sweep") { stores in
+            let (ada, project, _) = try await stores.automationProjects()
+            let job = try await stores.seedJob(in: project)
+            let operations = stores.operations
+            let url = "http://harrow.test"
+            var lost: [UUID] = []
+            for _ in 0..<5 {
+                let operation = try await operations.create(job: job, reason: .user, requestedBy: nil, parameters: ["tier": "web"])
+                _ = try await operations.claim(operation.id, runner: "dead", lease: .milliseconds(1), publicURL: url)
+                lost.append(operation.id)
+            }
+            let live = try await operations.create(job: job, reason: .user, requestedBy: nil)
+            _ = try await operations.claim(live.id, runner: "alive", lease: .seconds(60), publicURL: url)
+            try await Task.sleep(for: .milliseconds(20))
+            let swept = try await withThrowingTaskGroup(of: [Store.Operation].self) { group in
+                for _ in 0..<3 { group.addTask { try await operations.failLostRuns(publicURL: url) } }
+                var all: [Store.Operation] = []
+                for try await batch in group { all += batch }
+                return all
+            }
+            #expect(Set(swept.map(\.id)) == Set(lost) && swept.count == lost.count)
+            #expect(swept.allSatisfy { $0.status == .failed && $0.failureReason == .workerLost })
+            #expect(try await operations.find(live.id).status == .running)
+
+            let queued = try await operations.create(job: job, reason: .user, requestedBy: nil)
+            let early = await #expect(throws: StoreError.self) { try await operations.retry(queued.id, project: project, actor: ada.id) }
+            #expect(early?.code == .conflict)
+            let again = try await operations.retry(lost[0], project: project, actor: ada.id)
+            #expect(again.reason == .retry && again.retryOf == lost[0] && again.parameters == ["tier": "web"] && again.status == .queued)
+            #expect(again.requestedBy == ada.id)
+            #expect(try await stores.count("SELECT count(*)::int8 FROM outbox WHERE id = \(again.id)") == 1)
+        }
+    }
+
+    /// Two workers that claim the same operation at once: exactly one runs it; two ends
+    /// recorded for the same run: exactly one is.
+    @Test func racingClaimsAndEndsHaveExactlyOneWinner() async throws {
         try await Stores.with("operation_race") { stores in
             let (_, project, _) = try await stores.automationProjects()
             let job = try await stores.seedJob(in: project)
             let operations = stores.operations
+            let url = "http://harrow.test"
             for _ in 0..<10 {
                 let operation = try await operations.create(job: job, reason: .schedule, requestedBy: nil)
-                let starts = try await Self.race(2) { _ in try await operations.start(operation.id) }
-                #expect(starts.wins == 1 && starts.conflicts == 1)
-                let ends = try await Self.race(2) { index in
-                    index == 0
-                        ? try await operations.finish(operation.id, status: .succeeded, exitStatus: 0, logLocation: nil)
-                        : try await operations.cancel(operation.id, project: project, actor: nil)
+                let claims = try await withThrowingTaskGroup(of: OperationStore.Claim.self) { group in
+                    for index in 0..<2 {
+                        group.addTask { try await operations.claim(operation.id, runner: "w\(index)", lease: .seconds(60), publicURL: url) }
+                    }
+                    var claims: [OperationStore.Claim] = []
+                    for try await claim in group { claims.append(claim) }
+                    return claims
+                }
+                let winners = claims.compactMap { claim -> String? in
+                    if case .claimed(let operation) = claim { return operation.runner }
+                    return nil
+                }
+                #expect(winners.count == 1)
+                let runner = try #require(winners.first)
+                let ends = try await Self.race(2) { _ in
+                    try await operations.complete(
+                        operation.id, runner: runner, outcome: .init(status: .succeeded, exitStatus: 0), log: nil, publicURL: url)
                 }
                 #expect(ends.wins == 1 && ends.conflicts == 1)
             }
             #expect(try await stores.count("SELECT count(*)::int8 FROM activities WHERE name = 'operation.started'") == 10)
+            #expect(try await stores.count("SELECT count(*)::int8 FROM activities WHERE name = 'operation.succeeded'") == 10)
         }
     }
 

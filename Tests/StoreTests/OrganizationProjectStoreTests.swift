@@ -197,7 +197,8 @@ import Testing
             #expect(secondDefault?.code == .duplicate && secondDefault?.field == "is_default")
 
             let credentials = await #expect(throws: StoreError.self) {
-                try await stores.write("INSERT INTO repositories (project_id, url) VALUES (\(first), 'https://user:pw@example.com/r.git')")
+                try await stores.write(
+                    "INSERT INTO repositories (project_id, name, url) VALUES (\(first), 'r', 'https://user:pw@example.com/r.git')")
             }
             #expect(credentials?.code == .invalid && credentials?.field == "url")
             #expect(credentials?.message.contains("pw@") == false)

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import OperationLogs
 import Store
 
@@ -12,6 +13,7 @@ struct ProjectResourceRoutes: Sendable {
     let jobs: JobStore
     let operations: OperationStore
     let log: OperationLog
+    let archive: OperationLogArchive
     let access: Access
     let configuration: APIConfiguration
 
@@ -194,15 +196,35 @@ struct ProjectResourceRoutes: Sendable {
             let (project, _) = try await context.project(.read, access: access)
             return try await operations.find(try context.id(), project: project)
         }
+        // A finished operation's log is served from its archive in Postgres (it outlives the
+        // Redis stream); a running one's from Redis, live.
         project.get("operations/:id/log") { request, context -> OperationLog.Chunk in
             let (project, _) = try await context.project(.read, access: access)
             let operation = try await operations.find(try context.id(), project: project)
             let limit = try AdminQueueRoutes.limit(request)
-            return try await log.read(operation.id, after: request.uri.queryParameters["after"].map(String.init) ?? "0", limit: limit)
+            let after = request.uri.queryParameters["after"].map(String.init) ?? "0"
+            if operation.status.isFinal, let page = try await archive.read(operation.id, after: after, limit: limit) {
+                return OperationLog.Chunk(
+                    lines: page.lines.map { OperationLog.Line(id: $0.id, stream: $0.stream, text: $0.text, t: $0.t) }, next: page.next,
+                    finished: page.lines.count < limit)
+            }
+            return try await log.read(operation.id, after: after, limit: limit)
         }
         project.post("operations/:id/cancel") { _, context -> Store.Operation in
             let (project, caller) = try await context.project(.cancelOperations, access: access)
-            return try await operations.cancel(try context.id(), project: project, actor: caller.user.id)
+            let operation = try await operations.cancel(try context.id(), project: project, actor: caller.user.id)
+            // The runner also sees the status when it renews its lease; the key makes it quick.
+            do {
+                try await log.requestCancel(operation.id)
+            } catch {
+                context.logger.warning("the cancel request could not reach Redis", metadata: ["error": "\(error)"])
+            }
+            return operation
+        }
+        project.post("operations/:id/retry") { _, context -> EditedResponse<Store.Operation> in
+            let (project, caller) = try await context.project(.runJobs, access: access)
+            let operation = try await operations.retry(try context.id(), project: project, actor: caller.user.id)
+            return EditedResponse(status: .created, response: operation)
         }
     }
 }

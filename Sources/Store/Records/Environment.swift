@@ -10,6 +10,13 @@ public struct Environment: Sendable, Hashable, Codable {
     /// added on top of them when a job runs.
     public var variables: [String: String]
     public var isDefault: Bool
+    /// Where scripts run: `nil` on the worker itself, or `ssh://user@host[:port]`.
+    public var target: String?
+    /// The `ssh` secret of this environment that logs in to the target.
+    public var targetSecretID: UUID?
+    /// OpenSSH `known_hosts` lines: the target's host keys, and those the script's own `ssh`
+    /// connections may trust.
+    public var knownHosts: String
     public var createdAt: Date
     public var updatedAt: Date
     public var archivedAt: Date?

@@ -39,4 +39,30 @@ public struct Operation: Sendable, Hashable, Codable {
     /// Where the run's log is kept.
     public var logLocation: String?
     public var updatedAt: Date
+    /// The worker running (or last running) the operation.
+    public var runner: String?
+    /// Until when the runner's claim holds unless it renews it: a running operation whose lease
+    /// ran out lost its worker.
+    public var leaseExpiresAt: Date?
+    /// Why a failed operation failed when its exit status does not say it all.
+    public var failureReason: FailureReason?
+    /// The commit checked out of each repository, by repository name.
+    public var checkouts: [String: String]
+    /// The operation this one runs again, for reason `retry`.
+    public var retryOf: UUID?
+
+    /// Why an operation failed, beyond the script's exit status.
+    public enum FailureReason: String, Sendable, Hashable, Codable, CaseIterable {
+        /// The worker running it stopped renewing its lease (the host died, the process was
+        /// killed); the script may or may not have finished, and is not run again.
+        case workerLost = "worker_lost"
+        /// A repository could not be checked out; the script did not start.
+        case checkoutFailed = "checkout_failed"
+        /// The workspace or the script's process could not be set up; the script did not start.
+        case setupFailed = "setup_failed"
+        /// The script ended with a non-zero exit status or a signal.
+        case scriptFailed = "script_failed"
+        /// The environment's remote target could not be reached or refused the connection.
+        case targetUnreachable = "target_unreachable"
+    }
 }

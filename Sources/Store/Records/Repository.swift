@@ -4,10 +4,16 @@ import Foundation
 public struct Repository: Sendable, Hashable, Codable {
     public var id: UUID
     public var projectID: UUID
+    /// Unique among the project's live repositories; operations check it out into
+    /// `repositories/<name>` of their workspace.
+    public var name: String
     /// The clone URL. Never holds credentials: the schema refuses them.
     public var url: String
     /// The SSH key the repository is read with (its deploy key).
     public var credentialID: UUID?
+    /// The host keys an SSH URL's server may present, OpenSSH `known_hosts` lines, in addition
+    /// to the built-in keys of GitHub, GitLab and Bitbucket.
+    public var knownHosts: String
     /// The refs seen at the last check, by name (`refs/heads/main`) to commit id.
     public var refs: [String: String]
     /// Whether the last check could read the repository; `nil` before the first check.

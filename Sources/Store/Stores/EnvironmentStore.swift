@@ -33,15 +33,16 @@ public struct EnvironmentStore: Sendable {
         }
     }
 
-    static let columns = "id, project_id, name, variables, is_default, created_at, updated_at, archived_at, \(Cursor.column)"
-    typealias Row = (UUID, UUID, String, Variables, Bool, Date, Date, Date?, Int64)
+    static let columns =
+        "id, project_id, name, variables, is_default, target, target_secret_id, known_hosts, created_at, updated_at, archived_at, \(Cursor.column)"
+    typealias Row = (UUID, UUID, String, Variables, Bool, String?, UUID?, String, Date, Date, Date?, Int64)
 
     static func record(_ row: Row) -> (item: Environment, position: Cursor) {
         (
             Environment(
-                id: row.0, projectID: row.1, name: row.2, variables: row.3.values, isDefault: row.4, createdAt: row.5, updatedAt: row.6,
-                archivedAt: row.7),
-            Cursor(createdMicroseconds: row.8, id: row.0)
+                id: row.0, projectID: row.1, name: row.2, variables: row.3.values, isDefault: row.4, target: row.5, targetSecretID: row.6,
+                knownHosts: row.7, createdAt: row.8, updatedAt: row.9, archivedAt: row.10),
+            Cursor(createdMicroseconds: row.11, id: row.0)
         )
     }
 
@@ -190,10 +191,22 @@ public struct EnvironmentStore: Sendable {
                 throw StoreError.invalid(
                     "variables", "variable names start with a letter or an underscore and contain only letters, digits and underscores")
             }
+            if let reason = refusedVariableName(name) { throw StoreError.invalid("variables", reason) }
             guard value.utf8.count <= 65_536 else { throw StoreError.invalid("variables", "a variable's value is at most 64 KiB") }
             guard !value.utf8.contains(0) else { throw StoreError.invalid("variables", "a variable's value must not contain NUL") }
         }
         return variables
+    }
+
+    /// Names that change how a shell or the dynamic loader starts, which no script's
+    /// environment may set (a value of `BASH_ENV` would run a file before the script), and the
+    /// `HARROW_` names the runner sets itself. Says why when `name` is one of them.
+    static func refusedVariableName(_ name: String) -> String? {
+        if ["BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "IFS"].contains(name) || name.hasPrefix("LD_") {
+            return "\(name) changes how a shell or the loader starts: it cannot be set"
+        }
+        if name.hasPrefix("HARROW_") { return "names starting with HARROW_ are set by Harrow itself" }
+        return nil
     }
 
     /// Whether `name` can name an environment variable in any shell: `[A-Za-z_][A-Za-z0-9_]*`,

@@ -18,9 +18,13 @@ public struct OperationStore: Sendable {
 
     static let columns = """
         id, project_id, job_id, reason, requested_by, parameters::text, status, exit_status, time_limit_seconds, created_at, \
-        started_at, finished_at, canceled_at, log_location, updated_at, \(Cursor.column)
+        started_at, finished_at, canceled_at, log_location, updated_at, runner, lease_expires_at, failure_reason, checkouts::text, \
+        retry_of, \(Cursor.column)
         """
-    typealias Row = (UUID, UUID, UUID, String, UUID?, String, String, Int?, Int, Date, Date?, Date?, Date?, String?, Date, Int64)
+    typealias Row = (
+        UUID, UUID, UUID, String, UUID?, String, String, Int?, Int, Date, Date?, Date?, Date?, String?, Date, String?, Date?, String?,
+        String, UUID?, Int64
+    )
 
     static func record(_ row: PostgresRow) throws -> (item: Operation, position: Cursor) {
         let row = try row.decode(Row.self)
@@ -29,20 +33,25 @@ public struct OperationStore: Sendable {
                 id: row.0, projectID: row.1, jobID: row.2, reason: try Operation.Reason(stored: row.3, column: "operation reason"),
                 requestedBy: row.4, parameters: try [String: String](jsonObject: row.5),
                 status: try Operation.Status(stored: row.6, column: "operation status"), exitStatus: row.7, timeLimitSeconds: row.8,
-                createdAt: row.9, startedAt: row.10, finishedAt: row.11, canceledAt: row.12, logLocation: row.13, updatedAt: row.14),
-            Cursor(createdMicroseconds: row.15, id: row.0)
+                createdAt: row.9, startedAt: row.10, finishedAt: row.11, canceledAt: row.12, logLocation: row.13, updatedAt: row.14,
+                runner: row.15, leaseExpiresAt: row.16,
+                failureReason: try row.17.map { try Operation.FailureReason(stored: $0, column: "operation failure reason") },
+                checkouts: try [String: String](jsonObject: row.18), retryOf: row.19),
+            Cursor(createdMicroseconds: row.20, id: row.0)
         )
     }
 
-    /// At most 100 parameters; names of 1 to 200 characters without control characters,
-    /// values of at most 64 KiB.
+    /// At most 100 parameters, named like shell variables (they reach the script as
+    /// `HARROW_PARAM_<NAME>`), with values of at most 64 KiB and no NUL.
     static func validParameters(_ parameters: [String: String]) throws -> [String: String] {
         guard parameters.count <= 100 else { throw StoreError.invalid("parameters", "an operation takes at most 100 parameters") }
         for (name, value) in parameters {
-            guard (1...200).contains(name.count), !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
-                throw StoreError.invalid("parameters", "a parameter name must be 1 to 200 characters without control characters")
+            guard EnvironmentStore.isVariableName(name) else {
+                throw StoreError.invalid(
+                    "parameters", "parameter names start with a letter or an underscore and contain only letters, digits and underscores")
             }
             guard value.utf8.count <= 65_536 else { throw StoreError.invalid("parameters", "a parameter value must be at most 64 KiB") }
+            guard !value.utf8.contains(0) else { throw StoreError.invalid("parameters", "a parameter value must not contain NUL") }
         }
         return parameters
     }
@@ -102,36 +111,6 @@ public struct OperationStore: Sendable {
         }
     }
 
-    /// `queued` → `running`: a worker takes the operation. Of two racing workers one gets a
-    /// conflict.
-    public func start(_ id: UUID) async throws -> Operation {
-        try await transition(
-            id, from: [.queued], activity: "operation.started", actor: nil,
-            """
-            UPDATE operations SET status = 'running', started_at = now(), updated_at = now()
-            WHERE id = \(id) AND status = 'queued' RETURNING \(unescaped: Self.columns)
-            """)
-    }
-
-    /// `running` → `succeeded`, `failed` or `timed_out`, with the process's exit status and
-    /// where its log is.
-    public func finish(_ id: UUID, status: Operation.Status, exitStatus: Int?, logLocation: String?) async throws -> Operation {
-        guard [.succeeded, .failed, .timedOut].contains(status) else {
-            throw StoreError.invalid("status", "an operation finishes as succeeded, failed or timed_out")
-        }
-        if let exitStatus, !(Int(Int32.min)...Int(Int32.max)).contains(exitStatus) {
-            throw StoreError.invalid("exit_status", "the exit status must be a 32-bit integer")
-        }
-        let logLocation = try Validate.optionalText(logLocation, field: "log_location", limit: 2048)
-        return try await transition(
-            id, from: [.running], activity: "operation.\(status.rawValue)", actor: nil,
-            """
-            UPDATE operations SET status = \(status.rawValue), exit_status = \(exitStatus.map { Int32($0) }),
-                log_location = \(logLocation), finished_at = now(), updated_at = now()
-            WHERE id = \(id) AND status = 'running' RETURNING \(unescaped: Self.columns)
-            """)
-    }
-
     /// `queued` or `running` → `canceled`, for an operation of `project`. The worker running it
     /// sees the status and stops.
     public func cancel(_ id: UUID, project: UUID, actor: UUID?) async throws -> Operation {
@@ -145,7 +124,7 @@ public struct OperationStore: Sendable {
 
     /// Runs a conditional update of one operation and logs `activity`. When it matched
     /// nothing, says why: no such operation, or one in a status not in `from`.
-    private func transition(
+    func transition(
         _ id: UUID, project: UUID? = nil, from: [Operation.Status], activity: String, actor: UUID?, _ update: PostgresQuery
     ) async throws -> Operation {
         try await client.write(logger: logger) { connection in
@@ -162,7 +141,7 @@ public struct OperationStore: Sendable {
         }
     }
 
-    private static func log(
+    static func log(
         _ name: String, _ operation: Operation, actor: UUID?, on connection: PostgresConnection, logger: Logger
     ) async throws {
         var payload = [
@@ -170,6 +149,9 @@ public struct OperationStore: Sendable {
             "reason": operation.reason.rawValue,
         ]
         payload["exit_status"] = operation.exitStatus.map(String.init)
+        payload["failure_reason"] = operation.failureReason?.rawValue
+        payload["runner"] = operation.runner
+        payload["retry_of"] = operation.retryOf?.uuidString.lowercased()
         try await ActivityLog.record(name, project: operation.projectID, actor: actor, payload: payload, on: connection, logger: logger)
     }
 }

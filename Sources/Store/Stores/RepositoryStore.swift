@@ -14,16 +14,17 @@ public struct RepositoryStore: Sendable {
     }
 
     static let columns =
-        "id, project_id, url, credential_id, refs::text, accessible, checked_at, created_at, updated_at, archived_at, \(Cursor.column)"
-    typealias Row = (UUID, UUID, String, UUID?, String, Bool?, Date?, Date, Date, Date?, Int64)
+        "id, project_id, name, url, credential_id, known_hosts, refs::text, accessible, checked_at, created_at, updated_at, archived_at, \(Cursor.column)"
+    typealias Row = (UUID, UUID, String, String, UUID?, String, String, Bool?, Date?, Date, Date, Date?, Int64)
 
     static func record(_ row: PostgresRow) throws -> (item: Repository, position: Cursor) {
         let row = try row.decode(Row.self)
         return (
             Repository(
-                id: row.0, projectID: row.1, url: row.2, credentialID: row.3, refs: try [String: String](jsonObject: row.4),
-                accessible: row.5, checkedAt: row.6, createdAt: row.7, updatedAt: row.8, archivedAt: row.9),
-            Cursor(createdMicroseconds: row.10, id: row.0)
+                id: row.0, projectID: row.1, name: row.2, url: row.3, credentialID: row.4, knownHosts: row.5,
+                refs: try [String: String](jsonObject: row.6), accessible: row.7, checkedAt: row.8, createdAt: row.9, updatedAt: row.10,
+                archivedAt: row.11),
+            Cursor(createdMicroseconds: row.12, id: row.0)
         )
     }
 
@@ -50,16 +51,51 @@ public struct RepositoryStore: Sendable {
         return prefix + (url.count <= room ? url : url.prefix(room - 1) + "…")
     }
 
-    /// Creates a repository in a live project, with its deploy key.
-    public func create(project: UUID, url: String, actor: UUID?) async throws -> Repository {
+    /// A repository's name: 1 to 100 of `A-Z a-z 0-9 . _ -`, not `.` or `..` (it names a
+    /// directory of the workspace).
+    static func validName(_ value: String) throws -> String {
+        let name = value.trimmingWhitespace()
+        guard (1...100).contains(name.utf8.count), name != ".", name != "..",
+            name.utf8.allSatisfy({
+                (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || [45, 46, 95].contains($0)
+            })
+        else {
+            throw StoreError.invalid("name", "a repository's name is 1 to 100 letters, digits, '.', '_' or '-', and not '.' or '..'")
+        }
+        return name
+    }
+
+    /// The name a repository gets when none is given: its URL's last path component without
+    /// `.git` (`git@github.com:acme/web.git` → `web`), other characters as `-`.
+    public static func defaultName(for url: String) -> String {
+        var path = Substring(url)
+        while path.hasSuffix("/") { path = path.dropLast() }
+        if path.hasSuffix(".git") { path = path.dropLast(4) }
+        if let separator = path.lastIndex(where: { $0 == "/" || $0 == ":" }) { path = path[path.index(after: separator)...] }
+        let cleaned = String(
+            path.unicodeScalars.prefix(90).map { scalar -> Character in
+                scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || "._-".unicodeScalars.contains(scalar))
+                    ? Character(scalar) : "-"
+            })
+        return cleaned.isEmpty || cleaned == "." || cleaned == ".." ? "repository" : cleaned
+    }
+
+    /// Creates a repository in a live project, with its deploy key. Without a `name`, it is
+    /// named after its URL (numbered if a live repository of the project has that name).
+    public func create(
+        project: UUID, url: String, name: String? = nil, knownHosts: String = "", actor: UUID?
+    ) async throws -> Repository {
         let url = try Self.validURL(url)
+        let givenName = try name.map(Self.validName)
         return try await client.write(logger: logger) { connection in
             let key = try await SSHKeyStore.insert(
                 project: project, name: Self.deployKeyName(for: url), algorithm: .ed25519, actor: actor, on: connection, logger: logger)
+            var name = givenName ?? ""
+            if givenName == nil { name = try await freeName(Self.defaultName(for: url), project: project, on: connection) }
             let inserted = try await connection.first(
                 """
-                INSERT INTO repositories (project_id, url, credential_id) VALUES (\(project), \(url), \(key.id))
-                RETURNING \(unescaped: Self.columns)
+                INSERT INTO repositories (project_id, name, url, credential_id, known_hosts)
+                VALUES (\(project), \(name), \(url), \(key.id), \(knownHosts)) RETURNING \(unescaped: Self.columns)
                 """, logger: logger, Self.record)
             guard let repository = inserted?.item else { throw StoreError(.conflict, "the repository was not created") }
             try await ActivityLog.record(
@@ -67,6 +103,20 @@ public struct RepositoryStore: Sendable {
                 payload: ["repository_id": repository.id.uuidString.lowercased(), "url": url], on: connection, logger: logger)
             return repository
         }
+    }
+
+    /// `base`, or `base-2`, `base-3`… : the first not taken by a live repository of `project`.
+    private func freeName(_ base: String, project: UUID, on connection: PostgresConnection) async throws -> String {
+        let taken = Set(
+            try await connection.all(
+                """
+                SELECT name FROM repositories WHERE project_id = \(project) AND archived_at IS NULL
+                  AND (name = \(base) OR name LIKE \(base.replacingOccurrences(of: "_", with: "\\_") + "-%"))
+                """, logger: logger, { try $0.decode(String.self) }))
+        if !taken.contains(base) { return base }
+        var number = 2
+        while taken.contains("\(base)-\(number)") { number += 1 }
+        return "\(base)-\(number)"
     }
 
     /// The repository of `project`; archived ones only with `includeArchived`.

@@ -179,6 +179,7 @@ public struct SecretStore: Sendable {
             throw StoreError.invalid(
                 "name", "an env secret's name starts with a letter or an underscore and contains only letters, digits and underscores")
         }
+        if kind == .env, let reason = EnvironmentStore.refusedVariableName(name) { throw StoreError.invalid("name", reason) }
         return name
     }
 

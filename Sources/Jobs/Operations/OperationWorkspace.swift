@@ -1,0 +1,79 @@
+import Foundation
+import Store
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// An operation's directory on the worker host, `<root>/<operation id>`: the script's working
+/// directory, owned by the account scripts run as.
+///
+///     <root>/<operation id>/           HARROW_WORKSPACE, the working directory
+///         repositories/<name>/         the project's repositories, checked out
+///         home/                        HOME; home/.ssh holds the environment's ssh secrets
+///         .harrow/script               the task's script
+struct OperationWorkspace: Sendable {
+    let directory: URL
+    let account: ScriptSandbox.Account
+
+    var path: String { directory.path }
+    var home: URL { directory.appendingPathComponent("home") }
+    var repositories: URL { directory.appendingPathComponent("repositories") }
+    var script: URL { directory.appendingPathComponent(".harrow/script") }
+
+    /// Creates the workspace of `operation` under `root`, empty, with the script and the ssh
+    /// secrets in place. A directory left by an earlier delivery is replaced.
+    static func create(root: URL, operation: UUID, plan: RunPlan, account: ScriptSandbox.Account) throws -> OperationWorkspace {
+        let workspace = OperationWorkspace(directory: root.appendingPathComponent(operation.uuidString.lowercased()), account: account)
+        let files = FileManager.default
+        try files.createDirectory(at: root, withIntermediateDirectories: true)
+        // The root is the worker's: other accounts may pass through it, not list it.
+        _ = chmod(root.path, 0o711)
+        if files.fileExists(atPath: workspace.path) { try files.removeItem(at: workspace.directory) }
+        for directory in [workspace.directory, workspace.home, workspace.repositories, workspace.script.deletingLastPathComponent()] {
+            try files.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        try write(plan.script, to: workspace.script, mode: 0o700)
+        if !plan.sshKeys.isEmpty || !plan.environment.knownHosts.isEmpty {
+            let ssh = workspace.home.appendingPathComponent(".ssh")
+            try files.createDirectory(at: ssh, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            var config = "Host *\n    StrictHostKeyChecking yes\n    UserKnownHostsFile ~/.ssh/known_hosts\n"
+            for (index, key) in plan.sshKeys.enumerated() {
+                let name = "id_harrow_\(index + 1)"
+                try write(
+                    key.privateKey.hasSuffix("\n") ? key.privateKey : key.privateKey + "\n", to: ssh.appendingPathComponent(name),
+                    mode: 0o600)
+                try write(key.publicKey + "\n", to: ssh.appendingPathComponent(name + ".pub"), mode: 0o644)
+                config += "    IdentityFile ~/.ssh/\(name)\n"
+            }
+            try write(config, to: ssh.appendingPathComponent("config"), mode: 0o600)
+            try write(plan.environment.knownHosts, to: ssh.appendingPathComponent("known_hosts"), mode: 0o600)
+        }
+        try workspace.handOver()
+        return workspace
+    }
+
+    /// Gives everything in the workspace to the account scripts run as (after a checkout by
+    /// the worker, say).
+    func handOver() throws {
+        guard account.uid != getuid() || account.gid != getgid() else { return }
+        let files = FileManager.default
+        var paths = [path]
+        if let walker = files.enumerator(atPath: path) {
+            while let relative = walker.nextObject() as? String { paths.append(directory.appendingPathComponent(relative).path) }
+        }
+        for path in paths where lchown(path, account.uid, account.gid) != 0 {
+            throw ScriptSandbox.SetupError("could not hand \(path) to \(account.name): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// Removes the workspace.
+    func remove() {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    private static func write(_ text: String, to url: URL, mode: Int) throws {
+        try Data(text.utf8).write(to: url, options: .withoutOverwriting)
+        _ = chmod(url.path, mode_t(mode))
+    }
+}

@@ -1,0 +1,35 @@
+import Foundation
+import Store
+
+/// The environment a script starts with, built from nothing: no variable of the worker
+/// reaches it. Later sources win over earlier ones:
+/// 1. `PATH`, `HOME`, `LANG=C.UTF-8` and the `HARROW_` variables describing the run;
+/// 2. the environment's variables (which may set `PATH`);
+/// 3. the environment's `env` secrets;
+/// 4. the operation's parameters as `HARROW_PARAM_<NAME>`.
+///
+/// Values only ever travel in the process environment, never in a command line or the
+/// script's text: nothing is interpolated by a shell.
+enum ScriptEnvironment {
+    static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+    static func variables(for plan: RunPlan, workspace: String, home: String) -> [String: String] {
+        var variables = [
+            "PATH": defaultPath, "HOME": home, "LANG": "C.UTF-8",
+            "HARROW_OPERATION_ID": plan.operation.id.uuidString.lowercased(), "HARROW_JOB": plan.jobName,
+            "HARROW_JOB_ID": plan.operation.jobID.uuidString.lowercased(), "HARROW_PROJECT": plan.projectName,
+            "HARROW_PROJECT_ID": plan.operation.projectID.uuidString.lowercased(), "HARROW_WORKSPACE": workspace,
+            "HARROW_ENVIRONMENT": plan.environment.name,
+        ]
+        for (name, value) in plan.environment.variables { variables[name] = value }
+        for (name, value) in plan.secretVariables { variables[name] = value }
+        for (name, value) in plan.operation.parameters { variables["HARROW_PARAM_\(name.uppercased())"] = value }
+        return variables
+    }
+
+    /// How the script file is run: directly when it starts with `#!` (its interpreter), else
+    /// with bash, strict and without start-up files.
+    static func command(for script: String, at path: String) -> [String] {
+        script.hasPrefix("#!") ? [path] : ["/bin/bash", "--noprofile", "--norc", "-eo", "pipefail", path]
+    }
+}
