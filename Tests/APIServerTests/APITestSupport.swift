@@ -21,20 +21,27 @@ struct APIHarness: Sendable {
     let keyring: SecretKeyring
     let configuration: APIConfiguration
     let logger: Logger
+    /// The test database, as `DATABASE_URL` for a worker process.
+    let databaseURL: String
+    /// The keyring's key, as `HARROW_SECRET_KEY` for a worker process.
+    let secretKey: SecretKeyring.Key
 
     static func with(
         _ name: String, configure: (inout APIConfiguration) -> Void = { _ in }, metrics: PrometheusCollectorRegistry? = nil,
         _ body: @Sendable (APIHarness, any TestClientProtocol) async throws -> Void
     ) async throws {
-        try await TestDatabase.withDatabase(name) { database, _ in
+        try await TestDatabase.withDatabase(name) { database, databaseConfiguration in
             let logger = TestRedis.logger("harrow.test.api")
             try await Migrator(client: database, logger: logger).migrate()
             let redis = try TestRedis.makeClient()
             var configuration = APIConfiguration(bcryptCost: 4, keyPrefix: TestRedis.uniqueKeyPrefix("api"))
             configure(&configuration)
+            let key = SecretKeyring.Key.generate()
             let harness = APIHarness(
-                database: database, redis: redis, keyring: SecretKeyring(current: .generate()), configuration: configuration, logger: logger
-            )
+                database: database, redis: redis, keyring: SecretKeyring(current: key), configuration: configuration, logger: logger,
+                databaseURL: "postgres://\(databaseConfiguration.username)@\(databaseConfiguration.host):\(databaseConfiguration.port)/"
+                    + databaseConfiguration.database,
+                secretKey: key)
             let app = buildApplication(
                 configuration, dependencies: APIDependencies(database: database, redis: redis, keyring: harness.keyring, metrics: metrics),
                 logger: logger)

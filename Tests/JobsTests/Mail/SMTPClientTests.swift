@@ -1,4 +1,5 @@
 import Foundation
+import HarrowTestSupport
 import Testing
 
 @testable import Jobs

@@ -1,55 +1,54 @@
 import Foundation
-import Testing
 
 /// A real SMTP server on loopback for one test: `scripts/smtp_sink.py` (aiosmtpd) in a subprocess.
 ///
 /// Needs Debian's `python3-aiosmtpd`; `SMTP_SINK_PYTHON` names another interpreter that has it.
-final class SMTPSink {
+public final class SMTPSink {
     /// One message the sink accepted, as the script describes it (see its docstring).
-    struct Message: Decodable, Sendable {
-        struct Part: Decodable, Sendable {
-            let contentType: String
-            let charset: String?
-            let transferEncoding: String?
-            let content: String
+    public struct Message: Decodable, Sendable {
+        public struct Part: Decodable, Sendable {
+            public let contentType: String
+            public let charset: String?
+            public let transferEncoding: String?
+            public let content: String
         }
 
-        let mailFrom: String
-        let rcptTos: [String]
-        let rawBase64: String
+        public let mailFrom: String
+        public let rcptTos: [String]
+        public let rawBase64: String
         /// Header names and values exactly as sent (folding included).
-        let rawHeaders: [[String]]
+        public let rawHeaders: [[String]]
         /// Header names and values as a mail reader decodes them.
-        let headers: [[String]]
-        let contentType: String
-        let parts: [Part]
-        let defects: [String]
-        let maxLineLength: Int
-        let bareLineBreaks: Int
+        public let headers: [[String]]
+        public let contentType: String
+        public let parts: [Part]
+        public let defects: [String]
+        public let maxLineLength: Int
+        public let bareLineBreaks: Int
 
-        var raw: String { String(decoding: Data(base64Encoded: rawBase64) ?? Data(), as: UTF8.self) }
-        var headerNames: [String] { rawHeaders.map { $0[0] } }
-        func header(_ name: String) -> String? { headers.first { $0[0].lowercased() == name.lowercased() }?[1] }
-        func rawHeader(_ name: String) -> String? { rawHeaders.first { $0[0].lowercased() == name.lowercased() }?[1] }
+        public var raw: String { String(decoding: Data(base64Encoded: rawBase64) ?? Data(), as: UTF8.self) }
+        public var headerNames: [String] { rawHeaders.map { $0[0] } }
+        public func header(_ name: String) -> String? { headers.first { $0[0].lowercased() == name.lowercased() }?[1] }
+        public func rawHeader(_ name: String) -> String? { rawHeaders.first { $0[0].lowercased() == name.lowercased() }?[1] }
     }
 
-    let port: Int
+    public let port: Int
     private let process: Process
     private let directory: URL
     private let exited: Task<Void, Never>
 
-    var url: String { "smtp://127.0.0.1:\(port)" }
+    public var url: String { "smtp://127.0.0.1:\(port)" }
 
     /// Starts the sink and waits until it listens.
-    static func start(_ arguments: [String] = []) async throws -> SMTPSink {
+    public static func start(_ arguments: [String] = []) async throws -> SMTPSink {
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("smtp-sink-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let ready = directory.appendingPathComponent("ready")
 
-        // Tests/JobsTests/Mail/SMTPSink.swift → package root → scripts/smtp_sink.py
+        // Tests/HarrowTestSupport/SMTPSink.swift → package root → scripts/smtp_sink.py
         let script = URL(fileURLWithPath: #filePath)
-            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("scripts/smtp_sink.py")
         let process = Process()
         process.executableURL = URL(
@@ -94,23 +93,36 @@ final class SMTPSink {
     }
 
     /// The messages accepted so far, in order.
-    func messages() throws -> [Message] {
-        let file = directory.appendingPathComponent("messages.jsonl")
-        guard let text = try? String(contentsOf: file, encoding: .utf8) else { return [] }
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try text.split(separator: "\n").map { try decoder.decode(Message.self, from: Data($0.utf8)) }
+    public func messages() throws -> [Message] {
+        try inbox.messages()
+    }
+
+    /// Where the sink's messages are read from: a value that can go where the sink can't (a
+    /// `@Sendable` closure).
+    public var inbox: Inbox { Inbox(file: directory.appendingPathComponent("messages.jsonl")) }
+
+    /// The file the sink writes each accepted message to, as a JSON line.
+    public struct Inbox: Sendable {
+        let file: URL
+
+        /// The messages accepted so far, in order.
+        public func messages() throws -> [Message] {
+            guard let text = try? String(contentsOf: file, encoding: .utf8) else { return [] }
+            let decoder = JSONDecoder()
+            decoder.keyDecodingStrategy = .convertFromSnakeCase
+            return try text.split(separator: "\n").map { try decoder.decode(Message.self, from: Data($0.utf8)) }
+        }
     }
 
     /// Stops the process and removes its files.
-    func stop() async {
+    public func stop() async {
         process.terminate()
         await exited.value
         try? FileManager.default.removeItem(at: directory)
     }
 
     /// Runs `body` with a started sink and always stops it.
-    static func with<T>(_ arguments: [String] = [], _ body: (SMTPSink) async throws -> T) async throws -> T {
+    public static func with<T>(_ arguments: [String] = [], _ body: (SMTPSink) async throws -> T) async throws -> T {
         let sink = try await start(arguments)
         do {
             let result = try await body(sink)
