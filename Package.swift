@@ -145,6 +145,10 @@ let package = Package(
             name: "CCurlShims",
             dependencies: ["CCurl"]
         ),
+        // libgit2 (checkouts, remote refs) and libssh2 (remote targets), through pkg-config
+        // (Debian: libgit2-dev, libssh2-1-dev).
+        .systemLibrary(name: "CGit2", pkgConfig: "libgit2", providers: [.apt(["libgit2-dev"])]),
+        .systemLibrary(name: "CSSH2", pkgConfig: "libssh2", providers: [.apt(["libssh2-1-dev"])]),
         // posix_spawn with a new session, default signal actions, a working directory and no
         // inherited descriptors: GNU options Swift's Glibc module does not import.
         .target(name: "CSpawnShims"),
@@ -163,6 +167,8 @@ let package = Package(
                 "CCurl",
                 "CCurlShims",
                 "CSpawnShims",
+                "CGit2",
+                "CSSH2",
                 "OperationLogs",
                 "Queue",
                 "WorkerPool",
@@ -319,6 +325,7 @@ let package = Package(
             name: "StoreTests",
             dependencies: [
                 "Store",
+                .product(name: "Crypto", package: "swift-crypto"),
                 "JobContracts",
                 "Queue",
                 "HarrowTestSupport",

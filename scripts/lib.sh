@@ -60,8 +60,14 @@ harrow_as_root() {
 #   openssh-client  - ssh-keygen, which the tests use to check generated keys
 #   libcurl4-openssl-dev - libcurl, which sends mail over SMTP
 #   python3-aiosmtpd - the SMTP server the mail tests send to
+#   bubblewrap      - the sandbox operations' scripts run in (worker --sandbox auto|bwrap)
+#   util-linux      - setpriv, with which a root worker runs scripts as --run-as
+#   libgit2-dev     - libgit2, which checks out repositories and lists their refs
+#   libssh2-1-dev   - libssh2, which runs scripts on remote targets
+#   git             - git http-backend and git-upload-pack, which serve the tests' repositories
+#   openssh-server  - sshd, the real SSH server the checkout and remote-target tests use
 HARROW_APT_PACKAGES=(redis-server libhiredis-dev pkg-config postgresql-15 postgresql-client-15 openssh-client
-  libcurl4-openssl-dev python3-aiosmtpd)
+  libcurl4-openssl-dev python3-aiosmtpd bubblewrap util-linux libgit2-dev libssh2-1-dev git openssh-server)
 
 harrow_install_deps() {
   local missing=() pkg
