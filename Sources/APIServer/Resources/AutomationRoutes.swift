@@ -21,8 +21,10 @@ struct AutomationRoutes: Sendable {
     let configuration: APIConfiguration
 
     struct RepositoryBody: RequestBody {
-        static let fields: Set<String> = ["url"]
-        var url: String
+        static let fields: Set<String> = ["url", "name", "known_hosts"]
+        var url: String?
+        var name: String?
+        var knownHosts: String?
     }
 
     struct KeyBody: RequestBody {
@@ -157,7 +159,9 @@ struct AutomationRoutes: Sendable {
         project.post("repositories") { request, context -> EditedResponse<RepositoryView> in
             let (project, caller) = try await context.project(.writeRepositories, access: access)
             let body = try await request.json(RepositoryBody.self, limit: limit)
-            let repository = try await repositories.create(project: project, url: body.url, actor: caller.user.id)
+            let repository = try await repositories.create(
+                project: project, url: try Fields.required(body.url, "url"), name: body.name, knownHosts: body.knownHosts ?? "",
+                actor: caller.user.id)
             return EditedResponse(status: .created, response: try await view(repository))
         }
         project.get("repositories/:repository") { _, context -> RepositoryView in
@@ -168,7 +172,9 @@ struct AutomationRoutes: Sendable {
             let (project, caller) = try await context.project(.writeRepositories, access: access)
             let body = try await request.json(RepositoryBody.self, limit: limit)
             return try await view(
-                try await repositories.update(try context.id("repository"), project: project, url: body.url, actor: caller.user.id))
+                try await repositories.update(
+                    try context.id("repository"), project: project, url: body.url, name: body.name, knownHosts: body.knownHosts,
+                    actor: caller.user.id))
         }
         project.delete("repositories/:repository") { _, context -> HTTPResponse.Status in
             let (project, caller) = try await context.project(.archive, access: access)

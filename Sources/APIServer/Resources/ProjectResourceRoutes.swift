@@ -18,10 +18,14 @@ struct ProjectResourceRoutes: Sendable {
     let configuration: APIConfiguration
 
     struct EnvironmentBody: RequestBody {
-        static let fields: Set<String> = ["name", "variables", "is_default"]
+        static let fields: Set<String> = ["name", "variables", "is_default", "target", "target_secret_id", "known_hosts"]
         var name: String?
         var variables: [String: String]?
         var isDefault: Bool?
+        /// `ssh://user@host[:port]`, or empty for none.
+        var target: String?
+        var targetSecretId: UUID?
+        var knownHosts: String?
     }
 
     struct SecretBody: RequestBody {
@@ -64,8 +68,7 @@ struct ProjectResourceRoutes: Sendable {
             let body = try await request.json(EnvironmentBody.self, limit: limit)
             let environment = try await environments.create(
                 project: project, name: try Fields.required(body.name, "name"), variables: body.variables ?? [:],
-                isDefault: body.isDefault ?? false,
-                actor: caller.user.id)
+                isDefault: body.isDefault ?? false, target: body.target, knownHosts: body.knownHosts ?? "", actor: caller.user.id)
             return EditedResponse(status: .created, response: environment)
         }
         project.get("environments/:environment") { _, context -> Store.Environment in
@@ -77,6 +80,7 @@ struct ProjectResourceRoutes: Sendable {
             let body = try await request.json(EnvironmentBody.self, limit: limit)
             return try await environments.update(
                 try context.id("environment"), project: project, name: body.name, variables: body.variables, isDefault: body.isDefault,
+                target: body.target, targetSecret: body.targetSecretId.map { .some($0) }, knownHosts: body.knownHosts,
                 actor: caller.user.id)
         }
         project.delete("environments/:environment") { _, context -> HTTPResponse.Status in

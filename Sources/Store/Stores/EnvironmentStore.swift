@@ -49,17 +49,20 @@ public struct EnvironmentStore: Sendable {
     /// Creates an environment in a live project; with `isDefault` it becomes the project's
     /// default in place of the previous one.
     public func create(
-        project: UUID, name: String, variables: [String: String] = [:], isDefault: Bool = false, actor: UUID?
+        project: UUID, name: String, variables: [String: String] = [:], isDefault: Bool = false, target: String? = nil,
+        knownHosts: String = "", actor: UUID?
     ) async throws -> Environment {
         let name = try Validate.name(name)
         let variables = Variables(try Self.validate(variables))
+        let target = try target.flatMap(Self.validTarget)
+        let knownHosts = try RepositoryStore.validKnownHosts(knownHosts)
         return try await client.write(logger: logger) { connection in
             try await connection.lockLiveProject(project, orElse: .notFound("project"), logger: logger)
             if isDefault { try await Self.clearDefault(project: project, on: connection, logger: logger) }
             let rows = try await connection.query(
                 """
-                INSERT INTO environments (project_id, name, variables, is_default)
-                VALUES (\(project), \(name), \(variables), \(isDefault)) RETURNING \(unescaped: Self.columns)
+                INSERT INTO environments (project_id, name, variables, is_default, target, known_hosts)
+                VALUES (\(project), \(name), \(variables), \(isDefault), \(target), \(knownHosts)) RETURNING \(unescaped: Self.columns)
                 """, logger: logger)
             for try await row in rows.decode(Row.self) {
                 let environment = Self.record(row).item
@@ -104,11 +107,17 @@ public struct EnvironmentStore: Sendable {
     /// Changes what is given and keeps the rest. `isDefault: true` makes the environment the
     /// default in place of the previous one; `isDefault: false` on the default is a conflict,
     /// since the project would be left without one.
+    /// `target` and `targetSecret` change only when given: an empty target clears both (as does
+    /// a secret id given as `.some(nil)`, the secret alone). The target's secret must be a live `ssh` secret of this
+    /// environment.
     public func update(
-        _ id: UUID, project: UUID, name: String? = nil, variables: [String: String]? = nil, isDefault: Bool? = nil, actor: UUID?
+        _ id: UUID, project: UUID, name: String? = nil, variables: [String: String]? = nil, isDefault: Bool? = nil,
+        target: String? = nil, targetSecret: UUID?? = nil, knownHosts: String? = nil, actor: UUID?
     ) async throws -> Environment {
         let name = try name.map { try Validate.name($0) }
         let variables = try variables.map { Variables(try Self.validate($0)) }
+        let newTarget = try target.map(Self.validTarget)
+        let knownHosts = try knownHosts.map(RepositoryStore.validKnownHosts)
         return try await client.write(logger: logger) { connection in
             try await connection.lockLiveProject(project, orElse: .notFound("environment"), logger: logger)
             let current = try await connection.query(
@@ -122,10 +131,25 @@ public struct EnvironmentStore: Sendable {
                 throw StoreError(.conflict, "the project needs a default environment: make another environment the default instead")
             }
             if isDefault == true && !wasDefault { try await Self.clearDefault(project: project, on: connection, logger: logger) }
+            if case .some(.some(let secret)) = targetSecret {
+                let usable = try await connection.first(
+                    """
+                    SELECT 1::int4 FROM secrets WHERE id = \(secret) AND environment_id = \(id) AND kind = 'ssh' AND archived_at IS NULL
+                    """, logger: logger, { try $0.decode(Int32.self) })
+                guard usable != nil else {
+                    throw StoreError.invalid("target_secret_id", "the target's key must be a live ssh secret of this environment")
+                }
+            }
+            let setsTarget = newTarget != nil
+            let setsSecret = targetSecret != nil
             let rows = try await connection.query(
                 """
                 UPDATE environments SET name = coalesce(\(name), name), variables = coalesce(\(variables), variables),
-                    is_default = coalesce(\(isDefault), is_default), updated_at = now()
+                    is_default = coalesce(\(isDefault), is_default),
+                    target = CASE WHEN \(setsTarget) THEN \(newTarget.flatMap { $0 }) ELSE target END,
+                    target_secret_id = CASE WHEN \(setsSecret) THEN \(targetSecret.flatMap { $0 })
+                        WHEN \(setsTarget) AND \(newTarget.flatMap { $0 })::text IS NULL THEN NULL ELSE target_secret_id END,
+                    known_hosts = coalesce(\(knownHosts), known_hosts), updated_at = now()
                 WHERE id = \(id) RETURNING \(unescaped: Self.columns)
                 """, logger: logger)
             for try await row in rows.decode(Row.self) {
@@ -196,6 +220,18 @@ public struct EnvironmentStore: Sendable {
             guard !value.utf8.contains(0) else { throw StoreError.invalid("variables", "a variable's value must not contain NUL") }
         }
         return variables
+    }
+
+    /// A remote target, `ssh://user@host[:port]`; `nil` for an empty text (no target: run on the
+    /// worker).
+    static func validTarget(_ text: String) throws -> String? {
+        let text = text.trimmingWhitespace()
+        guard !text.isEmpty else { return nil }
+        do {
+            return try SSHTarget(text).description
+        } catch {
+            throw StoreError.invalid("target", "\(error)")
+        }
     }
 
     /// Names that change how a shell or the dynamic loader starts, which no script's

@@ -41,7 +41,24 @@ public struct RepositoryStore: Sendable {
         guard !url.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.properties.generalCategory == .control }) else {
             throw StoreError.invalid("url", "the URL must not contain spaces or control characters")
         }
+        do {
+            _ = try GitURLPolicy.validate(url)
+        } catch {
+            throw StoreError.invalid("url", error.message)
+        }
         return url
+    }
+
+    /// Host keys in OpenSSH `known_hosts` form, at most 64 KiB; empty for none beyond the
+    /// built-in ones.
+    static func validKnownHosts(_ text: String) throws -> String {
+        guard text.utf8.count <= 65_536 else { throw StoreError.invalid("known_hosts", "known_hosts must be at most 64 KiB") }
+        do {
+            try KnownHosts.validate(text)
+        } catch {
+            throw StoreError.invalid("known_hosts", "\(error)")
+        }
+        return text
     }
 
     /// The deploy key's name, within the length a name may have.
@@ -66,18 +83,9 @@ public struct RepositoryStore: Sendable {
     }
 
     /// The name a repository gets when none is given: its URL's last path component without
-    /// `.git` (`git@github.com:acme/web.git` → `web`), other characters as `-`.
+    /// `.git` (`git@github.com:acme/web.git` → `web`), or `repository` when that is no name.
     public static func defaultName(for url: String) -> String {
-        var path = Substring(url)
-        while path.hasSuffix("/") { path = path.dropLast() }
-        if path.hasSuffix(".git") { path = path.dropLast(4) }
-        if let separator = path.lastIndex(where: { $0 == "/" || $0 == ":" }) { path = path[path.index(after: separator)...] }
-        let cleaned = String(
-            path.unicodeScalars.prefix(90).map { scalar -> Character in
-                scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || "._-".unicodeScalars.contains(scalar))
-                    ? Character(scalar) : "-"
-            })
-        return cleaned.isEmpty || cleaned == "." || cleaned == ".." ? "repository" : cleaned
+        (try? GitURLPolicy.defaultName(for: url)) ?? "repository"
     }
 
     /// Creates a repository in a live project, with its deploy key. Without a `name`, it is
@@ -87,6 +95,7 @@ public struct RepositoryStore: Sendable {
     ) async throws -> Repository {
         let url = try Self.validURL(url)
         let givenName = try name.map(Self.validName)
+        let knownHosts = try Self.validKnownHosts(knownHosts)
         return try await client.write(logger: logger) { connection in
             let key = try await SSHKeyStore.insert(
                 project: project, name: Self.deployKeyName(for: url), algorithm: .ed25519, actor: actor, on: connection, logger: logger)
@@ -135,19 +144,26 @@ public struct RepositoryStore: Sendable {
         }
     }
 
-    /// Points the repository at another URL; it keeps its deploy key.
-    public func update(_ id: UUID, project: UUID, url: String, actor: UUID?) async throws -> Repository {
-        let url = try Self.validURL(url)
+    /// Changes what is given (URL, name, pinned host keys) and keeps the rest, its deploy key
+    /// included.
+    public func update(
+        _ id: UUID, project: UUID, url: String? = nil, name: String? = nil, knownHosts: String? = nil, actor: UUID?
+    ) async throws -> Repository {
+        let url = try url.map(Self.validURL)
+        let name = try name.map(Self.validName)
+        let knownHosts = try knownHosts.map(Self.validKnownHosts)
         return try await client.write(logger: logger) { connection in
             let updated = try await connection.first(
                 """
-                UPDATE repositories SET url = \(url), updated_at = now()
+                UPDATE repositories SET url = coalesce(\(url), url), name = coalesce(\(name), name),
+                    known_hosts = coalesce(\(knownHosts), known_hosts), updated_at = now()
                 WHERE id = \(id) AND project_id = \(project) AND archived_at IS NULL RETURNING \(unescaped: Self.columns)
                 """, logger: logger, Self.record)
             guard let repository = updated?.item else { throw StoreError.notFound("repository") }
             try await ActivityLog.record(
-                "repository.updated", project: project, actor: actor, payload: ["repository_id": id.uuidString.lowercased(), "url": url],
-                on: connection, logger: logger)
+                "repository.updated", project: project, actor: actor,
+                payload: ["repository_id": id.uuidString.lowercased(), "url": repository.url, "name": repository.name], on: connection,
+                logger: logger)
             return repository
         }
     }
