@@ -88,6 +88,12 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Where operations get their workspaces. Env: HARROW_WORKSPACE_DIR.")
     var workspaceDir = ProcessInfo.processInfo.environment["HARROW_WORKSPACE_DIR"] ?? "/tmp/harrow/workspaces"
 
+    @Option(
+        help: """
+            Where bare mirrors of the projects' repositories are kept between runs, hidden from scripts. Default: \
+            `mirrors` next to the workspace directory. Env: HARROW_MIRROR_DIR.
+            """) var mirrorDir = ProcessInfo.processInfo.environment["HARROW_MIRROR_DIR"]
+
     @Flag(help: "Keep the workspace of an operation that did not succeed, for a look at what it left.") var keepFailedWorkspaces = false
 
     @Option(
@@ -184,8 +190,14 @@ struct RunCommand: AsyncParsableCommand {
     /// The runner's options and the sandbox, probed on this host and said in the log.
     func operationRunning(logger: Logger) async throws -> (options: OperationRunner.Options, sandbox: ScriptSandbox) {
         let root = URL(fileURLWithPath: workspaceDir, isDirectory: true).standardizedFileURL
+        let mirrors =
+            mirrorDir.flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0, isDirectory: true).standardizedFileURL }
+            ?? root.deletingLastPathComponent().appendingPathComponent("mirrors", isDirectory: true)
+        // Only the worker reads mirrors (they hold every project's code); parents keep their modes.
+        try FileManager.default.createDirectory(at: mirrors, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: mirrors.path)
         let hidden =
-            [root.path] + sandboxHide
+            [root.path, mirrors.path] + sandboxHide
             + (ProcessInfo.processInfo.environment["HARROW_SANDBOX_HIDE"] ?? "").split(separator: ":").map(String.init)
         let sandbox = try await ScriptSandbox.prepare(
             mode: ScriptSandbox.Mode(rawValue: self.sandbox) ?? .auto, runAs: runAs,
@@ -194,12 +206,13 @@ struct RunCommand: AsyncParsableCommand {
             "operations run here",
             metadata: [
                 "sandbox": "\(sandbox.mode.rawValue)", "run_as": "\(sandbox.account.name)", "workspace_dir": "\(root.path)",
+                "mirror_dir": "\(mirrors.path)",
                 "hidden": "\(sandbox.hiddenPaths.joined(separator: ":"))",
             ])
         let lease = Duration.milliseconds(Int64(operationLease * 1000))
         return (
             OperationRunner.Options(
-                workspaceRoot: root, keepFailedWorkspaces: keepFailedWorkspaces, logCap: logCap, lease: lease,
+                workspaceRoot: root, mirrorRoot: mirrors, keepFailedWorkspaces: keepFailedWorkspaces, logCap: logCap, lease: lease,
                 leaseRenewal: min(.seconds(5), lease / 4), publicURL: publicURL),
             sandbox
         )

@@ -1,6 +1,7 @@
 import Foundation
 import JobContracts
 import Logging
+import NIOCore
 import OperationLogs
 import Store
 import WorkerPool
@@ -18,6 +19,8 @@ public struct OperationRunner: Sendable {
     public struct Options: Sendable {
         /// Where workspaces are made (`--workspace-dir`).
         public var workspaceRoot: URL
+        /// Where the bare mirrors of repositories live (`--mirror-dir`), shared by runs.
+        public var mirrorRoot: URL
         /// Keep the workspace of an operation that did not succeed (`--keep-failed-workspaces`).
         public var keepFailedWorkspaces: Bool
         /// The most log text an operation keeps (`--log-cap`); later output is dropped.
@@ -37,11 +40,13 @@ public struct OperationRunner: Sendable {
         public var publicURL: String
 
         public init(
-            workspaceRoot: URL, keepFailedWorkspaces: Bool = false, logCap: Int = 64 << 20, lease: Duration = .seconds(30),
+            workspaceRoot: URL, mirrorRoot: URL? = nil, keepFailedWorkspaces: Bool = false, logCap: Int = 64 << 20,
+            lease: Duration = .seconds(30),
             leaseRenewal: Duration = .seconds(5), cancelCheck: Duration = .milliseconds(500), timeLimitGrace: Duration = .seconds(10),
             cancelGrace: Duration = .seconds(3), publicURL: String = "http://localhost:8080"
         ) {
             self.workspaceRoot = workspaceRoot
+            self.mirrorRoot = mirrorRoot ?? workspaceRoot.deletingLastPathComponent().appendingPathComponent("mirrors")
             self.keepFailedWorkspaces = keepFailedWorkspaces
             self.logCap = logCap
             self.lease = lease
@@ -103,27 +108,40 @@ public struct OperationRunner: Sendable {
         do {
             plan = try await plans.plan(for: operation)
         } catch {
-            try await giveBack(operation, because: error, context: context)
+            try await giveBack(operation, because: error, lines: [], context: context)
             return
         }
         let writer = OperationLogWriter(
             operation: operation.id, log: log, masker: SecretMasker(plan.secretValues), cap: options.logCap,
             after: (try? await log.lastID(operation.id)) ?? "0", logger: logger)
-        let (outcome, workspace) = await withTaskGroup(of: Void.self) { group in
+        let (end, workspace) = await withTaskGroup(of: Void.self) { group in
             group.addTask { await writer.run() }
             let result = await perform(plan, writer: writer, context: context)
             _ = await writer.finish()
             return result
         }
-        guard let outcome else {
+        let lines = await writer.lines.map { OperationLogArchive.Line(id: $0.id, stream: $0.stream, text: $0.text, t: $0.t) }
+        var outcome: OperationStore.Outcome
+        switch end {
+        case .leaseLost:
             logger.warning("run-operation: this worker lost its claim on the operation; another worker recorded it as worker_lost")
             workspace?.remove()
             return
+        case .retryLater(let error, let failure):
+            workspace?.remove()
+            guard context.isLastAttempt else {
+                _ = try await operations.release(operation.id, runner: operation.runner ?? "")
+                throw error
+            }
+            outcome = failure
+            outcome.logTail = await writer.tail
+            _ = try await record(operation, outcome: outcome, lines: lines, logger: logger)
+            throw JobFailure.permanent("run-operation: \(error)")
+        case .finished(let finished):
+            outcome = finished
         }
-        var recorded = outcome
-        recorded.logTail = outcome.status == .succeeded ? [] : await writer.tail
-        let lines = await writer.lines.map { OperationLogArchive.Line(id: $0.id, stream: $0.stream, text: $0.text, t: $0.t) }
-        let finished = try await record(operation, outcome: recorded, lines: lines, logger: logger)
+        outcome.logTail = outcome.status == .succeeded ? [] : await writer.tail
+        let finished = try await record(operation, outcome: outcome, lines: lines, logger: logger)
         if let workspace {
             if finished?.status != .succeeded && options.keepFailedWorkspaces {
                 logger.info("run-operation: the workspace is kept", metadata: ["workspace": "\(workspace.path)"])
@@ -133,67 +151,175 @@ public struct OperationRunner: Sendable {
         }
     }
 
-    /// Sets up and runs the script; the outcome, or `nil` when the claim was lost meanwhile.
-    private func perform(
-        _ plan: RunPlan, writer: OperationLogWriter, context: JobContext
-    ) async -> (OperationStore.Outcome?, OperationWorkspace?) {
+    /// How a run ended before its outcome is recorded.
+    private enum RunEnd {
+        /// The script ran (or set-up failed for good): record this.
+        case finished(OperationStore.Outcome)
+        /// Another worker recorded the operation as `worker_lost` meanwhile.
+        case leaseLost
+        /// Infrastructure away before the script started (a git host, a target): give the
+        /// operation back so the job's retry runs it; on the last attempt record `failure`.
+        case retryLater(any Error, failure: OperationStore.Outcome)
+    }
+
+    /// Sets up and runs the script, here or on the environment's target.
+    private func perform(_ plan: RunPlan, writer: OperationLogWriter, context: JobContext) async -> (RunEnd, OperationWorkspace?) {
+        if let target = plan.environment.target {
+            return (await performRemotely(plan, target: target, writer: writer, context: context), nil)
+        }
         let operation = plan.operation
         let workspace: OperationWorkspace
-        let process: LocalProcess
         do {
             workspace = try OperationWorkspace.create(
                 root: options.workspaceRoot, operation: operation.id, plan: plan, account: sandbox.account)
         } catch {
             await writer.note("[harrow] the workspace could not be set up: \(error)")
-            return (OperationStore.Outcome(status: .failed, failureReason: .setupFailed), nil)
+            return (.finished(OperationStore.Outcome(status: .failed, failureReason: .setupFailed)), nil)
         }
+        var checkouts: [String: String] = [:]
+        do {
+            checkouts = try await RepositoryCheckouts(mirrors: MirrorCache(root: options.mirrorRoot)).checkOut(
+                plan, into: workspace, writer: writer)
+            try workspace.handOver()
+        } catch let failure as RepositoryCheckouts.Failure {
+            let outcome = OperationStore.Outcome(status: .failed, failureReason: .checkoutFailed, checkouts: checkouts)
+            if failure.isRetryable {
+                await writer.note("[harrow] the git host is unreachable: the operation is tried again later")
+                return (.retryLater(failure, failure: outcome), workspace)
+            }
+            return (.finished(outcome), workspace)
+        } catch {
+            await writer.note("[harrow] the repositories could not be checked out: \(error)")
+            return (.finished(OperationStore.Outcome(status: .failed, failureReason: .checkoutFailed, checkouts: checkouts)), workspace)
+        }
+        let process: LocalProcess
         do {
             let environment = ScriptEnvironment.variables(for: plan, workspace: workspace.path, home: workspace.home.path)
             let command = sandbox.wrap(ScriptEnvironment.command(for: plan.script, at: workspace.script.path), workspace: workspace.path)
             process = try await LocalProcess.launch(command, environment: environment, directory: workspace.path)
         } catch {
             await writer.note("[harrow] the script could not be started: \(error)")
-            return (OperationStore.Outcome(status: .failed, failureReason: .setupFailed), workspace)
+            return (.finished(OperationStore.Outcome(status: .failed, failureReason: .setupFailed, checkouts: checkouts)), workspace)
         }
         let control = RunControl()
-        let termination = await withTaskGroup(of: Void.self) { group in
+        let termination = await supervise(
+            operation, control: control, writer: writer, logger: context.logger,
+            signal: { process.signalGroup($0 == .kill ? SIGKILL : SIGTERM) }
+        ) {
+            await process.readOutput { stream, buffer in await writer.write(stream, buffer) }
+        }
+        if await control.reason == nil, case .signaled(let signal) = termination {
+            await writer.note("[harrow] the script was ended by signal \(signal)")
+        }
+        let end = await Self.end(
+            of: termination.exitStatus, exitedZero: termination == .exited(0), control: control, checkouts: checkouts)
+        return (end, workspace)
+    }
+
+    /// Runs the script on the environment's target over SSH: same environment (with the
+    /// login's home and the run's directory there), time limit and cancel. Repositories are not
+    /// checked out for it: the target fetches what it needs with its own keys.
+    private func performRemotely(_ plan: RunPlan, target address: String, writer: OperationLogWriter, context: JobContext) async -> RunEnd {
+        let unreachable = OperationStore.Outcome(status: .failed, failureReason: .targetUnreachable)
+        let executor: RemoteExecutor
+        do {
+            guard let key = plan.targetKey else {
+                await writer.note("[harrow] the environment names a target but no ssh secret to log in with")
+                return .finished(OperationStore.Outcome(status: .failed, failureReason: .setupFailed))
+            }
+            executor = RemoteExecutor(
+                target: try SSHTarget(address), privateKey: key.privateKey, knownHosts: try KnownHosts(plan.environment.knownHosts))
+        } catch {
+            await writer.note("[harrow] the environment's target cannot be used: \(error)")
+            return .finished(OperationStore.Outcome(status: .failed, failureReason: .setupFailed))
+        }
+        await writer.note("[harrow] running on \(executor.target)")
+        let control = RunControl()
+        let result: Result<RemoteExit, any Error> = await supervise(
+            plan.operation, control: control, writer: writer, logger: context.logger,
+            signal: { executor.terminate(signal: $0) }
+        ) {
+            do {
+                return .success(
+                    try await executor.run(
+                        script: plan.script, environment: ScriptEnvironment.variables(for: plan, workspace: nil, home: nil),
+                        homeVariable: "HOME", workingDirectoryVariable: "HARROW_WORKSPACE"
+                    ) { output in
+                        switch output {
+                        case .stdout(let bytes): await writer.write(.stdout, ByteBuffer(bytes: bytes))
+                        case .stderr(let bytes): await writer.write(.stderr, ByteBuffer(bytes: bytes))
+                        }
+                    })
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch result {
+        case .success(.exited(let code)):
+            return await Self.end(of: Int(code), exitedZero: code == 0, control: control, checkouts: [:])
+        case .success(.signaled(let name)):
+            if await control.reason == nil { await writer.note("[harrow] the script was ended by signal \(name)") }
+            return await Self.end(of: RemoteExit.signaled(name).exitStatus, exitedZero: false, control: control, checkouts: [:])
+        case .failure(let error as RemoteExecutionError) where error.code == .terminated:
+            // Stopped (canceled, out of time) before the script started.
+            return await Self.end(of: nil, exitedZero: false, control: control, checkouts: [:])
+        case .failure(let error as RemoteExecutionError) where error.code == .unreachable:
+            await writer.note("[harrow] \(executor.target) is unreachable: \(error.message); the operation is tried again later")
+            return .retryLater(error, failure: unreachable)
+        case .failure(let error as RemoteExecutionError)
+        where error.code == .hostKeyRejected || error.code == .authenticationFailed:
+            await writer.note("[harrow] \(executor.target) refused: \(error.message)")
+            return .finished(unreachable)
+        case .failure(let error):
+            await writer.note("[harrow] the run on \(executor.target) failed: \(error)")
+            return await Self.end(of: nil, exitedZero: false, control: control, checkouts: [:])
+        }
+    }
+
+    /// The outcome of a script that ended with `exitStatus`, given why it was stopped (if it was).
+    private static func end(of exitStatus: Int?, exitedZero: Bool, control: RunControl, checkouts: [String: String]) async -> RunEnd {
+        switch await control.reason {
+        case .leaseLost?:
+            return .leaseLost
+        case .canceled?:
+            return .finished(OperationStore.Outcome(status: .canceled, exitStatus: exitStatus, checkouts: checkouts))
+        case .timedOut?:
+            return .finished(OperationStore.Outcome(status: .timedOut, exitStatus: exitStatus, checkouts: checkouts))
+        case nil:
+            return .finished(
+                OperationStore.Outcome(
+                    status: exitedZero ? .succeeded : .failed, exitStatus: exitStatus, failureReason: exitedZero ? nil : .scriptFailed,
+                    checkouts: checkouts))
+        }
+    }
+
+    /// Runs `body` (the script, to its end) while enforcing the time limit and watching for
+    /// cancel and a lost claim; `signal` stops the script (TERM, then KILL after a grace).
+    private func supervise<Result: Sendable>(
+        _ operation: Store.Operation, control: RunControl, writer: OperationLogWriter, logger: Logger,
+        signal: @escaping @Sendable (RemoteSignal) -> Void, body: () async -> Result
+    ) async -> Result {
+        await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 try? await Task.sleep(for: .seconds(operation.timeLimitSeconds))
                 guard !Task.isCancelled, await control.stop(.timedOut) else { return }
                 await writer.note("[harrow] the time limit of \(operation.timeLimitSeconds) s is up: stopping the script")
-                await Self.terminate(process, grace: options.timeLimitGrace)
+                await Self.terminate(signal, grace: options.timeLimitGrace)
             }
             group.addTask {
-                await watch(operation, process: process, control: control, writer: writer, logger: context.logger)
+                await watch(operation, signal: signal, control: control, writer: writer, logger: logger)
             }
-            let termination = await process.readOutput { stream, buffer in await writer.write(stream, buffer) }
+            let result = await body()
             group.cancelAll()
-            return termination
-        }
-        switch await control.reason {
-        case .leaseLost?:
-            return (nil, workspace)
-        case .canceled?:
-            return (OperationStore.Outcome(status: .canceled, exitStatus: termination.exitStatus), workspace)
-        case .timedOut?:
-            return (OperationStore.Outcome(status: .timedOut, exitStatus: termination.exitStatus), workspace)
-        case nil:
-            let succeeded = termination == .exited(0)
-            if case .signaled(let signal) = termination {
-                await writer.note("[harrow] the script was ended by signal \(signal)")
-            }
-            return (
-                OperationStore.Outcome(
-                    status: succeeded ? .succeeded : .failed, exitStatus: termination.exitStatus,
-                    failureReason: succeeded ? nil : .scriptFailed), workspace
-            )
+            return result
         }
     }
 
     /// Renews the lease while the script runs and stops it when a cancel is asked for (a
     /// Redis key the API sets, or the operation's status at renewal) or the claim is lost.
     private func watch(
-        _ operation: Store.Operation, process: LocalProcess, control: RunControl, writer: OperationLogWriter, logger: Logger
+        _ operation: Store.Operation, signal: @escaping @Sendable (RemoteSignal) -> Void, control: RunControl, writer: OperationLogWriter,
+        logger: Logger
     ) async {
         var sinceRenewal = Duration.zero
         while !Task.isCancelled {
@@ -219,16 +345,16 @@ public struct OperationRunner: Sendable {
                 stop == .canceled
                     ? "[harrow] the operation was canceled: stopping the script"
                     : "[harrow] this worker lost its claim on the operation: stopping the script")
-            await Self.terminate(process, grace: options.cancelGrace)
+            await Self.terminate(signal, grace: options.cancelGrace)
             return
         }
     }
 
-    /// SIGTERM to the script's process group, SIGKILL after `grace` if it is still there.
-    static func terminate(_ process: LocalProcess, grace: Duration) async {
-        process.signalGroup(SIGTERM)
+    /// TERM to the script, KILL after `grace` if it is still there.
+    static func terminate(_ signal: @Sendable (RemoteSignal) -> Void, grace: Duration) async {
+        signal(.term)
         try? await Task.sleep(for: grace)
-        if !Task.isCancelled { process.signalGroup(SIGKILL) }
+        if !Task.isCancelled { signal(.kill) }
     }
 
     /// Records the outcome, retrying while the database is away (the script's result must not
@@ -258,10 +384,12 @@ public struct OperationRunner: Sendable {
 
     /// Gives the operation back before its script started, so the job's retry claims it
     /// again; on the last attempt, fails it instead.
-    private func giveBack(_ operation: Store.Operation, because error: any Error, context: JobContext) async throws {
+    private func giveBack(
+        _ operation: Store.Operation, because error: any Error, lines: [OperationLogArchive.Line], context: JobContext
+    ) async throws {
         if context.isLastAttempt {
             let outcome = OperationStore.Outcome(status: .failed, failureReason: .setupFailed)
-            _ = try await record(operation, outcome: outcome, lines: [], logger: context.logger)
+            _ = try await record(operation, outcome: outcome, lines: lines, logger: context.logger)
             throw JobFailure.permanent("run-operation: the operation could not be set up: \(error)")
         }
         _ = try await operations.release(operation.id, runner: operation.runner ?? "")

@@ -13,14 +13,18 @@ import Store
 enum ScriptEnvironment {
     static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-    static func variables(for plan: RunPlan, workspace: String, home: String) -> [String: String] {
+    /// - Parameters:
+    ///   - workspace: `HARROW_WORKSPACE`; nil on a remote target, where the launcher sets it.
+    ///   - home: `HOME`; nil on a remote target, where the login's home is used.
+    static func variables(for plan: RunPlan, workspace: String?, home: String?) -> [String: String] {
         var variables = [
-            "PATH": defaultPath, "HOME": home, "LANG": "C.UTF-8",
+            "PATH": defaultPath, "LANG": "C.UTF-8",
             "HARROW_OPERATION_ID": plan.operation.id.uuidString.lowercased(), "HARROW_JOB": plan.jobName,
             "HARROW_JOB_ID": plan.operation.jobID.uuidString.lowercased(), "HARROW_PROJECT": plan.projectName,
-            "HARROW_PROJECT_ID": plan.operation.projectID.uuidString.lowercased(), "HARROW_WORKSPACE": workspace,
-            "HARROW_ENVIRONMENT": plan.environment.name,
+            "HARROW_PROJECT_ID": plan.operation.projectID.uuidString.lowercased(), "HARROW_ENVIRONMENT": plan.environment.name,
         ]
+        variables["HOME"] = home
+        variables["HARROW_WORKSPACE"] = workspace
         for (name, value) in plan.environment.variables { variables[name] = value }
         for (name, value) in plan.secretVariables { variables[name] = value }
         for (name, value) in plan.operation.parameters { variables["HARROW_PARAM_\(name.uppercased())"] = value }

@@ -70,18 +70,29 @@ public final class RemoteExecutor: Sendable {
     ///     identifiers; values may hold any bytes but NUL and are never evaluated.
     ///   - workingDirectory: the script's working directory, created if missing (relative to the
     ///     remote user's home); a fresh directory inside the run's temporary directory when nil.
+    ///   - homeVariable: a name the script gets the remote login's home directory in (`HOME`,
+    ///     say) unless `environment` sets it; none when nil.
+    ///   - workingDirectoryVariable: a name the script gets its absolute working directory in; none
+    ///     when nil.
     /// - Throws: ``RemoteExecutionError`` (`.unreachable` is worth retrying), or `CancellationError`.
     public func run(
         script: String,
         environment: [String: String] = [:],
         workingDirectory: String? = nil,
+        homeVariable: String? = nil,
+        workingDirectoryVariable: String? = nil,
         output: @escaping @Sendable (RemoteOutput) async -> Void
     ) async throws -> RemoteExit {
         try Task.checkCancellation()
+        var placeVariables: [UInt8] = []
+        for name in [homeVariable, workingDirectoryVariable] {
+            if let name { try Self.checkName(name) }
+            placeVariables += Array((name ?? "").utf8) + [0]
+        }
         let request = SSHSession.Request(
             target: target, privateKey: privateKey, knownHosts: knownHosts, options: options,
             script: Array(script.utf8), environment: try Self.encode(environment),
-            workspace: try Self.validated(workingDirectory))
+            workspace: try Self.validated(workingDirectory), placeVariables: placeVariables)
         let control = try RemoteRunControl()
         try current.withLock { current in
             guard current == nil else {
@@ -125,18 +136,21 @@ public final class RemoteExecutor: Sendable {
     private static func encode(_ environment: [String: String]) throws -> [UInt8] {
         var encoded: [UInt8] = []
         for (name, value) in environment.sorted(by: { $0.key < $1.key }) {
-            guard let first = name.utf8.first, !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first),
-                name.utf8.allSatisfy({ isIdentifierByte($0) })
-            else {
-                throw RemoteExecutionError(
-                    .invalidRequest, "environment name '\(name)' is not a shell identifier ([A-Za-z_][A-Za-z0-9_]*)")
-            }
+            try checkName(name)
             guard !value.utf8.contains(0) else {
                 throw RemoteExecutionError(.invalidRequest, "the value of environment variable \(name) contains a NUL byte")
             }
             encoded += Array(name.utf8) + [UInt8(ascii: "=")] + Array(value.utf8) + [0]
         }
         return encoded
+    }
+
+    private static func checkName(_ name: String) throws {
+        guard let first = name.utf8.first, !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first),
+            name.utf8.allSatisfy({ isIdentifierByte($0) })
+        else {
+            throw RemoteExecutionError(.invalidRequest, "environment name '\(name)' is not a shell identifier ([A-Za-z_][A-Za-z0-9_]*)")
+        }
     }
 
     private static func isIdentifierByte(_ byte: UInt8) -> Bool {

@@ -14,9 +14,15 @@ enum RemoteLauncher {
         start)
             IFS= read -r -d '' workspace < "$dir/cwd"
             mkdir -p -- "$workspace" && cd -- "$workspace" || exit 125
+            # The names (possibly empty) that get the login's home and the working directory:
+            # places only this host knows. The home comes first so the given environment can
+            # override it; the working directory last, as it is the true one.
+            { IFS= read -r -d '' home_name; IFS= read -r -d '' workspace_name; } < "$dir/places"
             entries=()
+            if [ -n "$home_name" ]; then entries+=("$home_name=${HOME:-/}"); fi
             # NUL-separated NAME=VALUE entries, passed to env as arguments: never evaluated.
             while IFS= read -r -d '' entry; do entries+=("$entry"); done < "$dir/env"
+            if [ -n "$workspace_name" ]; then entries+=("$workspace_name=$PWD"); fi
             if [ "$(head -c 2 -- "$dir/script")" = '#!' ]; then
                 command=("$dir/script")
             else

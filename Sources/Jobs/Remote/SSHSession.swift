@@ -23,6 +23,8 @@ final class SSHSession {
         var script: [UInt8]
         var environment: [UInt8]
         var workspace: String?
+        /// Names the launcher sets to the working directory and to the login's home (may be empty).
+        var placeVariables: [UInt8]
     }
 
     private let request: Request
@@ -172,27 +174,8 @@ final class SSHSession {
         }
         let key = UnsafeRawBufferPointer(start: pointer, count: length).map { $0 }
         let keyType = SSHWire.firstString(in: key) ?? "unknown"
-        let fingerprint = KnownHosts.fingerprint(of: key)
-        let name = KnownHosts.lookupName(host: target.host, port: target.port)
-        switch request.knownHosts.verify(host: target.host, port: target.port, keyType: keyType, key: key) {
-        case .trusted:
-            return
-        case .mismatch:
-            throw RemoteExecutionError(
-                .hostKeyRejected,
-                "host key verification failed for \(name): it presented a \(keyType) key with fingerprint "
-                    + "\(fingerprint), which does not match the key pinned in known_hosts. Refusing to connect: "
-                    + "the host key changed or someone is intercepting the connection.")
-        case .unknown:
-            throw RemoteExecutionError(
-                .hostKeyRejected,
-                "host \(name) is not in known_hosts; refusing to connect. It presented a \(keyType) key with "
-                    + "fingerprint \(fingerprint); after checking that fingerprint with the host's administrator, "
-                    + "add this line to known_hosts: \(name) \(keyType) \(Data(key).base64EncodedString())")
-        case .revoked:
-            throw RemoteExecutionError(
-                .hostKeyRejected,
-                "host \(name) presented a \(keyType) key (\(fingerprint)) that known_hosts marks @revoked; refusing to connect")
+        if let rejection = request.knownHosts.rejection(host: target.host, port: target.port, keyType: keyType, key: key) {
+            throw RemoteExecutionError(.hostKeyRejected, rejection)
         }
     }
 
@@ -276,6 +259,7 @@ final class SSHSession {
             ("run", Array(RemoteLauncher.program.utf8), 0o600),
             ("env", request.environment, 0o600),
             ("cwd", Array(workspace.utf8) + [0], 0o600),
+            ("places", request.placeVariables, 0o600),
             ("script", request.script, 0o700),
         ]
         for file in files {

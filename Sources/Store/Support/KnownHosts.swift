@@ -101,6 +101,27 @@ public struct KnownHosts: Sendable, Hashable {
         }
         return seen
     }
+    /// Why the key `host`:`port` presented is refused, in words an operator can act on; `nil`
+    /// when a line pins exactly that key. Shared by git checkouts and remote targets, so both
+    /// refuse a host the same way.
+    public func rejection(host: String, port: Int, keyType: String, key: [UInt8]) -> String? {
+        let fingerprint = Self.fingerprint(of: key)
+        let name = Self.lookupName(host: host, port: port)
+        switch verify(host: host, port: port, keyType: keyType, key: key) {
+        case .trusted:
+            return nil
+        case .mismatch:
+            return "host key verification failed for \(name): it presented a \(keyType) key with fingerprint "
+                + "\(fingerprint), which does not match the key pinned in known_hosts. Refusing to connect: "
+                + "the host key changed or someone is intercepting the connection."
+        case .unknown:
+            return "host \(name) is not in known_hosts; refusing to connect. It presented a \(keyType) key with "
+                + "fingerprint \(fingerprint); after checking that fingerprint with the host's administrator, "
+                + "add this line to known_hosts: \(name) \(keyType) \(Data(key).base64EncodedString())"
+        case .revoked:
+            return "host \(name) presented a \(keyType) key (\(fingerprint)) that known_hosts marks @revoked; refusing to connect"
+        }
+    }
 
     /// OpenSSH's fingerprint of a key blob: `SHA256:` and unpadded base64 of its SHA-256 digest.
     public static func fingerprint(of key: [UInt8]) -> String {

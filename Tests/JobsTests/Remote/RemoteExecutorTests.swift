@@ -117,6 +117,29 @@ func processCount(matching marker: String) throws -> Int {
         }
     }
 
+    @Test func theLoginHomeAndTheWorkingDirectoryAreNamedOnlyWhenAskedFor() async throws {
+        let fixture = try await SSHFixture.start()
+        let collector = OutputCollector()
+        let exit = try await fixture.executor().run(
+            script: #"printf '%s|%s|%s' "$HOME" "$WHERE" "$PWD""#, environment: ["V": "1"], homeVariable: "HOME",
+            workingDirectoryVariable: "WHERE"
+        ) { collector.append($0) }
+        #expect(exit == .exited(0))
+        let fields = collector.stdout.split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+        #expect(fields.count == 3)
+        #expect(fields.first == NSHomeDirectory() || fields.first == FileManager.default.homeDirectoryForCurrentUser.path)
+        #expect(fields.count == 3 && fields[1] == fields[2] && fields[1].hasPrefix("/"))
+
+        let given = OutputCollector()
+        _ = try await fixture.executor().run(script: #"printf '%s' "$HOME""#, environment: ["HOME": "/elsewhere"], homeVariable: "HOME") {
+            given.append($0)
+        }
+        #expect(given.stdout == "/elsewhere")
+        await #expect(throws: RemoteExecutionError.self) {
+            try await fixture.executor().run(script: "true", homeVariable: "NOT-A-NAME") { _ in }
+        }
+    }
+
     @Test func workingDirectoryIsCreatedAndUsed() async throws {
         let fixture = try await SSHFixture.start()
         let workspace = "/tmp/harrow-ws-\(UUID().uuidString)/checkout"

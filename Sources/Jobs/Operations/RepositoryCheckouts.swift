@@ -1,0 +1,47 @@
+import Foundation
+import Store
+
+/// Checks out every repository of a run into `repositories/<name>` of its workspace, through
+/// the worker's bare mirrors, before the script starts.
+///
+/// SSH fetches authenticate with the repository's deploy key, held in memory only, and trust a
+/// server only when its host key is pinned in the repository's `known_hosts` or among the
+/// well-known keys of GitHub, GitLab and Bitbucket. Every repository is at the operation's
+/// `ref` parameter when given (a branch, tag or commit), else at its default branch.
+struct RepositoryCheckouts: Sendable {
+    /// Why the checkouts stopped: the repository, the git error, and whether trying again later
+    /// may help (the git host was unreachable).
+    struct Failure: Error, CustomStringConvertible {
+        var repository: String
+        var error: GitError
+        var isRetryable: Bool { error.isRetryable }
+        var description: String { "repository \(repository): \(error.message)" }
+    }
+
+    let mirrors: MirrorCache
+
+    /// The checked-out commit of each repository, by name; each one is said in the log.
+    func checkOut(_ plan: RunPlan, into workspace: OperationWorkspace, writer: OperationLogWriter) async throws -> [String: String] {
+        var commits: [String: String] = [:]
+        let ref = plan.operation.parameters["ref"].flatMap { $0.isEmpty ? nil : $0 }
+        for source in plan.repositories {
+            try Task.checkCancellation()
+            let knownHosts = ((try? KnownHosts(source.knownHosts)) ?? KnownHosts.wellKnown).merging(.wellKnown)
+            let credentials: GitCredentials =
+                source.deployKey.map { .sshKey(privateKey: $0.privateKey, publicKey: $0.publicKey) } ?? .anonymous
+            do {
+                let checkout = try await mirrors.checkout(
+                    url: source.url, ref: ref, into: workspace.repositories.appendingPathComponent(source.name), credentials: credentials,
+                    hostKey: { host, port, keyType, key in
+                        knownHosts.rejection(host: host, port: port, keyType: keyType, key: key).map { .rejected($0) } ?? .trusted
+                    })
+                commits[source.name] = checkout.commit
+                await writer.note("[harrow] checked out \(source.name) at \(checkout.commit) (\(checkout.ref))")
+            } catch let error as GitError {
+                await writer.note("[harrow] the checkout of \(source.name) from \(source.url) failed: \(error.message)")
+                throw Failure(repository: source.name, error: error)
+            }
+        }
+        return commits
+    }
+}
