@@ -211,6 +211,11 @@ public final class SSHDaemon: Sendable {
         return result == 0
     }
 
+    /// A loopback port nothing listens on (just now): an unreachable host for tests.
+    public static func unusedPort() throws -> Int {
+        try freeLoopbackPort()
+    }
+
     private static func freeLoopbackPort() throws -> Int {
         let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socketFD >= 0 else { throw SSHDaemonError("socket() failed: errno \(errno)") }

@@ -1,4 +1,5 @@
 import Foundation
+import HarrowTestSupport
 
 struct CommandFailed: Error, CustomStringConvertible {
     let description: String
@@ -37,19 +38,7 @@ func run(_ executable: String, _ arguments: [String], in directory: URL? = nil, 
 /// The git command line with a fixed identity and no user or system configuration.
 @discardableResult
 func git(_ arguments: String..., in directory: URL) throws -> String {
-    try run(
-        "/usr/bin/git",
-        arguments,
-        in: directory,
-        environment: [
-            "GIT_CONFIG_GLOBAL": "/dev/null",
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_AUTHOR_NAME": "Harrow Test",
-            "GIT_AUTHOR_EMAIL": "test@harrow.invalid",
-            "GIT_COMMITTER_NAME": "Harrow Test",
-            "GIT_COMMITTER_EMAIL": "test@harrow.invalid",
-        ]
-    ).trimmingCharacters(in: .whitespacesAndNewlines)
+    try TestGit.run(arguments, in: directory)
 }
 
 /// A fresh directory under the system's temporary directory, removed by `remove()`.
