@@ -26,7 +26,7 @@ import Testing
         #expect(try String(contentsOf: workspace.appendingPathComponent("src/app.txt"), encoding: .utf8) == "hello\n")
         #expect(!FileManager.default.fileExists(atPath: workspace.appendingPathComponent("other.txt").path))
         #expect(try git("rev-parse", "HEAD", in: workspace) == head)
-        #expect(throws: TestGit.Failure.self) { try git("symbolic-ref", "-q", "HEAD", in: workspace) }
+        #expect(throws: CommandFailed.self) { try git("symbolic-ref", "-q", "HEAD", in: workspace) }
         #expect(try git("remote", "get-url", "origin", in: workspace) == server.url("web.git"))
         #expect(try git("log", "--format=%s", in: workspace) == "app\ninitial commit")
         #expect(try git("status", "--porcelain", in: workspace) == "")
@@ -170,7 +170,7 @@ import Testing
         #expect(second.commit == newer)
         #expect(FileManager.default.fileExists(atPath: marker.path))
         #expect(try String(contentsOf: scratch.appending("ws/2/a"), encoding: .utf8) == "2")
-        #expect(throws: TestGit.Failure.self, "pruned") {
+        #expect(throws: CommandFailed.self, "pruned") {
             try git("--git-dir", mirror.path, "rev-parse", "--verify", "-q", "refs/heads/doomed", in: scratch.url)
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import HarrowTestSupport
 
 /// `scripts/git_http_server.py` as a subprocess: smart HTTP for the bare repositories under a
 /// directory, on a free loopback port.
