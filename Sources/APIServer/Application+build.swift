@@ -72,7 +72,9 @@ public func buildRouter(_ configuration: APIConfiguration, dependencies: APIDepe
         database: database, access: access, configuration: configuration
     ).addRoutes(to: v1)
     IntegrationRoutes(
-        tokens: GitHubTokenStore(client: database, keyring: keyring, logger: logger), access: access, configuration: configuration
+        tokens: GitHubTokenStore(client: database, keyring: keyring, logger: logger),
+        repositoryTokens: RepositoryTokenStore(client: database, keyring: keyring, logger: logger), access: access,
+        configuration: configuration
     ).addRoutes(to: v1)
     HookRoutes(
         webhooks: WebhookStore(client: database, keyring: keyring, logger: logger),

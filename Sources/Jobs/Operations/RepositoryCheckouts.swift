@@ -27,8 +27,7 @@ struct RepositoryCheckouts: Sendable {
         for source in plan.repositories {
             try Task.checkCancellation()
             let knownHosts = ((try? KnownHosts(source.knownHosts)) ?? KnownHosts.wellKnown).merging(.wellKnown)
-            let credentials: GitCredentials =
-                source.deployKey.map { .sshKey(privateKey: $0.privateKey, publicKey: $0.publicKey) } ?? .anonymous
+            let credentials = Self.credentials(for: source)
             do {
                 let checkout = try await mirrors.checkout(
                     url: source.url, ref: ref, into: workspace.repositories.appendingPathComponent(source.name), credentials: credentials,
@@ -43,5 +42,14 @@ struct RepositoryCheckouts: Sendable {
             }
         }
         return commits
+    }
+
+    /// The deploy key for an SSH URL, the token (or nothing) for an HTTP(S) one.
+    static func credentials(for source: RunPlan.Source) -> GitCredentials {
+        guard let remote = try? GitError.validatedURL(source.url) else { return .anonymous }
+        switch remote.transport {
+        case .ssh: return source.deployKey.map { .sshKey(privateKey: $0.privateKey, publicKey: $0.publicKey) } ?? .anonymous
+        case .https, .http: return source.token.map { .token($0) } ?? .anonymous
+        }
     }
 }

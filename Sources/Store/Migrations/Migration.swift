@@ -21,5 +21,5 @@ public struct Migration: Sendable, Hashable {
     }
 
     /// Every migration of this version of Harrow, in order.
-    public static let all: [Migration] = [.domain, .secretFingerprints, .gitHubTokens, .outboxPolicy, .operationRuns]
+    public static let all: [Migration] = [.domain, .secretFingerprints, .gitHubTokens, .outboxPolicy, .operationRuns, .repositoryTokens]
 }

@@ -14,6 +14,8 @@ public struct Repository: Sendable, Hashable, Codable {
     /// The host keys an SSH URL's server may present, OpenSSH `known_hosts` lines, in addition
     /// to the built-in keys of GitHub, GitLab and Bitbucket.
     public var knownHosts: String
+    /// Whether an HTTPS access token is set for checkouts (it is never shown).
+    public var hasToken: Bool
     /// The refs seen at the last check, by name (`refs/heads/main`) to commit id.
     public var refs: [String: String]
     /// Whether the last check could read the repository; `nil` before the first check.

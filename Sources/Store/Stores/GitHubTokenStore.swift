@@ -25,10 +25,7 @@ public struct GitHubTokenStore: Sendable {
 
     /// Sets (or replaces) the token of a live project.
     public func set(project: UUID, token: String, actor: UUID?) async throws {
-        let token = token.trimmingWhitespace()
-        guard !token.isEmpty, token.utf8.count <= 1024, token.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
-            throw StoreError.invalid("token", "the token must be 1 to 1024 printable ASCII characters without spaces")
-        }
+        let token = try Self.validated(token)
         try await client.write(logger: logger) { connection in
             let live = try await connection.first(
                 // FOR UPDATE: two first saves of a project's token wait for each other, so the second
@@ -84,5 +81,15 @@ public struct GitHubTokenStore: Sendable {
             SecretKeyring.Sealed(ciphertext: Array(ciphertext.readableBytesView), keyID: keyID),
             context: SecretRotation.context(table: "github_tokens", id: id))
         return String(decoding: plaintext, as: UTF8.self)
+    }
+
+    /// `token` without surrounding whitespace, if it is 1 to 1024 printable ASCII characters
+    /// without spaces (what access tokens are); an error for the `token` field otherwise.
+    static func validated(_ token: String) throws -> String {
+        let token = token.trimmingWhitespace()
+        guard !token.isEmpty, token.utf8.count <= 1024, token.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            throw StoreError.invalid("token", "the token must be 1 to 1024 printable ASCII characters without spaces")
+        }
+        return token
     }
 }

@@ -14,17 +14,17 @@ public struct RepositoryStore: Sendable {
     }
 
     static let columns =
-        "id, project_id, name, url, credential_id, known_hosts, refs::text, accessible, checked_at, created_at, updated_at, archived_at, \(Cursor.column)"
-    typealias Row = (UUID, UUID, String, String, UUID?, String, String, Bool?, Date?, Date, Date, Date?, Int64)
+        "id, project_id, name, url, credential_id, known_hosts, token_ciphertext IS NOT NULL, refs::text, accessible, checked_at, created_at, updated_at, archived_at, \(Cursor.column)"
+    typealias Row = (UUID, UUID, String, String, UUID?, String, Bool, String, Bool?, Date?, Date, Date, Date?, Int64)
 
     static func record(_ row: PostgresRow) throws -> (item: Repository, position: Cursor) {
         let row = try row.decode(Row.self)
         return (
             Repository(
-                id: row.0, projectID: row.1, name: row.2, url: row.3, credentialID: row.4, knownHosts: row.5,
-                refs: try [String: String](jsonObject: row.6), accessible: row.7, checkedAt: row.8, createdAt: row.9, updatedAt: row.10,
-                archivedAt: row.11),
-            Cursor(createdMicroseconds: row.12, id: row.0)
+                id: row.0, projectID: row.1, name: row.2, url: row.3, credentialID: row.4, knownHosts: row.5, hasToken: row.6,
+                refs: try [String: String](jsonObject: row.7), accessible: row.8, checkedAt: row.9, createdAt: row.10, updatedAt: row.11,
+                archivedAt: row.12),
+            Cursor(createdMicroseconds: row.13, id: row.0)
         )
     }
 

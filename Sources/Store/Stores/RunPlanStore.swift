@@ -41,12 +41,13 @@ public struct RunPlanStore: Sendable {
                 """, logger: logger, { try $0.decode((UUID, String, String, String?, ByteBuffer?, String?).self) })
             let repositories = try await connection.all(
                 """
-                SELECT r.id, r.name, r.url, r.known_hosts, k.id, k.public_key, k.private_key_ciphertext, k.key_id
+                SELECT r.id, r.name, r.url, r.known_hosts, k.id, k.public_key, k.private_key_ciphertext, k.key_id,
+                    r.token_ciphertext, r.token_key_id
                 FROM repositories r LEFT JOIN ssh_keys k ON k.id = r.credential_id AND k.status = 'present'
                 WHERE r.project_id = \(operation.projectID) AND r.archived_at IS NULL
                 ORDER BY r.created_at, r.id
                 """, logger: logger,
-                { try $0.decode((UUID, String, String, String, UUID?, String?, ByteBuffer?, String?).self) })
+                { try $0.decode((UUID, String, String, String, UUID?, String?, ByteBuffer?, String?, ByteBuffer?, String?).self) })
             return (definition, environment, secrets, repositories)
         }
         let (definition, environment, secrets, repositories) = stored
@@ -67,7 +68,7 @@ public struct RunPlanStore: Sendable {
             }
         }
         let sources = try repositories.map { row -> RunPlan.Source in
-            let (id, name, url, knownHosts, keyID, publicKey, ciphertext, sealedWith) = row
+            let (id, name, url, knownHosts, keyID, publicKey, ciphertext, sealedWith, tokenCiphertext, tokenSealedWith) = row
             var deployKey: RunPlan.KeyMaterial?
             if let keyID, let ciphertext, let sealedWith {
                 let value = try keyring.open(
@@ -76,7 +77,14 @@ public struct RunPlanStore: Sendable {
                 deployKey = RunPlan.KeyMaterial(
                     name: "deploy key of \(name)", privateKey: String(decoding: value, as: UTF8.self), publicKey: publicKey ?? "")
             }
-            return RunPlan.Source(id: id, name: name, url: url, knownHosts: knownHosts, deployKey: deployKey)
+            var token: String?
+            if let tokenCiphertext, let tokenSealedWith {
+                token = String(
+                    decoding: try keyring.open(
+                        SecretKeyring.Sealed(ciphertext: Array(tokenCiphertext.readableBytesView), keyID: tokenSealedWith),
+                        context: SecretRotation.context(table: "repositories", id: id)), as: UTF8.self)
+            }
+            return RunPlan.Source(id: id, name: name, url: url, knownHosts: knownHosts, deployKey: deployKey, token: token)
         }
         return RunPlan(
             operation: operation, projectName: definition.1, jobName: definition.0, script: definition.2, environment: environment,
@@ -107,15 +115,18 @@ public struct RunPlan: Sendable {
         public var name: String
         public var url: String
         public var knownHosts: String
-        /// Its deploy key, once generated.
+        /// Its deploy key, once generated: SSH URLs authenticate with it.
         public var deployKey: KeyMaterial?
+        /// Its HTTPS access token, if set: HTTP(S) URLs authenticate with it.
+        public var token: String?
 
-        public init(id: UUID, name: String, url: String, knownHosts: String, deployKey: KeyMaterial?) {
+        public init(id: UUID, name: String, url: String, knownHosts: String, deployKey: KeyMaterial?, token: String? = nil) {
             self.id = id
             self.name = name
             self.url = url
             self.knownHosts = knownHosts
             self.deployKey = deployKey
+            self.token = token
         }
     }
 
@@ -147,10 +158,11 @@ public struct RunPlan: Sendable {
         self.repositories = repositories
     }
 
-    /// Every secret value a log line must not show: the `env` secrets' values, and each line
+    /// Every secret value a log line must not show: the `env` secrets' values, the repository
+    /// tokens, and each line
     /// of every private key (a key printed whole or in part is masked line by line).
     public var secretValues: [String] {
-        var values = Array(secretVariables.values)
+        var values = Array(secretVariables.values) + repositories.compactMap(\.token)
         for key in sshKeys + repositories.compactMap(\.deployKey) {
             // The armour lines (`-----BEGIN …-----`) are no secret.
             values.append(

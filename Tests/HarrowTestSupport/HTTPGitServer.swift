@@ -1,21 +1,20 @@
 import Foundation
-import HarrowTestSupport
 
 /// `scripts/git_http_server.py` as a subprocess: smart HTTP for the bare repositories under a
 /// directory, on a free loopback port.
-final class HTTPGitServer: Sendable {
-    let port: Int
+public final class HTTPGitServer: Sendable {
+    public let port: Int
     private let process: Process
     /// The server exits when this closes, including when the test process dies.
     private let lifeline: Pipe
 
-    /// Tests/JobsTests/Git/Support/HTTPGitServer.swift → package root → scripts/git_http_server.py
+    /// Tests/HarrowTestSupport/HTTPGitServer.swift → package root → scripts/git_http_server.py
     static let script = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("scripts/git_http_server.py")
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("scripts/git_http_server.py")
 
     /// Serves `root`; with `basicAuth`, requires that user name and password.
-    init(root: URL, basicAuth: (user: String, password: String)? = nil, trickle: (bytes: Int, delay: Double)? = nil) throws {
+    public init(root: URL, basicAuth: (user: String, password: String)? = nil, trickle: (bytes: Int, delay: Double)? = nil) throws {
         var arguments = [Self.script.path, root.path]
         if let basicAuth { arguments += ["--user", basicAuth.user, "--password", basicAuth.password] }
         if let trickle { arguments += ["--trickle-bytes", String(trickle.bytes), "--trickle-delay", String(trickle.delay)] }
@@ -36,18 +35,18 @@ final class HTTPGitServer: Sendable {
         }
         guard let port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
             process.terminate()
-            throw CommandFailed(description: "git_http_server.py did not print its port")
+            throw TestCommand.Failure(description: "git_http_server.py did not print its port")
         }
         self.port = port
         self.process = process
         self.lifeline = lifeline
     }
 
-    func url(_ repository: String) -> String {
+    public func url(_ repository: String) -> String {
         "http://127.0.0.1:\(port)/\(repository)"
     }
 
-    func stop() {
+    public func stop() {
         guard process.isRunning else { return }
         try? lifeline.fileHandleForWriting.close()
         process.waitUntilExit()
