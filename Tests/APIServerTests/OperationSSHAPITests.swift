@@ -66,7 +66,12 @@ import Testing
             defer { daemon.stop() }
             let worker = try Runs.worker(harness)
             let project = try await Runs.project(
-                harness, client, script: "bash repositories/ops/deploy.sh\ntest -z \"$(ls -A home)\" && echo home is empty")
+                harness, client,
+                script: """
+                    bash repositories/ops/deploy.sh
+                    test -z "$(ls -A home)" && echo home is empty
+                    if [ -n "${PROBE_URL:-}" ]; then git ls-remote "$PROBE_URL" refs/heads/main; fi
+                    """)
 
             let url = "ssh://\(daemon.user)@127.0.0.1:\(daemon.port)\(origin.bare.path)"
             let created = try await client.send(
@@ -103,6 +108,26 @@ import Testing
             let refusedLog = try await Runs.log(refused["id"] as? String ?? "", of: project, client)
             #expect(refusedLog.contains { $0.stream == "system" && $0.text.contains("does not match the key pinned") }, "\(refusedLog)")
             #expect(!refusedLog.contains { $0.text.hasPrefix("deploying") })
+
+            // The environment's own ssh secret, pinned by its known_hosts, works for the script's
+            // own git (and ssh -F "$HOME/.ssh/config").
+            let environment = "\(project.base)/environments/\(project.environment)"
+            let secret = try await client.send(
+                .post, "\(environment)/secrets", token: project.token, json: #"{"name":"scripts","kind":"ssh"}"#)
+            let secretID = try #require(try secret.json()["id"] as? String)
+            try Self.authorize(
+                try await Self.generatedPublicKey("\(project.base)/secrets/\(secretID)", token: project.token, client), on: daemon)
+            let probing = try await client.send(
+                .patch, environment, token: project.token,
+                json: try Runs.json(["variables": ["PROBE_URL": url], "known_hosts": daemon.knownHostsLine]))
+            #expect(probing.status == .ok, "\(String(buffer: probing.body))")
+            _ = try await client.send(
+                .patch, "\(project.base)/repositories/\(repository)", token: project.token,
+                json: try Runs.json(["known_hosts": daemon.knownHostsLine]))
+            let probed = try await Self.finished(try await Runs.run(project, client), of: project, client)
+            let probedLog = try await Runs.log(probed["id"] as? String ?? "", of: project, client)
+            #expect(probed["status"] as? String == "succeeded", "\(probedLog)")
+            #expect(probedLog.contains { $0.stream == "stdout" && $0.text == "\(head)\trefs/heads/main" }, "\(probedLog)")
 
             let bad = try await client.send(
                 .post, "\(project.base)/repositories", token: project.token, json: try Runs.json(["url": "file://\(origin.bare.path)"]))
@@ -180,6 +205,8 @@ import Testing
             }
             let requeued = try await Runs.operation(waiting, of: project, client) { $0["status"] as? String == "queued" }
             #expect(requeued["status"] as? String == "queued", "given back for the job's retry")
+            let livePage = try await client.send(.get, "\(project.base)/operations/\(waiting)/log", token: project.token).json()
+            #expect(livePage["finished"] as? Bool == false, "the log of an operation given back goes on")
             let canceled = try await client.send(.post, "\(project.base)/operations/\(waiting)/cancel", token: project.token)
             #expect(canceled.status == .ok, "\(String(buffer: canceled.body))")
             worker.signal(SIGTERM)

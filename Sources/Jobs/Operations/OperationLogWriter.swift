@@ -26,6 +26,7 @@ actor OperationLogWriter {
     private var storedBytes = 0
     private var capped = false
     private var finished = false
+    private var marksEnd = true
     private var lastMilliseconds: Int64
     private var lastSequence: Int64
     private var redisFailing = false
@@ -70,9 +71,11 @@ actor OperationLogWriter {
         append(OperationLog.Line(id: "", stream: "system", text: masker.mask(text), t: 0), counted: false)
     }
 
-    /// Ends the log: the last partial lines, everything sent, and the end marker. Returns
-    /// every line kept, for the archive.
-    func finish() async -> [OperationLog.Line] {
+    /// Ends the writer: the last partial lines, everything sent, and, when `endingLog`, the
+    /// end marker (not when the operation is given back for a retry, which goes on writing).
+    /// Returns every line kept, for the archive.
+    func finish(endingLog: Bool = true) async -> [OperationLog.Line] {
+        marksEnd = endingLog
         for stream in [LocalProcess.Stream.stdout, .stderr] {
             if let rest = partial[stream], !rest.isEmpty { emit(stream.rawValue, rest[...]) }
             partial[stream] = nil
@@ -96,6 +99,7 @@ actor OperationLogWriter {
             await flush()
         }
         await flush()
+        guard marksEnd else { return }
         do {
             try await log.finish(operation)
         } catch {

@@ -117,7 +117,10 @@ public struct OperationRunner: Sendable {
         let (end, workspace) = await withTaskGroup(of: Void.self) { group in
             group.addTask { await writer.run() }
             let result = await perform(plan, writer: writer, context: context)
-            _ = await writer.finish()
+            // Given back for a retry, the operation goes on: its live log must not say it ended.
+            var givenBack = false
+            if case .retryLater = result.0, !context.isLastAttempt { givenBack = true }
+            _ = await writer.finish(endingLog: !givenBack)
             return result
         }
         let lines = await writer.lines.map { OperationLogArchive.Line(id: $0.id, stream: $0.stream, text: $0.text, t: $0.t) }
@@ -176,32 +179,30 @@ public struct OperationRunner: Sendable {
             await writer.note("[harrow] the workspace could not be set up: \(error)")
             return (.finished(OperationStore.Outcome(status: .failed, failureReason: .setupFailed)), nil)
         }
+        let control = RunControl()
         var checkouts: [String: String] = [:]
         do {
-            checkouts = try await RepositoryCheckouts(mirrors: MirrorCache(root: options.mirrorRoot)).checkOut(
-                plan, into: workspace, writer: writer)
-            try workspace.handOver()
-        } catch let failure as RepositoryCheckouts.Failure {
-            let outcome = OperationStore.Outcome(status: .failed, failureReason: .checkoutFailed, checkouts: checkouts)
-            if failure.isRetryable {
-                await writer.note("[harrow] the git host is unreachable: the operation is tried again later")
-                return (.retryLater(failure, failure: outcome), workspace)
+            let checkout = RepositoryCheckouts(mirrors: MirrorCache(root: options.mirrorRoot))
+            checkouts = try await holdingClaim(operation, control: control, writer: writer, logger: context.logger) {
+                try await checkout.checkOut(plan, into: workspace, writer: writer)
             }
-            return (.finished(outcome), workspace)
+            try workspace.handOver()
         } catch {
-            await writer.note("[harrow] the repositories could not be checked out: \(error)")
-            return (.finished(OperationStore.Outcome(status: .failed, failureReason: .checkoutFailed, checkouts: checkouts)), workspace)
+            if await control.reason != nil {
+                return (await Self.end(of: nil, exitedZero: false, control: control, checkouts: checkouts), workspace)
+            }
+            return (await Self.checkoutFailure(error, writer: writer), workspace)
         }
         let process: LocalProcess
         do {
-            let environment = ScriptEnvironment.variables(for: plan, workspace: workspace.path, home: workspace.home.path)
+            let environment = ScriptEnvironment.variables(
+                for: plan, workspace: workspace.path, home: workspace.home.path, sshConfig: workspace.sshConfig?.path)
             let command = sandbox.wrap(ScriptEnvironment.command(for: plan.script, at: workspace.script.path), workspace: workspace.path)
             process = try await LocalProcess.launch(command, environment: environment, directory: workspace.path)
         } catch {
             await writer.note("[harrow] the script could not be started: \(error)")
             return (.finished(OperationStore.Outcome(status: .failed, failureReason: .setupFailed, checkouts: checkouts)), workspace)
         }
-        let control = RunControl()
         let termination = await supervise(
             operation, control: control, writer: writer, logger: context.logger,
             signal: { process.signalGroup($0 == .kill ? SIGKILL : SIGTERM) }
@@ -271,8 +272,11 @@ public struct OperationRunner: Sendable {
             await writer.note("[harrow] \(executor.target) refused: \(error.message)")
             return .finished(unreachable)
         case .failure(let error):
+            // The connection broke (or never carried the run): the script's fate is unknown.
             await writer.note("[harrow] the run on \(executor.target) failed: \(error)")
-            return await Self.end(of: nil, exitedZero: false, control: control, checkouts: [:])
+            if await control.reason != nil { return await Self.end(of: nil, exitedZero: false, control: control, checkouts: [:]) }
+            return .finished(
+                error is RemoteExecutionError ? unreachable : OperationStore.Outcome(status: .failed, failureReason: .setupFailed))
         }
     }
 
@@ -290,6 +294,39 @@ public struct OperationRunner: Sendable {
                 OperationStore.Outcome(
                     status: exitedZero ? .succeeded : .failed, exitStatus: exitStatus, failureReason: exitedZero ? nil : .scriptFailed,
                     checkouts: checkouts))
+        }
+    }
+
+    /// What a failed checkout means: a retry later when the git host was unreachable, else a
+    /// failed operation.
+    private static func checkoutFailure(_ error: any Error, writer: OperationLogWriter) async -> RunEnd {
+        let outcome = OperationStore.Outcome(status: .failed, failureReason: .checkoutFailed)
+        guard let failure = error as? RepositoryCheckouts.Failure else {
+            await writer.note("[harrow] the repositories could not be checked out: \(error)")
+            return .finished(outcome)
+        }
+        if failure.isRetryable {
+            await writer.note("[harrow] the git host is unreachable: the operation is tried again later")
+            return .retryLater(failure, failure: outcome)
+        }
+        return .finished(outcome)
+    }
+
+    /// Runs a set-up step (the checkouts) while holding the claim: the lease is renewed, and a
+    /// cancel or a lost claim cancels the step (`control` then says which).
+    private func holdingClaim<Result: Sendable>(
+        _ operation: Store.Operation, control: RunControl, writer: OperationLogWriter, logger: Logger,
+        _ body: @escaping @Sendable () async throws -> Result
+    ) async throws -> Result {
+        let step = Task { try await body() }
+        let watcher = Task {
+            await watch(operation, signal: { _ in step.cancel() }, control: control, writer: writer, logger: logger)
+        }
+        defer { watcher.cancel() }
+        return try await withTaskCancellationHandler {
+            try await step.value
+        } onCancel: {
+            step.cancel()
         }
     }
 
@@ -343,8 +380,8 @@ public struct OperationRunner: Sendable {
             guard let stop, await control.stop(stop) else { continue }
             await writer.note(
                 stop == .canceled
-                    ? "[harrow] the operation was canceled: stopping the script"
-                    : "[harrow] this worker lost its claim on the operation: stopping the script")
+                    ? "[harrow] the operation was canceled: stopping it"
+                    : "[harrow] this worker lost its claim on the operation: stopping it")
             await Self.terminate(signal, grace: options.cancelGrace)
             return
         }

@@ -20,6 +20,11 @@ struct OperationWorkspace: Sendable {
     var home: URL { directory.appendingPathComponent("home") }
     var repositories: URL { directory.appendingPathComponent("repositories") }
     var script: URL { directory.appendingPathComponent(".harrow/script") }
+    /// `home/.ssh/config`, when the environment has ssh secrets or known hosts.
+    var sshConfig: URL? {
+        let config = home.appendingPathComponent(".ssh/config")
+        return FileManager.default.fileExists(atPath: config.path) ? config : nil
+    }
 
     /// Creates the workspace of `operation` under `root`, empty, with the script and the ssh
     /// secrets in place. A directory left by an earlier delivery is replaced.
@@ -37,14 +42,16 @@ struct OperationWorkspace: Sendable {
         if !plan.sshKeys.isEmpty || !plan.environment.knownHosts.isEmpty {
             let ssh = workspace.home.appendingPathComponent(".ssh")
             try files.createDirectory(at: ssh, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-            var config = "Host *\n    StrictHostKeyChecking yes\n    UserKnownHostsFile ~/.ssh/known_hosts\n"
+            // Absolute paths: OpenSSH expands `~` to the account's home in the user database, not
+            // to $HOME, so `~/.ssh` would name another directory (or none, for nobody).
+            var config = "Host *\n    StrictHostKeyChecking yes\n    UserKnownHostsFile \(ssh.path)/known_hosts\n    IdentitiesOnly yes\n"
             for (index, key) in plan.sshKeys.enumerated() {
                 let name = "id_harrow_\(index + 1)"
                 try write(
                     key.privateKey.hasSuffix("\n") ? key.privateKey : key.privateKey + "\n", to: ssh.appendingPathComponent(name),
                     mode: 0o600)
                 try write(key.publicKey + "\n", to: ssh.appendingPathComponent(name + ".pub"), mode: 0o644)
-                config += "    IdentityFile ~/.ssh/\(name)\n"
+                config += "    IdentityFile \(ssh.path)/\(name)\n"
             }
             try write(config, to: ssh.appendingPathComponent("config"), mode: 0o600)
             try write(plan.environment.knownHosts, to: ssh.appendingPathComponent("known_hosts"), mode: 0o600)

@@ -3,7 +3,8 @@ import Store
 
 /// The environment a script starts with, built from nothing: no variable of the worker
 /// reaches it. Later sources win over earlier ones:
-/// 1. `PATH`, `HOME`, `LANG=C.UTF-8` and the `HARROW_` variables describing the run;
+/// 1. `PATH`, `HOME`, `LANG=C.UTF-8`, the `HARROW_` variables describing the run, and
+///    `GIT_SSH_COMMAND` naming `~/.ssh/config` when the environment has ssh secrets;
 /// 2. the environment's variables (which may set `PATH`);
 /// 3. the environment's `env` secrets;
 /// 4. the operation's parameters as `HARROW_PARAM_<NAME>`.
@@ -16,7 +17,9 @@ enum ScriptEnvironment {
     /// - Parameters:
     ///   - workspace: `HARROW_WORKSPACE`; nil on a remote target, where the launcher sets it.
     ///   - home: `HOME`; nil on a remote target, where the login's home is used.
-    static func variables(for plan: RunPlan, workspace: String?, home: String?) -> [String: String] {
+    ///   - sshConfig: the workspace's `~/.ssh/config`: `GIT_SSH_COMMAND` names it, since OpenSSH
+    ///     reads the account's home from the user database, not `HOME`.
+    static func variables(for plan: RunPlan, workspace: String?, home: String?, sshConfig: String? = nil) -> [String: String] {
         var variables = [
             "PATH": defaultPath, "LANG": "C.UTF-8",
             "HARROW_OPERATION_ID": plan.operation.id.uuidString.lowercased(), "HARROW_JOB": plan.jobName,
@@ -25,6 +28,7 @@ enum ScriptEnvironment {
         ]
         variables["HOME"] = home
         variables["HARROW_WORKSPACE"] = workspace
+        if let sshConfig, !sshConfig.contains("'") { variables["GIT_SSH_COMMAND"] = "ssh -F '\(sshConfig)'" }
         for (name, value) in plan.environment.variables { variables[name] = value }
         for (name, value) in plan.secretVariables { variables[name] = value }
         for (name, value) in plan.operation.parameters { variables["HARROW_PARAM_\(name.uppercased())"] = value }
