@@ -187,6 +187,13 @@ struct RunCommand: AsyncParsableCommand {
         return selection
     }
 
+    /// Whether this worker may read `operations`: by default it does; when `--queues` leaves the
+    /// queue out, nothing of operations is set up (no sandbox probe that could refuse a start).
+    var readsOperations: Bool {
+        guard let explicitQueues else { return true }
+        return (try? QueueSelection(parsing: explicitQueues))?.names.contains(RunOperation.queue) ?? true
+    }
+
     /// The runner's options and the sandbox, probed on this host and said in the log.
     func operationRunning(logger: Logger) async throws -> (options: OperationRunner.Options, sandbox: ScriptSandbox) {
         let root = URL(fileURLWithPath: workspaceDir, isDirectory: true).standardizedFileURL
@@ -238,7 +245,7 @@ struct RunCommand: AsyncParsableCommand {
             let configuration = PlatformJobs.Configuration(
                 publicURL: publicURL, gitHubAPIURL: githubAPIURL, gitHubRequestsPerHour: githubRequestsPerHour, keyPrefix: keyPrefix,
                 smtp: try smtpConfiguration(), mailFrom: try Self.mailAddress(mailFrom),
-                operations: try await operationRunning(logger: logger))
+                operations: readsOperations ? try await operationRunning(logger: logger) : nil)
             try PlatformJobs(database: client, redis: redis, keyring: keyring, configuration: configuration, logger: logger)
                 .register(in: &registry)
         }
