@@ -130,7 +130,7 @@ public final class SSHDaemon: Sendable {
             let daemon = SSHDaemon(
                 port: port, user: user, hostKeyLine: hostKeyLine, directory: workDirectory, pid: pid,
                 removesDirectory: directory == nil)
-            switch await daemon.waitUntilListening(timeout: .seconds(10)) {
+            switch await daemon.waitUntilListening(timeout: .seconds(30)) {
             case .listening:
                 return daemon
             case .exited:
