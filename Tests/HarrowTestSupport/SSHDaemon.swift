@@ -144,7 +144,7 @@ public final class SSHDaemon: Sendable {
                 let tail = daemon.logTail()
                 daemon.stop()
                 throw SSHDaemonError(
-                    "sshd did not accept connections on 127.0.0.1:\(port) within 10 s; log:\n\(tail)")
+                    "sshd did not accept connections on 127.0.0.1:\(port) within 30 s; log:\n\(tail)")
             }
         }
         if directory == nil { try? fileManager.removeItem(at: workDirectory) }
