@@ -70,6 +70,13 @@ import Testing
             let refused: [(path: String, body: String, table: String, field: String)] = [
                 ("/v1/organizations", #"{"name":"a\u0000b"}"#, "organizations", "name"),
                 ("\(base)/environments", #"{"name":"e","variables":{"A":"x\u0000"}}"#, "environments", "variables.A"),
+                // Names that change how a shell, the loader or the C library starts, and Harrow's own.
+                ("\(base)/environments", #"{"name":"e","variables":{"LD_PRELOAD":"/tmp/x.so"}}"#, "environments", "variables"),
+                ("\(base)/environments", #"{"name":"e","variables":{"BASH_ENV":"/tmp/x"}}"#, "environments", "variables"),
+                ("\(base)/environments", #"{"name":"e","variables":{"GCONV_PATH":"/tmp"}}"#, "environments", "variables"),
+                ("\(base)/environments", #"{"name":"e","variables":{"HARROW_WORKSPACE":"/"}}"#, "environments", "variables"),
+                ("\(base)/environments", #"{"name":"e","variables":{"1A":"x"}}"#, "environments", "variables"),
+                ("\(base)/environments/\(environment)/secrets", #"{"name":"GLIBC_TUNABLES","kind":"env","value":"x"}"#, "secrets", "name"),
                 ("\(base)/schedules", #"{"job_id":"\#(job)","cron":"61 * * * *"}"#, "schedules", "cron"),
                 ("\(base)/schedules", #"{"job_id":"\#(job)","cron":"* * * *"}"#, "schedules", "cron"),
                 ("\(base)/schedules", #"{"job_id":"\#(job)","cron":"0 3 * * *","time_zone":"Mars/Olympus"}"#, "schedules", "time_zone"),

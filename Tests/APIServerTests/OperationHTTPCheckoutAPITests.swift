@@ -55,6 +55,14 @@ import Testing
 
             #expect(try await client.send(.delete, path, token: project.token).status == .noContent)
             #expect(try await client.send(.delete, path, token: project.token).status == .notFound)
+
+            // A token is for the server it was set for: moving the repository drops it.
+            #expect(try await client.send(.put, path, token: project.token, json: try Runs.json(["token": token])).status == .noContent)
+            let moved = try await client.send(
+                .patch, "\(project.base)/repositories/\(repository)", token: project.token,
+                json: try Runs.json(["url": "https://attacker.invalid/app.git"]))
+            #expect(moved.status == .ok, "\(String(buffer: moved.body))")
+            #expect(try moved.json()["has_token"] as? Bool == false)
             worker.signal(SIGTERM)
             #expect(try await worker.waitForExit() == 0, "\(worker.log())")
             #expect(!worker.log().contains(token))

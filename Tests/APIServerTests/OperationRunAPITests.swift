@@ -134,10 +134,12 @@ import Testing
                         echo oops >&2
                         printf 'greeting=%s\\n' "$GREETING"
                         echo "token=$TOKEN"
-                        env | cut -d= -f1 | sort | tr '\\n' ' '
+                        echo "$CERT" >&2
+                        env | grep -o '^[A-Za-z_][A-Za-z0-9_]*=' | tr -d = | sort | tr '\\n' ' '
                         echo
                         exit 3
-                        """, variables: ["GREETING": "$(touch \(marker))"], secrets: ["TOKEN": secret])
+                        """, variables: ["GREETING": "$(touch \(marker))"],
+                    secrets: ["TOKEN": secret, "CERT": "first-\(secret)\nsecond-line-\(secret.suffix(8))"])
                 let notifier = try #require(
                     try await client.send(
                         .post, "\(project.base)/notifiers", token: project.token, json: #"{"name":"ops","recipients":["ops@example.com"]}"#
@@ -159,13 +161,14 @@ import Testing
                 // Two pipes: each stream keeps its order, not their interleaving.
                 let stdout = output.filter { $0.stream == "stdout" }.map(\.text)
                 #expect(stdout.prefix(3) == ["hello", "greeting=$(touch \(marker))", "token=***"])
-                #expect(output.filter { $0.stream == "stderr" }.map(\.text) == ["oops"])
+                // A secret of several lines is masked line by line.
+                #expect(output.filter { $0.stream == "stderr" }.map(\.text) == ["oops", "***", "***"])
                 #expect(!lines.contains { $0.text.contains(secret) })
                 #expect(!FileManager.default.fileExists(atPath: marker))
                 let names = Set((stdout.dropFirst(3).first ?? "").split(separator: " ").map(String.init))
                 #expect(
                     names == [
-                        "PATH", "HOME", "LANG", "PWD", "SHLVL", "_", "GREETING", "TOKEN", "HARROW_OPERATION_ID", "HARROW_JOB",
+                        "PATH", "HOME", "LANG", "PWD", "SHLVL", "_", "GREETING", "TOKEN", "CERT", "HARROW_OPERATION_ID", "HARROW_JOB",
                         "HARROW_JOB_ID",
                         "HARROW_PROJECT", "HARROW_PROJECT_ID", "HARROW_WORKSPACE", "HARROW_ENVIRONMENT",
                     ], "\(names)")

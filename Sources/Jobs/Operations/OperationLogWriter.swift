@@ -11,6 +11,8 @@ import OperationLogs
 actor OperationLogWriter {
     /// The longest line: longer output is split into lines of this many bytes.
     static let maximumLineBytes = 65_536
+    /// What a line costs against the cap beside its text: `yes ''` must reach the cap too.
+    static let lineOverhead = 64
     /// Lines the failure mail quotes.
     static let tailLines = 20
 
@@ -144,7 +146,9 @@ actor OperationLogWriter {
     private func append(_ line: OperationLog.Line, counted: Bool) {
         if counted {
             if capped { return }
-            if storedBytes + line.text.utf8.count > cap {
+            // Each line costs its text and its entry (ids, stream, time): empty lines count too.
+            let cost = line.text.utf8.count + Self.lineOverhead
+            if storedBytes + cost > cap {
                 capped = true
                 append(
                     OperationLog.Line(
@@ -154,7 +158,7 @@ actor OperationLogWriter {
                     counted: false)
                 return
             }
-            storedBytes += line.text.utf8.count
+            storedBytes += cost
         }
         var line = line
         let now = Int64(Date().timeIntervalSince1970 * 1000)

@@ -2,6 +2,7 @@ import Foundation
 import JobContracts
 import Logging
 import NIOCore
+import NIOPosix
 import OperationLogs
 import Store
 import WorkerPool
@@ -116,6 +117,10 @@ public struct OperationRunner: Sendable {
             after: (try? await log.lastID(operation.id)) ?? "0", logger: logger)
         let (end, workspace) = await withTaskGroup(of: Void.self) { group in
             group.addTask { await writer.run() }
+            for name in ScriptEnvironment.refusedNames(in: plan) {
+                await writer.note(
+                    "[harrow] \(name) is left out of the script's environment: \(EnvironmentStore.refusedVariableName(name) ?? "")")
+            }
             let result = await perform(plan, writer: writer, context: context)
             // Given back for a retry, the operation goes on: its live log must not say it ended.
             var givenBack = false
@@ -128,10 +133,10 @@ public struct OperationRunner: Sendable {
         switch end {
         case .leaseLost:
             logger.warning("run-operation: this worker lost its claim on the operation; another worker recorded it as worker_lost")
-            workspace?.remove()
+            await workspace?.remove(using: sandbox)
             return
         case .retryLater(let error, let failure):
-            workspace?.remove()
+            await workspace?.remove(using: sandbox)
             guard context.isLastAttempt else {
                 _ = try await operations.release(operation.id, runner: operation.runner ?? "")
                 throw error
@@ -149,7 +154,7 @@ public struct OperationRunner: Sendable {
             if finished?.status != .succeeded && options.keepFailedWorkspaces {
                 logger.info("run-operation: the workspace is kept", metadata: ["workspace": "\(workspace.path)"])
             } else {
-                workspace.remove()
+                await workspace.remove(using: sandbox)
             }
         }
     }
@@ -173,8 +178,8 @@ public struct OperationRunner: Sendable {
         let operation = plan.operation
         let workspace: OperationWorkspace
         do {
-            workspace = try OperationWorkspace.create(
-                root: options.workspaceRoot, operation: operation.id, plan: plan, account: sandbox.account)
+            workspace = try await OperationWorkspace.create(
+                root: options.workspaceRoot, operation: operation.id, plan: plan, sandbox: sandbox)
         } catch {
             await writer.note("[harrow] the workspace could not be set up: \(error)")
             return (.finished(OperationStore.Outcome(status: .failed, failureReason: .setupFailed)), nil)
@@ -186,12 +191,17 @@ public struct OperationRunner: Sendable {
             checkouts = try await holdingClaim(operation, control: control, writer: writer, logger: context.logger) {
                 try await checkout.checkOut(plan, into: workspace, writer: writer)
             }
-            try workspace.handOver()
         } catch {
             if await control.reason != nil {
                 return (await Self.end(of: nil, exitedZero: false, control: control, checkouts: checkouts), workspace)
             }
             return (await Self.checkoutFailure(error, writer: writer), workspace)
+        }
+        do {
+            try await NIOThreadPool.singleton.runIfActive { try workspace.handOver() }
+        } catch {
+            await writer.note("[harrow] the workspace could not be handed to the script's account: \(error)")
+            return (.finished(OperationStore.Outcome(status: .failed, failureReason: .setupFailed, checkouts: checkouts)), workspace)
         }
         let process: LocalProcess
         do {

@@ -4,7 +4,7 @@ import Store
 /// The environment a script starts with, built from nothing: no variable of the worker
 /// reaches it. Later sources win over earlier ones:
 /// 1. `PATH`, `HOME`, `LANG=C.UTF-8`, the `HARROW_` variables describing the run, and
-///    `GIT_SSH_COMMAND` naming `~/.ssh/config` when the environment has ssh secrets;
+///    `GIT_SSH_COMMAND` naming the workspace's ssh config (an absolute path) when there is one;
 /// 2. the environment's variables (which may set `PATH`);
 /// 3. the environment's `env` secrets;
 /// 4. the operation's parameters as `HARROW_PARAM_<NAME>`.
@@ -28,9 +28,14 @@ enum ScriptEnvironment {
         ]
         variables["HOME"] = home
         variables["HARROW_WORKSPACE"] = workspace
+        // Quoted for the shell git runs it with; a path with a quote (an odd workspace root) gets none.
         if let sshConfig, !sshConfig.contains("'") { variables["GIT_SSH_COMMAND"] = "ssh -F '\(sshConfig)'" }
-        for (name, value) in plan.environment.variables { variables[name] = value }
-        for (name, value) in plan.secretVariables { variables[name] = value }
+        // Refused when written; dropped here too, for rows written before the rule (the runner
+        // says which in the log): `setpriv` and `bwrap` read them while still privileged.
+        for (name, value) in plan.environment.variables where EnvironmentStore.refusedVariableName(name) == nil {
+            variables[name] = value
+        }
+        for (name, value) in plan.secretVariables where EnvironmentStore.refusedVariableName(name) == nil { variables[name] = value }
         for (name, value) in plan.operation.parameters { variables["HARROW_PARAM_\(name.uppercased())"] = value }
         return variables
     }
@@ -39,5 +44,11 @@ enum ScriptEnvironment {
     /// with bash, strict and without start-up files.
     static func command(for script: String, at path: String) -> [String] {
         script.hasPrefix("#!") ? [path] : ["/bin/bash", "--noprofile", "--norc", "-eo", "pipefail", path]
+    }
+
+    /// The environment's variable and secret names the run leaves out (see ``variables(for:workspace:home:sshConfig:)``).
+    static func refusedNames(in plan: RunPlan) -> [String] {
+        (Array(plan.environment.variables.keys) + Array(plan.secretVariables.keys))
+            .filter { EnvironmentStore.refusedVariableName($0) != nil }.sorted()
     }
 }

@@ -120,6 +120,8 @@ public struct ScriptSandbox: Sendable, Hashable {
         if let setpriv {
             wrapped += [
                 setpriv, "--reuid=\(account.uid)", "--regid=\(account.gid)", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all",
+                // No setuid program regains what was dropped (bwrap sets this too; `none` needs it).
+                "--no-new-privs",
                 "--",
             ]
         }

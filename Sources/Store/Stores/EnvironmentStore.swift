@@ -234,11 +234,22 @@ public struct EnvironmentStore: Sendable {
         }
     }
 
+    /// What glibc ignores in the environment of a privileged program (its `UNSECURE_ENVVARS`, but
+    /// `TMPDIR`, which only picks a directory): these change what the loader and the C library
+    /// load, and the programs that start a script (`setpriv`, `bwrap`) still run as the worker's
+    /// account when they read them.
+    static let loaderVariables: Set<String> = [
+        "GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES", "HOSTALIASES", "LOCALDOMAIN", "LOCPATH", "MALLOC_TRACE", "NIS_PATH",
+        "NLSPATH", "RESOLV_HOST_CONF", "RES_OPTIONS", "TZDIR",
+    ]
+
     /// Names that change how a shell or the dynamic loader starts, which no script's
     /// environment may set (a value of `BASH_ENV` would run a file before the script), and the
     /// `HARROW_` names the runner sets itself. Says why when `name` is one of them.
-    static func refusedVariableName(_ name: String) -> String? {
-        if ["BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "IFS"].contains(name) || name.hasPrefix("LD_") {
+    public static func refusedVariableName(_ name: String) -> String? {
+        if ["BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "IFS"].contains(name) || name.hasPrefix("LD_")
+            || loaderVariables.contains(name)
+        {
             return "\(name) changes how a shell or the loader starts: it cannot be set"
         }
         if name.hasPrefix("HARROW_") { return "names starting with HARROW_ are set by Harrow itself" }

@@ -192,12 +192,20 @@ extension OperationStore {
     public func retry(_ id: UUID, project: UUID, actor: UUID?) async throws -> Operation {
         let newID = UUID()
         return try await client.write(logger: logger) { connection in
-            let original = try await connection.first(
-                "SELECT status FROM operations WHERE id = \(id) AND project_id = \(project)", logger: logger,
-                { try Operation.Status(stored: $0.decode(String.self), column: "operation status") })
-            guard let original else { throw StoreError.notFound("operation") }
+            let found = try await connection.first(
+                "SELECT status, runner IS NOT NULL AND finished_at IS NULL FROM operations WHERE id = \(id) AND project_id = \(project)",
+                logger: logger,
+                { row in
+                    let (status, stopping) = try row.decode((String, Bool).self)
+                    return (try Operation.Status(stored: status, column: "operation status"), stopping)
+                })
+            guard let (original, stopping) = found else { throw StoreError.notFound("operation") }
             guard original.isFinal else {
                 throw StoreError(.conflict, "the operation is \(original.rawValue): only a finished one is retried")
+            }
+            // A canceled run whose script is still being stopped: a retry would run beside it.
+            guard !stopping else {
+                throw StoreError(.conflict, "the operation's script is still being stopped: retry it once it has ended")
             }
             let inserted = try await connection.first(
                 """

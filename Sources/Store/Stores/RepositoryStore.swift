@@ -156,7 +156,10 @@ public struct RepositoryStore: Sendable {
             let updated = try await connection.first(
                 """
                 UPDATE repositories SET url = coalesce(\(url), url), name = coalesce(\(name), name),
-                    known_hosts = coalesce(\(knownHosts), known_hosts), updated_at = now()
+                    known_hosts = coalesce(\(knownHosts), known_hosts), updated_at = now(),
+                    -- A token is for the server it was set for: a new URL would send it elsewhere.
+                    token_ciphertext = CASE WHEN \(url)::text IS DISTINCT FROM url AND \(url)::text IS NOT NULL THEN NULL ELSE token_ciphertext END,
+                    token_key_id = CASE WHEN \(url)::text IS DISTINCT FROM url AND \(url)::text IS NOT NULL THEN NULL ELSE token_key_id END
                 WHERE id = \(id) AND project_id = \(project) AND archived_at IS NULL RETURNING \(unescaped: Self.columns)
                 """, logger: logger, Self.record)
             guard let repository = updated?.item else { throw StoreError.notFound("repository") }

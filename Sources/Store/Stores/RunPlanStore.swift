@@ -163,6 +163,10 @@ public struct RunPlan: Sendable {
     /// of every private key (a key printed whole or in part is masked line by line).
     public var secretValues: [String] {
         var values = Array(secretVariables.values) + repositories.compactMap(\.token)
+        // The log is masked line by line: a value of several lines is masked line by line too.
+        for value in secretVariables.values where value.contains(where: \.isNewline) {
+            values.append(contentsOf: value.split(whereSeparator: \.isNewline).map(String.init))
+        }
         for key in sshKeys + repositories.compactMap(\.deployKey) {
             // The armour lines (`-----BEGIN …-----`) are no secret.
             values.append(
