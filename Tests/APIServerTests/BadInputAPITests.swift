@@ -94,6 +94,11 @@ import Testing
                 #expect(try await Self.count(table, harness) == before, "\(path) \(body) recorded something")
             }
 
+            // Parameter names that would make one variable.
+            let clashing = try await client.send(
+                .post, "\(base)/jobs/\(job)/operations", token: token, json: #"{"parameters":{"ref":"a","REF":"b"}}"#)
+            #expect(clashing.status == .unprocessableContent)
+
             // Unknown ids in a path are not found, and change nothing.
             let before = try await Self.count("operations", harness)
             #expect(try await client.send(.post, "\(base)/jobs/\(UUID())/operations", token: token).status == .notFound)

@@ -53,6 +53,10 @@ public struct OperationStore: Sendable {
             guard value.utf8.count <= 65_536 else { throw StoreError.invalid("parameters", "a parameter value must be at most 64 KiB") }
             guard !value.utf8.contains(0) else { throw StoreError.invalid("parameters", "a parameter value must not contain NUL") }
         }
+        // Each becomes HARROW_PARAM_<NAME upper-cased>: two names one variable would be a coin toss.
+        guard Set(parameters.keys.map { $0.uppercased() }).count == parameters.count else {
+            throw StoreError.invalid("parameters", "parameter names must differ in more than case (each becomes HARROW_PARAM_<NAME>)")
+        }
         return parameters
     }
 
