@@ -9,7 +9,7 @@ public struct RunOperation: JobContract, Hashable {
     /// operation once in Postgres, so a redelivered job finds it running and either leaves it
     /// to its live runner or fails it as `worker_lost`; it never runs the script twice. A
     /// failure before the script started (the git host unreachable, the database away) gives
-    /// the operation back and retries with backoff, about 20 minutes in all; the last attempt
+    /// the operation back and retries with backoff, about 8 minutes in all; the last attempt
     /// fails the operation instead.
     public static let retries = Retries(maxAttempts: 6, backoff: .exponential(base: .seconds(15), maximum: .seconds(600)))
     /// A backstop only: the handler enforces the operation's own time limit (15 minutes unless

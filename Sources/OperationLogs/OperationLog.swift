@@ -3,7 +3,7 @@ import NIOCore
 import Queue
 
 /// An operation's log in Redis: a stream per operation, `<prefix>:oplog:{<operation id>}`, one
-/// entry per line (`stream` stdout or stderr, `text`, `t` ms since the epoch), and an entry
+/// entry per line (`stream` stdout, stderr or system for Harrow's own notes, `text`, `t` ms since the epoch), and an entry
 /// with `end` = 1 when the operation finished. The worker running the operation appends; the
 /// API reads pages of it and follows it live. Lines are kept for `retention` after the end.
 public struct OperationLog: Sendable {

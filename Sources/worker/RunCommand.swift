@@ -64,7 +64,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Seconds without a heartbeat after which a worker counts as dead and its jobs are reclaimed.") var deadWorkerAfter:
         Double = 30
 
-    @Flag(help: "Do not take part in the singleton loops (delayed-job promoter, reclaimer, outbox relay).") var noMaintenance = false
+    @Flag(help: "Do not take part in the singleton loops (delayed-job promoter, reclaimer, outbox relay, lost-run sweeper).") var noMaintenance = false
 
     @Option(help: "The web app's address, for links in mails and commit statuses. Env: HARROW_PUBLIC_URL.")
     var publicURL = ProcessInfo.processInfo.environment["HARROW_PUBLIC_URL"] ?? "http://localhost:8080"
@@ -108,8 +108,8 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(
         help: """
-            A path scripts must not see in the sandbox (the worker's data, say); repeatable. The workspace directory \
-            is always hidden. Env: HARROW_SANDBOX_HIDE (colon-separated).
+            A path scripts must not see in the sandbox (the worker's data, say); repeatable. The workspace and mirror \
+            directories are always hidden. Env: HARROW_SANDBOX_HIDE (colon-separated).
             """) var sandboxHide: [String] = []
 
     @Option(help: "The most log text one operation keeps, in bytes; later output is dropped. Env: HARROW_LOG_CAP.")

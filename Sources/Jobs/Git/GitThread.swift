@@ -2,9 +2,9 @@ import Foundation
 
 /// Runs blocking libgit2 work on a thread of its own.
 ///
-/// libgit2's network calls block for as long as a transfer takes. Swift's cooperative pool has one
-/// thread per core (two on the workers), so running them there would stall every other task of the
-/// process; a short-lived dedicated thread per checkout costs far less than that.
+/// libgit2's network calls block for as long as a transfer takes. The worker runs its tasks on
+/// NIO's event loops, one thread per core, so running them there would stall every other task of
+/// the process and its Redis I/O; a short-lived dedicated thread per checkout costs far less.
 enum GitThread {
     /// Runs `work` on a new thread and returns its result. Cancelling the calling task cancels
     /// `session`, which libgit2's callbacks then notice and abort the transfer.

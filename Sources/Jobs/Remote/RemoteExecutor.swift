@@ -11,7 +11,7 @@ import Synchronization
 ///
 /// ```swift
 /// let executor = RemoteExecutor(target: try SSHTarget("ssh://deploy@build.example.com"),
-///                               privateKey: pem, knownHosts: projectHosts.merging(.wellKnown))
+///                               privateKey: pem, knownHosts: environmentHosts)
 /// let exit = try await executor.run(script: "make test", environment: ["CI": "1"]) { output in
 ///     await logLines.append(output)
 /// }
@@ -47,7 +47,7 @@ public final class RemoteExecutor: Sendable {
     /// - Parameters:
     ///   - privateKey: an OpenSSH (`BEGIN OPENSSH PRIVATE KEY`) or PEM private key, unencrypted. It
     ///     stays in memory and is handed to libssh2 directly, never written to disk.
-    ///   - knownHosts: the pinned host keys; typically a project's own merged with ``KnownHosts/wellKnown``.
+    ///   - knownHosts: the pinned host keys; the environment's own (targets have no built-in keys).
     public init(target: SSHTarget, privateKey: String, knownHosts: KnownHosts, options: Options = Options()) {
         self.target = target
         self.privateKey = Array(privateKey.utf8)

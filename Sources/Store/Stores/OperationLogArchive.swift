@@ -10,7 +10,7 @@ public struct OperationLogArchive: Sendable {
     public struct Line: Sendable, Hashable, Codable {
         /// The line's stream entry id (`<ms>-<seq>`).
         public var id: String
-        /// `stdout` or `stderr`.
+        /// `stdout`, `stderr`, or `system` for Harrow's own notes.
         public var stream: String
         public var text: String
         /// When it was written, in ms since the epoch.
