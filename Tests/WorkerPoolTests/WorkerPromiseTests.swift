@@ -145,8 +145,10 @@ import WorkerPool
     @Test func aCancelledWorkerWaitsForItsJobsToWindDown() async throws {
         try await TestRedis.withJobQueue("wp-cancelled") { queue in
             let ended = Locked(false)
+            let started = Locked(false)
             var registry = JobRegistry()
             try registry.register(Stubborn.self) { job, _ in
+                started.withLock { $0 = true }
                 do { try await Task.sleep(for: .milliseconds(job.ms)) } catch {
                     // Cleaning up after the cancellation takes a moment.
                     await Self.sleepIgnoringCancellation(.milliseconds(300))
@@ -159,7 +161,8 @@ import WorkerPool
                 queue: queue, registry: registry, options: .fast(.strict("stubborn")), middleware: [],
                 logger: TestRedis.logger("harrow.test.worker"))
             let task = Task { try await worker.run() }
-            try await eventually("the job runs") { try await queue.stats("stubborn").pending == 1 }
+            // The handler itself, not the fetch: a job fetched but not started is handed back unrun.
+            try await eventually("the job runs") { started.value }
             task.cancel()
             try await withDeadline(.seconds(10), "the cancelled worker returns") { try await task.value }
             #expect(ended.value, "run() returned while the job was still winding down")
