@@ -18,7 +18,8 @@ public struct APIContext: AuthRequestContext, RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var identity: Caller?
     public var requestID: String
-    public let clientAddress: String?
+    /// The peer's address, or the one trusted proxies forwarded for (`ClientAddressMiddleware`).
+    public var clientAddress: String?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

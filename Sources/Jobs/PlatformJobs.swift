@@ -6,7 +6,7 @@ import Store
 import WorkerPool
 
 /// Harrow's own job types and their handlers, for `worker` to register: `generate-key`,
-/// `post-status`, `run-operation` (with its options) and `send-mail` (with a mail server).
+/// `poll-repo`, `post-status`, `run-operation` (with its options) and `send-mail` (with a mail server).
 public struct PlatformJobs: Sendable {
     /// Where the handlers reach the outside world.
     public struct Configuration: Sendable {
@@ -14,6 +14,9 @@ public struct PlatformJobs: Sendable {
         public var publicURL: String
         /// GitHub's API root (`GITHUB_API_URL`); a GitHub Enterprise server's is `https://host/api/v3`.
         public var gitHubAPIURL: String
+        /// The hosts whose repositories get commit statuses (`HARROW_GITHUB_HOSTS`); `nil`:
+        /// the one ``GitHubHosts/init(apiURL:)`` derives from ``gitHubAPIURL``.
+        public var gitHubHosts: [String]?
         /// Requests per hour and GitHub token, shared by every worker (GitHub allows 5000).
         public var gitHubRequestsPerHour: Int
         /// The Redis key prefix, as the queue's.
@@ -27,19 +30,25 @@ public struct PlatformJobs: Sendable {
         /// How operations run here, and the sandbox prepared for them; without them,
         /// `run-operation` is not registered.
         public var operations: (options: OperationRunner.Options, sandbox: ScriptSandbox)?
+        /// The most RSA key generations at once in this process (`--rsa-concurrency`, at least
+        /// 1); surplus `generate-key` jobs for RSA keys snooze.
+        public var rsaConcurrency: Int
 
         public init(
             publicURL: String = "http://localhost:8080", gitHubAPIURL: String = "https://api.github.com",
             gitHubRequestsPerHour: Int = 5000, keyPrefix: String = "harrow", smtp: SMTPConfiguration? = nil,
-            mailFrom: MailAddress? = nil, operations: (options: OperationRunner.Options, sandbox: ScriptSandbox)? = nil
+            mailFrom: MailAddress? = nil, operations: (options: OperationRunner.Options, sandbox: ScriptSandbox)? = nil,
+            gitHubHosts: [String]? = nil, rsaConcurrency: Int = 1
         ) {
             self.publicURL = publicURL
             self.gitHubAPIURL = gitHubAPIURL
+            self.gitHubHosts = gitHubHosts
             self.gitHubRequestsPerHour = gitHubRequestsPerHour
             self.keyPrefix = keyPrefix
             self.smtp = smtp
             self.mailFrom = mailFrom
             self.operations = operations
+            self.rsaConcurrency = max(1, rsaConcurrency)
         }
     }
 
@@ -59,12 +68,20 @@ public struct PlatformJobs: Sendable {
 
     /// Registers every platform job type's handler.
     public func register(in registry: inout JobRegistry) throws {
-        try KeyGenerator(pairs: KeyPairStore(client: database, keyring: keyring, logger: logger), database: database)
-            .register(in: &registry)
+        try KeyGenerator(
+            pairs: KeyPairStore(client: database, keyring: keyring, logger: logger), database: database,
+            rsaLimiter: RSAGenerationLimiter(limit: configuration.rsaConcurrency)
+        ).register(in: &registry)
         try StatusReporter(
             database: database, tokens: GitHubTokenStore(client: database, keyring: keyring, logger: logger),
             limiter: GitHubRateLimiter(redis: redis, keyPrefix: configuration.keyPrefix, perHour: configuration.gitHubRequestsPerHour),
-            client: GitHubStatusClient(apiURL: configuration.gitHubAPIURL), publicURL: configuration.publicURL, logger: logger
+            client: GitHubStatusClient(apiURL: configuration.gitHubAPIURL),
+            hosts: configuration.gitHubHosts.map(GitHubHosts.init) ?? GitHubHosts(apiURL: configuration.gitHubAPIURL),
+            publicURL: configuration.publicURL, logger: logger
+        ).register(in: &registry)
+        try RepositoryRefPoller(
+            plans: RunPlanStore(client: database, keyring: keyring, logger: logger),
+            polls: RepositoryPollStore(client: database, logger: logger)
         ).register(in: &registry)
         if let (options, sandbox) = configuration.operations {
             try OperationRunner(
@@ -76,8 +93,12 @@ public struct PlatformJobs: Sendable {
         }
         if let smtp = configuration.smtp {
             let from = try configuration.mailFrom ?? MailAddress("harrow@localhost", displayName: "Harrow")
-            try MailSender(client: SMTPClient(configuration: smtp, threadPool: SMTPClient.mailThreadPool), from: from, database: database)
-                .register(in: &registry)
+            let links = MailLinks(
+                signer: LinkSigner(keyring: keyring), users: UserStore(client: database, logger: logger), publicURL: configuration.publicURL
+            )
+            try MailSender(
+                client: SMTPClient(configuration: smtp, threadPool: SMTPClient.mailThreadPool), from: from, database: database, links: links
+            ).register(in: &registry)
         }
     }
 }

@@ -112,16 +112,16 @@ public struct OperationLog: Sendable {
     }
 
     /// Waits up to `block` for lines after the given cursors (one per operation) on a dedicated
-    /// connection; returns the chunks that have some.
+    /// connection; returns the chunks that have some, of at most `count` entries each.
     public func follow(
-        _ cursors: [UUID: String], block: Duration, connection: RedisConnection
+        _ cursors: [UUID: String], block: Duration, count: Int = 1000, connection: RedisConnection
     ) async throws -> [UUID: Chunk] {
         guard !cursors.isEmpty else { return [:] }
         let operations = Array(cursors.keys)
         let milliseconds = Int(JobQueue.milliseconds(block))
         let command = RedisCommand(
             "XREAD",
-            ["COUNT", "1000", "BLOCK", .int(max(1, milliseconds)), "STREAMS"] + operations.map { .string(key($0)) }
+            ["COUNT", .int(max(1, count)), "BLOCK", .int(max(1, milliseconds)), "STREAMS"] + operations.map { .string(key($0)) }
                 + operations.map { .string(Self.validID(cursors[$0] ?? "0")) })
         let reply = try await connection.send(command, timeout: .milliseconds(Int64(milliseconds) + 10_000))
         var chunks: [UUID: Chunk] = [:]

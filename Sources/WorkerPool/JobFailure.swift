@@ -4,6 +4,7 @@ public struct JobFailure: Error, Sendable, CustomStringConvertible {
     enum Kind: Sendable {
         case permanent
         case retryAfter(Duration)
+        case snooze(Duration)
     }
 
     let kind: Kind
@@ -18,6 +19,14 @@ public struct JobFailure: Error, Sendable, CustomStringConvertible {
     /// attempt still counts.
     public static func retry(after delay: Duration, _ message: String = "retry requested") -> JobFailure {
         JobFailure(kind: .retryAfter(delay), message: message)
+    }
+
+    /// Not now, and not a failure: run the job again after `delay` without using an attempt (it
+    /// is neither counted toward the type's `maxAttempts` nor ever dead-lettered for it). For a
+    /// handler that is at a limit of its own (so many of a kind at once) and would rather give its
+    /// worker slot back than wait in it. A handler that snoozes forever keeps its job forever.
+    public static func snooze(after delay: Duration, _ message: String = "snoozed") -> JobFailure {
+        JobFailure(kind: .snooze(delay), message: message)
     }
 
     public var description: String { message }

@@ -12,6 +12,9 @@ public enum JobOutcome: Sendable {
     case deadLettered(error: String)
     /// Interrupted by shutdown; handed back to the queue without counting an attempt.
     case handedBack
+    /// The handler asked to run later (``JobFailure/snooze(after:_:)``): scheduled again after
+    /// `delay` without counting an attempt.
+    case snoozed(reason: String, delay: Duration)
 }
 
 /// Code wrapped around every handler: logging, metrics, tracing, …
@@ -32,7 +35,8 @@ extension JobMiddleware {
     public func finished(_ context: JobContext, outcome: JobOutcome, duration: Duration) {}
 }
 
-/// Logs each run's start (debug) and outcome (info for success, warning for failures).
+/// Logs each run's start (debug) and outcome (debug for a success or a snooze, warning for a
+/// retry, error for a dead letter).
 public struct LoggingMiddleware: JobMiddleware {
     public init() {}
 
@@ -54,13 +58,17 @@ public struct LoggingMiddleware: JobMiddleware {
             logger.error("job failed for good, dead-lettered", metadata: ["error": "\(error)"])
         case .handedBack:
             logger.info("job handed back at shutdown")
+        case .snoozed(let reason, let delay):
+            // Expected and frequent under a limit (every surplus job, every few seconds): no failure.
+            logger.debug("job snoozed", metadata: ["reason": "\(reason)", "retry_in_ms": "\(delay.milliseconds)"])
         }
     }
 }
 
 /// Records swift-metrics figures for each run, with `queue` and `type` dimensions:
 /// `harrow_jobs_processed_total`, `harrow_jobs_failed_total`, `harrow_jobs_retried_total`,
-/// `harrow_jobs_dead_total`, `harrow_job_duration_seconds` and `harrow_job_queue_time_seconds`.
+/// `harrow_jobs_dead_total`, `harrow_jobs_snoozed_total`, `harrow_job_duration_seconds` and
+/// `harrow_job_queue_time_seconds`.
 ///
 /// The metric objects of each queue and type are made once and kept: making them asks the
 /// metrics factory under its lock every time.
@@ -87,6 +95,8 @@ public struct MetricsMiddleware: JobMiddleware {
         case .deadLettered:
             metrics.failed.increment()
             metrics.dead.increment()
+        case .snoozed:
+            metrics.snoozed.increment()
         case .handedBack:
             break
         }
@@ -101,6 +111,7 @@ final class JobMetrics: Sendable {
     let failed: Counter
     let retried: Counter
     let dead: Counter
+    let snoozed: Counter
 
     init(queue: String, type: String) {
         let dimensions = [("queue", queue), ("type", type)]
@@ -110,6 +121,7 @@ final class JobMetrics: Sendable {
         failed = Counter(label: "harrow_jobs_failed_total", dimensions: dimensions)
         retried = Counter(label: "harrow_jobs_retried_total", dimensions: dimensions)
         dead = Counter(label: "harrow_jobs_dead_total", dimensions: dimensions)
+        snoozed = Counter(label: "harrow_jobs_snoozed_total", dimensions: dimensions)
     }
 }
 

@@ -28,40 +28,49 @@ public struct SingletonLoop: Sendable {
     /// new work (it does not shorten the backoff after a failure).
     public func run(wakeup: Wakeup? = nil, _ turn: @Sendable () async throws -> Duration) async {
         var held = false
+        await Self.repeating(wakeup: wakeup, logger: logger, failure: "singleton loop failed; retrying") {
+            let nowHeld = try await jobQueue.acquireLease(name, holder: holder, ttl: leaseTTL)
+            if nowHeld != held {
+                logger.info(nowHeld ? "took the lease" : "lost the lease")
+                held = nowHeld
+            }
+            return held ? min(leaseTTL / 3, try await turn()) : leaseTTL / 3
+        }
+        if held {
+            try? await jobQueue.releaseLease(name, holder: holder)
+        }
+    }
+
+    /// Runs `turn` until the task is cancelled, waiting as long as it returns between turns
+    /// (`wakeup` ends such a wait early). A turn that throws is retried with the reconnect
+    /// backoff, which a wake does not cut short (notifications keep coming while Redis or the
+    /// database is away); the first failure of a run and every tenth are logged as `failure`.
+    /// The loop of ``run(wakeup:_:)``, for loops that need no lease.
+    public static func repeating(
+        wakeup: Wakeup? = nil, logger: Logger, failure: Logger.Message, _ turn: () async throws -> Duration
+    ) async {
         var failures = 0
         while !Task.isCancelled {
-            var wait = leaseTTL / 3
+            var wait: Duration
             do {
-                let nowHeld = try await jobQueue.acquireLease(name, holder: holder, ttl: leaseTTL)
-                if nowHeld != held {
-                    logger.info(nowHeld ? "took the lease" : "lost the lease")
-                    held = nowHeld
-                }
-                if held {
-                    wait = min(wait, try await turn())
-                }
+                wait = try await turn()
                 failures = 0
             } catch {
                 failures += 1
                 if failures == 1 || failures % 10 == 0 {
-                    logger.warning("singleton loop failed; retrying", metadata: ["error": "\(error)"])
+                    logger.warning(failure, metadata: ["error": "\(error)"])
                 }
                 wait = RetryPolicy.Backoff.reconnect.delay(afterAttempt: failures + 1)
             }
             do {
-                // A wake never cuts a failure's backoff short: notifications keep coming while
-                // Redis or the database is away.
                 if let wakeup, failures == 0 {
                     try await wakeup.wait(upTo: wait)
                 } else {
                     try await Task.sleep(for: wait)
                 }
             } catch {
-                break
+                return
             }
-        }
-        if held {
-            try? await jobQueue.releaseLease(name, holder: holder)
         }
     }
 
@@ -91,7 +100,7 @@ public struct SingletonLoop: Sendable {
 
         /// Returns after `duration`, or sooner when woken. Throws `CancellationError` when the
         /// task is cancelled.
-        func wait(upTo duration: Duration) async throws {
+        public func wait(upTo duration: Duration) async throws {
             let pending = state.withLockedValue { state in
                 defer { state.pending = false }
                 return state.pending

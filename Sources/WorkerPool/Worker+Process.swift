@@ -83,18 +83,29 @@ extension Worker {
         try await next(context)
     }
 
-    /// Decides between retry and dead letter and records it. A Redis failure here leaves the
-    /// entry pending: the reclaimer delivers it again later (at-least-once).
+    /// Decides between snooze, retry and dead letter and records it. A Redis failure here leaves
+    /// the entry pending: the reclaimer delivers it again later (at-least-once).
     private func settleFailure(
         _ job: FetchedJob, message: String, failure: JobFailure?, policy: RetryPolicy, logger: Logger
     ) async -> JobOutcome {
         let envelope = job.envelope
+        if case .snooze(let delay) = failure?.kind {
+            // The same envelope, attempt unchanged: before the attempts check, since a snooze on
+            // the last attempt is no reason to dead-letter.
+            do {
+                try await jobQueue.retry(entryID: job.entryID, envelope: envelope, delay: delay)
+                return .snoozed(reason: message, delay: delay)
+            } catch {
+                logger.error("could not snooze the job; it will be delivered again", metadata: ["error": "\(error)"])
+                return .snoozed(reason: message, delay: .zero)
+            }
+        }
         var delay: Duration?
         // Attempts first: a backoff is computed only for a job that has one left.
         if envelope.attempt < envelope.attemptsAllowed {
             switch failure?.kind {
             case .permanent: delay = nil
-            case .retryAfter(let requested): delay = requested
+            case .retryAfter(let requested), .snooze(let requested): delay = requested
             case nil: delay = policy.backoff.delay(afterAttempt: envelope.attempt)
             }
         }

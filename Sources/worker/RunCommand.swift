@@ -46,6 +46,12 @@ struct RunCommand: AsyncParsableCommand {
 
     @Option(help: "Per-queue limits on running jobs in this process, e.g. operations=4,mail=10.") var queueConcurrency: String?
 
+    @Option(
+        help: """
+            Most RSA key generations at once in this process; further RSA generate-key jobs snooze (they give \
+            their slot back and come back later). Env: HARROW_WORKER_RSA_CONCURRENCY.
+            """) var rsaConcurrency: Int = Int(ProcessInfo.processInfo.environment["HARROW_WORKER_RSA_CONCURRENCY"] ?? "") ?? 1
+
     @Option(name: .customLong("redis-url"), help: "redis://[user:password@]host:port/db or unix:///path. Env: REDIS_URL.") var redisURL:
         String = ProcessInfo.processInfo.environment["REDIS_URL"] ?? "redis://127.0.0.1:6379/0"
 
@@ -64,13 +70,35 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Seconds without a heartbeat after which a worker counts as dead and its jobs are reclaimed.") var deadWorkerAfter:
         Double = 30
 
-    @Flag(help: "Do not take part in the singleton loops (delayed-job promoter, reclaimer, outbox relay, lost-run sweeper).") var noMaintenance = false
+    @Flag(help: "Do not take part in the singleton loops (delayed-job promoter, reclaimer, outbox relay, lost-run sweeper).")
+    var noMaintenance = false
+
+    @Flag(help: "Do not fire schedules here (every worker with a database fires them by default; each fires once).")
+    var noScheduler = false
+
+    @Flag(
+        help: """
+            Do not queue polls of git repositories (every worker with a database does by default; any number may). \
+            Env: HARROW_NO_POLLER=1.
+            """) var noPoller = false
+
+    /// `--no-poller`, or `HARROW_NO_POLLER` set to 1, true or yes.
+    var runsPoller: Bool {
+        !noPoller && !["1", "true", "yes"].contains(ProcessInfo.processInfo.environment["HARROW_NO_POLLER"]?.lowercased() ?? "")
+    }
 
     @Option(help: "The web app's address, for links in mails and commit statuses. Env: HARROW_PUBLIC_URL.")
     var publicURL = ProcessInfo.processInfo.environment["HARROW_PUBLIC_URL"] ?? "http://localhost:8080"
 
     @Option(help: "GitHub's API root; a GitHub Enterprise server's is https://HOST/api/v3. Env: GITHUB_API_URL.")
     var githubAPIURL = ProcessInfo.processInfo.environment["GITHUB_API_URL"] ?? "https://api.github.com"
+
+    @Option(
+        help: """
+            The hosts whose repositories get commit statuses, comma-separated; by default the one GITHUB_API_URL serves \
+            (api.github.com: github.com; https://HOST/api/v3: HOST). Env: HARROW_GITHUB_HOSTS.
+            """)
+    var githubHosts = ProcessInfo.processInfo.environment["HARROW_GITHUB_HOSTS"]
 
     @Option(help: "Requests per hour and GitHub token, shared by every worker. Env: HARROW_GITHUB_REQUESTS_PER_HOUR.")
     var githubRequestsPerHour = Int(ProcessInfo.processInfo.environment["HARROW_GITHUB_REQUESTS_PER_HOUR"] ?? "") ?? 5000
@@ -124,6 +152,7 @@ struct RunCommand: AsyncParsableCommand {
     func validate() throws {
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
         guard prefetch >= 0 else { throw ValidationError("--prefetch must not be negative") }
+        guard rsaConcurrency >= 1 else { throw ValidationError("--rsa-concurrency must be at least 1") }
         guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must not be negative") }
         guard cancellationGrace >= 0 else { throw ValidationError("--cancellation-grace must not be negative") }
         guard heartbeatInterval > 0, deadWorkerAfter > heartbeatInterval * 2 else {
@@ -133,6 +162,7 @@ struct RunCommand: AsyncParsableCommand {
         guard let api = URL(string: githubAPIURL), api.scheme == "https" || api.scheme == "http", api.host != nil else {
             throw ValidationError("--github-api-url must be an http(s) URL")
         }
+        if let githubHosts, Self.hosts(githubHosts).isEmpty { throw ValidationError("--github-hosts must name at least one host") }
         guard githubRequestsPerHour >= 1 else { throw ValidationError("--github-requests-per-hour must be at least 1") }
         guard ScriptSandbox.Mode(rawValue: sandbox) != nil else { throw ValidationError("--sandbox must be auto, bwrap or none") }
         guard logCap >= 1024 else { throw ValidationError("--log-cap must be at least 1024 bytes") }
@@ -152,6 +182,11 @@ struct RunCommand: AsyncParsableCommand {
         guard let smtpURL, !smtpURL.isEmpty else { return nil }
         let environment = ProcessInfo.processInfo.environment
         return try SMTPConfiguration(url: smtpURL, username: environment["SMTP_USERNAME"], password: environment["SMTP_PASSWORD"])
+    }
+
+    /// The host names of `--github-hosts`: comma-separated, blanks ignored.
+    static func hosts(_ text: String) -> [String] {
+        text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     /// `Name <address>` or a bare address.
@@ -245,7 +280,8 @@ struct RunCommand: AsyncParsableCommand {
             let configuration = PlatformJobs.Configuration(
                 publicURL: publicURL, gitHubAPIURL: githubAPIURL, gitHubRequestsPerHour: githubRequestsPerHour, keyPrefix: keyPrefix,
                 smtp: try smtpConfiguration(), mailFrom: try Self.mailAddress(mailFrom),
-                operations: readsOperations ? try await operationRunning(logger: logger) : nil)
+                operations: readsOperations ? try await operationRunning(logger: logger) : nil, gitHubHosts: githubHosts.map(Self.hosts),
+                rsaConcurrency: rsaConcurrency)
             try PlatformJobs(database: client, redis: redis, keyring: keyring, configuration: configuration, logger: logger)
                 .register(in: &registry)
         }
@@ -280,6 +316,9 @@ struct RunCommand: AsyncParsableCommand {
             let ready = DatabaseReadiness(migrator: migrator, migrate: migrate)
             services.append(.init(service: client))
             services.append(.init(service: CheckedService(worker) { try await ready.wait() }))
+            if !noScheduler {
+                services.append(.init(service: CheckedService(Scheduler(client: client, logger: logger)) { try await ready.wait() }))
+            }
             if !noMaintenance {
                 let relay = OutboxRelay(
                     client: client, jobQueue: jobQueue, options: OutboxRelay.Options(holder: worker.options.workerID), logger: logger)
@@ -290,6 +329,9 @@ struct RunCommand: AsyncParsableCommand {
                     archive: OperationLogArchive(client: client, logger: logger), jobQueue: jobQueue, holder: worker.options.workerID,
                     publicURL: publicURL, logger: logger)
                 services.append(.init(service: CheckedService(sweeper) { try await ready.wait() }))
+            }
+            if runsPoller {
+                services.append(.init(service: CheckedService(RepositoryPoller(client: client, logger: logger)) { try await ready.wait() }))
             }
         } else {
             if migrate { throw ValidationError("--migrate needs a database: set DATABASE_URL or --database-url") }

@@ -3,6 +3,8 @@ import HTTPTypes
 import HarrowTestSupport
 import Hummingbird
 import HummingbirdTesting
+import JobContracts
+import Jobs
 import Logging
 import Metrics
 import NIOCore
@@ -77,6 +79,24 @@ struct APIHarness: Sendable {
         #expect(response.status == .created, "\(String(buffer: response.body))")
         let token = try #require(try response.json()["token"] as? String)
         return (user, token)
+    }
+
+    /// The `send-mail` jobs in the outbox, oldest first.
+    func outboxMails() async throws -> [SendMail] {
+        var mails: [SendMail] = []
+        let rows = try await database.query("SELECT payload FROM outbox WHERE type = 'send-mail' ORDER BY seq")
+        for try await payload in rows.decode(String.self) {
+            mails.append(try JSONDecoder().decode(SendMail.self, from: Data(payload.utf8)))
+        }
+        return mails
+    }
+
+    /// The token in the link the mail handler signs for `mail` when it sends it.
+    func linkToken(of mail: SendMail) async throws -> String {
+        let link = try #require(mail.signedLink, "the mail has a signed link")
+        let url = try await MailLinks(signer: LinkSigner(keyring: keyring), users: users, publicURL: configuration.publicURL).url(
+            for: link, recipient: mail.to)
+        return try #require(url.components(separatedBy: "token=").last)
     }
 
     /// The payloads of the outbox's jobs of `type`, oldest first.

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import HTTPTypes
 import HarrowTestSupport
@@ -34,40 +33,6 @@ import Testing
             )
             .json()["id"] as? String)
         return (base, job, token)
-    }
-
-    /// A webhook's endpoint runs the job only for a correctly signed body.
-    @Test func webhooksRunTheirJobOnlyWhenSigned() async throws {
-        try await APIHarness.with("api_hooks") { harness, client in
-            let (base, job, token) = try await Self.project(harness, client)
-            let created = try await client.send(.post, "\(base)/webhooks", token: token, json: #"{"job_id":"\#(job)","name":"deploy"}"#)
-            #expect(created.status == .created, "\(String(buffer: created.body))")
-            let secret = try #require(try created.json()["signing_secret"] as? String)
-            let slug = try #require((try created.json()["webhook"] as? [String: Any])?["slug"] as? String)
-            let listed = try await client.send(.get, "\(base)/webhooks", token: token)
-            #expect(!String(buffer: listed.body).contains(secret))
-
-            let payload = #"{"ref":"refs/heads/main"}"#
-            let mac = HMAC<SHA256>.authenticationCode(for: Array(payload.utf8), using: SymmetricKey(data: Array(secret.utf8)))
-            let signature = "sha256=" + mac.map { String(format: "%02x", $0) }.joined()
-            let header = HTTPField.Name("X-Harrow-Signature")!
-            let unsigned = try await client.send(.post, "/hooks/\(slug)", json: payload)
-            #expect(unsigned.status == .unauthorized)
-            let forged = try await client.send(
-                .post, "/hooks/\(slug)", json: payload, headers: [header: "sha256=" + String(repeating: "0", count: 64)])
-            #expect(forged.status == .unauthorized)
-            let tampered = try await client.send(.post, "/hooks/\(slug)", json: #"{"ref":"refs/heads/evil"}"#, headers: [header: signature])
-            #expect(tampered.status == .unauthorized)
-            let unknown = try await client.send(.post, "/hooks/no-such-slug", json: payload, headers: [header: signature])
-            #expect(unknown.status == .unauthorized)
-            #expect(try await harness.outboxPayloads(type: "run-operation").isEmpty)
-
-            let accepted = try await client.send(.post, "/hooks/\(slug)", json: payload, headers: [header: signature])
-            #expect(accepted.status == .accepted, "\(String(buffer: accepted.body))")
-            #expect(try await harness.outboxPayloads(type: "run-operation").count == 1)
-            let operations = try await client.send(.get, "\(base)/jobs/\(job)/operations", token: token)
-            #expect((try operations.json()["items"] as? [[String: Any]])?.first?["reason"] as? String == "webhook")
-        }
     }
 
     @Test func schedulesRepositoriesAndTheActivityFeed() async throws {
@@ -136,7 +101,7 @@ import Testing
             #expect(updated.status == .ok, "\(String(buffer: updated.body))")
             let reread = try await client.send(.get, "\(base)/notification-rules/\(ruleID)", token: token)
             #expect(try reread.json()["activity_pattern"] as? String == "operation.failed")
-            #expect((try reread.json()["job_id"] as? String)?.lowercased() == job.lowercased())
+            #expect(try reread.json()["job_id"] as? String == job)
 
             let moved = try await client.send(
                 .patch, "\(base)/notification-rules/\(ruleID)", token: token,

@@ -34,10 +34,16 @@ import Testing
             #expect(try await client.send(.post, "/v1/invitations/\(invitation)/accept", token: inviteeToken).status == .conflict)
             #expect(try await client.send(.get, "/v1/organizations/\(organization)", token: inviteeToken).status == .ok)
 
-            // The manager adds a member but cannot grant more than manager, nor invite an owner.
+            // Adding someone by id needs no consent: only platform admins may; the manager
+            // cannot grant more than manager, nor invite an owner.
             let (member, _) = try await harness.signedIn("Member", client: client)
-            let added = try await client.send(
+            let byID = try await client.send(
                 .post, "/v1/organizations/\(organization)/members", token: inviteeToken,
+                json: #"{"user_id":"\#(member.id)","role":"member"}"#)
+            #expect(byID.status == .forbidden, "\(String(buffer: byID.body))")
+            let (_, adminToken) = try await harness.signedIn("Admin", admin: true, client: client)
+            let added = try await client.send(
+                .post, "/v1/organizations/\(organization)/members", token: adminToken,
                 json: #"{"user_id":"\#(member.id)","role":"member"}"#)
             #expect(added.status == .created, "\(String(buffer: added.body))")
             #expect((try added.json()["user"] as? [String: Any])?["email"] as? String == member.email)
@@ -58,5 +64,96 @@ import Testing
             let lastOwner = try await client.send(.delete, "/v1/organizations/\(organization)/members/\(owner.id)", token: ownerToken)
             #expect(lastOwner.status == .conflict)
         }
+    }
+
+    /// A manager may neither demote nor remove an owner (or anyone above them); the last
+    /// owner stays whoever asks.
+    @Test func managersCannotDemoteOrRemoveOwners() async throws {
+        try await APIHarness.with("api_members_owners") { harness, client in
+            let (owner, ownerToken) = try await harness.signedIn("Owner", client: client)
+            let organization = try #require(
+                try await client.send(.post, "/v1/organizations", token: ownerToken, json: #"{"name":"Acme"}"#).json()["id"] as? String)
+            let scope = Membership.Scope.organization(try #require(UUID(uuidString: organization)))
+            let (manager, managerToken) = try await harness.signedIn("Manager", client: client)
+            _ = try await harness.memberships.add(manager.id, to: scope, role: .manager, actor: owner.id)
+
+            let demote = try await client.send(
+                .patch, "/v1/organizations/\(organization)/members/\(owner.id)", token: managerToken, json: #"{"role":"guest"}"#)
+            #expect(demote.status == .forbidden, "\(String(buffer: demote.body))")
+            let remove = try await client.send(.delete, "/v1/organizations/\(organization)/members/\(owner.id)", token: managerToken)
+            #expect(remove.status == .forbidden, "\(String(buffer: remove.body))")
+            #expect(try await harness.memberships.organizationRole(user: owner.id, organization: scope.id) == .owner)
+
+            let (_, adminToken) = try await harness.signedIn("Admin", admin: true, client: client)
+            let adminDemotes = try await client.send(
+                .patch, "/v1/organizations/\(organization)/members/\(owner.id)", token: adminToken, json: #"{"role":"guest"}"#)
+            #expect(adminDemotes.status == .conflict, "the last owner stays, even for an admin")
+        }
+    }
+
+    /// Every caller role against every target role, in an organization and in a project: a
+    /// change or removal succeeds only for managers and owners, and only when the target's role
+    /// is at most the caller's.
+    @Test func memberChangesFollowTheTargetAndCallerRoles() async throws {
+        try await APIHarness.with("api_members_matrix") { harness, client in
+            let (owner, ownerToken) = try await harness.signedIn("Owner", client: client)
+            let (organization, project) = try await Self.organizationAndProject(client, token: ownerToken)
+            let scopes: [(Membership.Scope, String)] = [
+                (.organization(try #require(UUID(uuidString: organization))), "/v1/organizations/\(organization)"),
+                (.project(try #require(UUID(uuidString: project))), "/v1/projects/\(project)"),
+            ]
+            for (scope, base) in scopes {
+                for callerRole in Role.allCases {
+                    let (caller, token) = try await harness.signedIn("Caller", client: client)
+                    _ = try await harness.memberships.add(caller.id, to: scope, role: callerRole, actor: owner.id)
+                    for targetRole in Role.allCases {
+                        let allowed = Permission.manageMembers.allows(callerRole) && targetRole <= callerRole
+                        for method in [HTTPRequest.Method.patch, .delete] {
+                            let target = try await harness.users.create(
+                                email: "t-\(TestRedis.randomHex())@example.com", name: "Target", passwordHash: "h")
+                            _ = try await harness.memberships.add(target.id, to: scope, role: targetRole, actor: owner.id)
+                            let response = try await client.send(
+                                method, "\(base)/members/\(target.id)", token: token, json: method == .patch ? #"{"role":"guest"}"# : nil)
+                            let label =
+                                "\(base): \(callerRole) \(method) \(targetRole): \(response.status) \(String(buffer: response.body))"
+                            #expect(allowed ? (200..<300).contains(Int(response.status.code)) : response.status == .forbidden, "\(label)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Members' addresses are for members of the same organization: someone in one project
+    /// only sees names.
+    @Test func memberAddressesAreShownOnlyWithinTheOrganization() async throws {
+        try await APIHarness.with("api_members_email") { harness, client in
+            let (owner, ownerToken) = try await harness.signedIn("Owner", client: client)
+            let (organization, project) = try await Self.organizationAndProject(client, token: ownerToken)
+            let (guest, guestToken) = try await harness.signedIn("Guest", client: client)
+            _ = try await harness.memberships.add(
+                guest.id, to: .project(try #require(UUID(uuidString: project))), role: .guest, actor: owner.id)
+            _ = try await harness.memberships.add(
+                owner.id, to: .project(try #require(UUID(uuidString: project))), role: .owner, actor: owner.id)
+
+            let seenByGuest = try await client.send(.get, "/v1/projects/\(project)/members", token: guestToken)
+            let users = (try seenByGuest.json()["items"] as? [[String: Any]])?.compactMap { $0["user"] as? [String: Any] } ?? []
+            #expect(users.count == 2 && users.allSatisfy { $0["email"] is NSNull && $0["name"] is String }, "\(users)")
+            let seenByOwner = try await client.send(.get, "/v1/projects/\(project)/members", token: ownerToken)
+            let emails = (try seenByOwner.json()["items"] as? [[String: Any]])?.compactMap {
+                ($0["user"] as? [String: Any])?["email"] as? String
+            }
+            #expect(Set(emails ?? []) == [owner.email, guest.email])
+        }
+    }
+
+    /// A new organization of the token's user with one project: their ids.
+    static func organizationAndProject(_ client: any TestClientProtocol, token: String) async throws -> (String, String) {
+        let organization = try #require(
+            try await client.send(.post, "/v1/organizations", token: token, json: #"{"name":"Acme"}"#).json()["id"] as? String)
+        let project = try #require(
+            try await client.send(.post, "/v1/organizations/\(organization)/projects", token: token, json: #"{"name":"Web"}"#)
+                .json()["id"] as? String)
+        return (organization, project)
     }
 }

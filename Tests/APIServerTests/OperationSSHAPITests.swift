@@ -37,11 +37,7 @@ import Testing
 
     /// Lets `publicKey` log in to `daemon` (sshd reads `authorized_keys` at each login).
     static func authorize(_ publicKey: String, on daemon: SSHDaemon) throws {
-        let file = daemon.directory.appendingPathComponent("authorized_keys")
-        let handle = try FileHandle(forWritingTo: file)
-        defer { try? handle.close() }
-        try handle.seekToEnd()
-        try handle.write(contentsOf: Data("\n\(publicKey)\n".utf8))
+        try daemon.authorize(publicKey)
     }
 
     static func finished(_ id: String, of project: Runs.Project, _ client: any TestClientProtocol) async throws -> [String: Any] {

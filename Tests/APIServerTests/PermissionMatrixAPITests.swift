@@ -76,10 +76,11 @@ import Testing
                         #"{"repository_id":"\#(repository)","job_id":"\#(job)","name":"g-\#(attempt)","change_type":"change"}"#
                     )
                 },
-                Probe(permission: .manageMembers, method: .post) { attempt in
+                Probe(permission: .manageMembers, method: .patch) { attempt in
                     let user = try await harness.users.create(
                         email: "m-\(attempt)-\(TestRedis.randomHex())@example.com", name: "M", passwordHash: "h")
-                    return ("\(base)/members", #"{"user_id":"\#(user.id)","role":"guest"}"#)
+                    _ = try await harness.memberships.add(user.id, to: .project(project), role: .guest, actor: nil)
+                    return ("\(base)/members/\(user.id)", #"{"role":"guest"}"#)
                 },
                 Probe(permission: .archive, method: .delete) { attempt in
                     let task = try await tasks.create(project: project, name: "archive-\(attempt)", script: "true", actor: owner.user.id)

@@ -54,7 +54,7 @@ import Testing
             let operationID = try #require(try run.json()["id"] as? String)
             #expect(try run.json()["status"] as? String == "queued")
             let queued = try await harness.outboxPayloads(type: "run-operation")
-            #expect(queued.map { ($0["operation_id"] as? String)?.lowercased() } == [operationID.lowercased()])
+            #expect(queued.map { $0["operation_id"] as? String } == [operationID])
 
             #expect(try await client.send(.get, "\(base)/operations/\(operationID)", token: guestToken).status == .ok)
             #expect(try await client.send(.post, "\(base)/operations/\(operationID)/cancel", token: guestToken).status == .forbidden)

@@ -153,6 +153,14 @@ public final class SSHDaemon: Sendable {
     }
 
     /// Sends SIGTERM to sshd and waits for it to exit. Idempotent.
+    /// Lets `publicKey` log in (sshd reads `authorized_keys` at each login).
+    public func authorize(_ publicKey: String) throws {
+        let handle = try FileHandle(forWritingTo: directory.appendingPathComponent("authorized_keys"))
+        defer { try? handle.close() }
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("\n\(publicKey)\n".utf8))
+    }
+
     public func stop() {
         stop(removingDirectory: removesDirectory)
     }

@@ -18,13 +18,16 @@ import WorkerPool
     /// A harness whose worker posts to `apiURL`, with an operation on a GitHub repository and a
     /// token for the project; `body` gets the operation.
     static func with(
-        _ name: String, apiURL: String, _ body: @Sendable (JobsHarness, Store.Operation) async throws -> Void
+        _ name: String, apiURL: String, repositoryURL: String = "git@github.com:acme/web.git", gitHubHosts: [String] = ["github.com"],
+        _ body: @Sendable (JobsHarness, Store.Operation) async throws -> Void
     ) async throws {
         try await JobsHarness.withPlatformJobs(
             name,
             configure: { configuration in
                 configuration.publicURL = "https://harrow.example.com"
                 configuration.gitHubAPIURL = apiURL
+                // The stand-in's address is no GitHub host: name the one the repositories are on.
+                configuration.gitHubHosts = gitHubHosts
             }
         ) { harness in
             let logger = harness.logger
@@ -33,7 +36,7 @@ import WorkerPool
             let job = try await JobStore(client: harness.database, logger: logger).create(
                 project: harness.project, name: "build web", task: task.id, environment: harness.environment, actor: nil)
             let repository = try await RepositoryStore(client: harness.database, logger: logger).create(
-                project: harness.project, url: "git@github.com:acme/web.git", actor: nil)
+                project: harness.project, url: repositoryURL, actor: nil)
             let operation = try await OperationStore(client: harness.database, logger: logger).create(
                 job: job.id, project: harness.project, reason: .gitTrigger, requestedBy: nil,
                 parameters: ["sha": sha, "repository_id": repository.id.uuidString.lowercased()])
@@ -62,6 +65,45 @@ import WorkerPool
                 try await eventually("the run is recorded") {
                     try await JobRuns.outcome(of: job.id, client: harness.database, logger: harness.logger) == "pending"
                 }
+            }
+        }
+    }
+
+    /// A repository on another host (gitlab.com, or github.com when Harrow talks to a GitHub
+    /// Enterprise server) gets no status: the project's token must never leave for a host
+    /// that is not the configured GitHub. The job ends quietly (no dead letter, no retry).
+    @Test(arguments: [
+        ("git@gitlab.com:acme/web.git", ["github.com"]), ("https://gitlab.com/acme/web.git", ["github.com"]),
+        ("ssh://git@bitbucket.org/acme/web.git", ["github.com"]), ("https://github.com/acme/web", ["ghe.example"]),
+        ("https://github.com.evil.example/acme/web", ["github.com"]), ("git@evil.example:github.com/web.git", ["github.com"]),
+    ])
+    func aRepositoryOnAnotherHostGetsNoStatusAndTheTokenStaysHome(repositoryURL: String, hosts: [String]) async throws {
+        try await GitHubStandIn.with { github, url in
+            try await Self.with("status_other_host", apiURL: url, repositoryURL: repositoryURL, gitHubHosts: hosts) { harness, operation in
+                let job = try await harness.jobQueue.enqueue(PostStatus(operationID: operation.id))
+                try await eventually("the job is done") {
+                    let posted = await github.requests.count
+                    let dead = try await harness.jobQueue.deadLetters(queue: "status").count
+                    return try await JobRuns.outcome(of: job.id, client: harness.database, logger: harness.logger) != nil || dead > 0
+                        || posted > 0
+                }
+                #expect(await github.requests.isEmpty, "\(repositoryURL): the token went to the GitHub API")
+                #expect(try await JobRuns.outcome(of: job.id, client: harness.database, logger: harness.logger) == "skipped")
+                #expect(try await harness.jobQueue.deadLetters(queue: "status").isEmpty)
+            }
+        }
+    }
+
+    /// GitHub Enterprise: its repositories get statuses.
+    @Test func aRepositoryOnTheConfiguredEnterpriseHostGetsItsStatus() async throws {
+        try await GitHubStandIn.with { github, url in
+            try await Self.with(
+                "status_enterprise", apiURL: url, repositoryURL: "https://GHE.example/acme/web.git", gitHubHosts: ["ghe.example"]
+            ) {
+                harness, operation in
+                _ = try await harness.jobQueue.enqueue(PostStatus(operationID: operation.id))
+                try await eventually("the status is posted") { await github.requests.count == 1 }
+                #expect(await github.requests.first?.path == "/repos/acme/web/statuses/\(Self.sha)")
             }
         }
     }
@@ -207,5 +249,34 @@ import WorkerPool
     ])
     func urlsThatAreNotGitHubRepositories(url: String) {
         #expect(GitHubRepositoryName(url: url) == nil)
+    }
+}
+
+/// Which repositories are on the configured GitHub.
+@Suite struct GitHubHostsTests {
+    @Test(arguments: [
+        ("https://api.github.com", "github.com"), ("https://api.github.com/", "github.com"), ("https://ghe.example/api/v3", "ghe.example"),
+        ("https://GHE.example:8443/api/v3/", "ghe.example"), ("https://api.acme.ghe.com", "acme.ghe.com"),
+        ("http://127.0.0.1:9999", "127.0.0.1"), ("https://api.example.com", "api.example.com"),
+        ("https://api.ghe.com", "api.ghe.com"),
+    ])
+    func theHostIsDerivedFromTheAPIRoot(apiURL: String, host: String) {
+        #expect(GitHubHosts(apiURL: apiURL).hosts == [host])
+    }
+
+    @Test(arguments: [
+        ("git@github.com:acme/web.git", "github.com"), ("ssh://git@GitHub.com:22/acme/web.git", "github.com"),
+        ("https://github.com/acme/web", "github.com"), ("https://x-access-token@ghe.example:8443/acme/web", "ghe.example"),
+        ("https://github.com.evil.example/acme/web", "github.com.evil.example"), ("git@evil.example:github.com/web.git", "evil.example"),
+    ])
+    func repositoryURLsNameTheirHost(url: String, host: String) {
+        #expect(GitHubRepositoryName(url: url)?.host == host)
+    }
+
+    @Test func configuredHostsCompareWithoutCaseOrFinalDot() {
+        let hosts = GitHubHosts(["GitHub.com", " ", "ssh.github.com."])
+        #expect(hosts.hosts == ["github.com", "ssh.github.com"])
+        #expect(hosts.contains("github.com."))
+        #expect(!hosts.contains("gitlab.com"))
     }
 }

@@ -135,21 +135,26 @@ import Testing
                 try await stores.repositories.update(repository.id, project: other, url: "https://example.com/r.git", actor: nil)
             }
 
-            let failed = try await stores.repositories.recordRefs(repository.id, refs: [:], accessible: false)
-            #expect(failed.repository.accessible == false && failed.repository.checkedAt != nil && failed.previousRefs.isEmpty)
-            let first = try await stores.repositories.recordRefs(repository.id, refs: ["refs/heads/main": "a1"], accessible: true)
-            #expect(first.previousRefs.isEmpty && first.repository.refs == ["refs/heads/main": "a1"])
-            let second = try await stores.repositories.recordRefs(
-                repository.id, refs: ["refs/heads/main": "b2", "refs/tags/v1": "c3"], accessible: true)
-            #expect(second.previousRefs == ["refs/heads/main": "a1"])
+            let polls = RepositoryPollStore(client: stores.client, logger: stores.logger)
+            let failed = try #require(try await polls.record(repository.id, .failed("unreachable")))
+            #expect(failed.changes.isEmpty && !failed.firstListing)
+            let afterFailure = try await stores.repositories.find(repository.id, project: project)
+            #expect(afterFailure.accessible == false && afterFailure.checkedAt != nil && afterFailure.refs.isEmpty)
+            let first = try #require(try await polls.record(repository.id, .refs(["refs/heads/main": "a1"])))
+            #expect(first.firstListing && first.changes.isEmpty)
+            #expect(try await stores.repositories.find(repository.id, project: project).refs == ["refs/heads/main": "a1"])
+            let second = try #require(try await polls.record(repository.id, .refs(["refs/heads/main": "b2", "refs/tags/v1": "c3"])))
+            #expect(
+                second.changes == [
+                    RefChange(ref: "refs/heads/main", type: .change, sha: "b2", previousSHA: "a1"),
+                    RefChange(ref: "refs/tags/v1", type: .add, sha: "c3", previousSHA: ""),
+                ])
             #expect(try await stores.repositories.find(repository.id, project: project).refs.count == 2)
-            await #expect(throws: StoreError.notFound("repository")) {
-                try await stores.repositories.recordRefs(UUID(), refs: [:], accessible: true)
-            }
+            #expect(try await polls.record(UUID(), .refs([:])) == nil)
             #expect(
                 try await stores.activityNames(project: project) == [
                     "project.created", "ssh_key.created", "repository.created", "repository.updated", "repository.inaccessible",
-                    "repository.accessible",
+                    "repository.accessible", "repository.ref-changed", "repository.ref-added",
                 ])
 
             // The key is in use: archive the repository, which takes its key along.
@@ -158,9 +163,7 @@ import Testing
             try await stores.repositories.archive(repository.id, project: project, actor: ada.id)
             await #expect(throws: StoreError.notFound("repository")) { try await stores.repositories.find(repository.id, project: project) }
             await #expect(throws: StoreError.notFound("SSH key")) { try await stores.sshKeys.find(keyID, project: project) }
-            await #expect(throws: StoreError.notFound("repository")) {
-                try await stores.repositories.recordRefs(repository.id, refs: [:], accessible: true)
-            }
+            #expect(try await polls.record(repository.id, .refs([:])) == nil)
             await #expect(throws: StoreError.notFound("repository")) {
                 try await stores.repositories.archive(repository.id, project: project, actor: nil)
             }

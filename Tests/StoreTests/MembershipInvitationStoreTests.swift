@@ -14,12 +14,12 @@ import Testing
             let added = try await stores.memberships.add(bob.id, to: scope, role: .member, actor: ada.id)
             #expect(added.user == bob && added.role == .member && added.scope == scope)
 
-            let promoted = try await stores.memberships.changeRole(of: bob.id, in: scope, to: .manager, actor: ada.id)
+            let promoted = try await stores.memberships.changeRole(of: bob.id, in: scope, to: .manager, actor: ada.id, actorRole: nil)
             #expect(promoted.role == .manager && promoted.createdAt == added.createdAt)
             let members = try await stores.memberships.list(scope, page: try PageRequest())
             #expect(members.items.map(\.user.id) == [ada.id, bob.id] && members.items.map(\.role) == [.owner, .manager])
 
-            try await stores.memberships.remove(bob.id, from: scope, actor: ada.id)
+            try await stores.memberships.remove(bob.id, from: scope, actor: ada.id, actorRole: nil)
             #expect(try await stores.memberships.list(scope, page: try PageRequest()).items.map(\.user.id) == [ada.id])
             let rows = try await stores.client.value(
                 "SELECT count(*)::int8 FROM organization_memberships WHERE user_id = \(bob.id)", as: Int.self)
@@ -54,24 +54,26 @@ import Testing
                 try await stores.memberships.add(bob.id, to: .project(UUID()), role: .member, actor: ada.id)
             }
             await #expect(throws: StoreError.notFound("membership")) {
-                try await stores.memberships.changeRole(of: bob.id, in: scope, to: .owner, actor: ada.id)
+                try await stores.memberships.changeRole(of: bob.id, in: scope, to: .owner, actor: ada.id, actorRole: nil)
             }
             await #expect(throws: StoreError.notFound("membership")) {
-                try await stores.memberships.remove(bob.id, from: .project(project.id), actor: ada.id)
+                try await stores.memberships.remove(bob.id, from: .project(project.id), actor: ada.id, actorRole: nil)
             }
 
             // The last owner stays: neither demoted nor removed, until there is another.
             let demote = await #expect(throws: StoreError.self) {
-                try await stores.memberships.changeRole(of: ada.id, in: scope, to: .manager, actor: ada.id)
+                try await stores.memberships.changeRole(of: ada.id, in: scope, to: .manager, actor: ada.id, actorRole: nil)
             }
             #expect(demote?.code == .conflict)
-            let leave = await #expect(throws: StoreError.self) { try await stores.memberships.remove(ada.id, from: scope, actor: ada.id) }
+            let leave = await #expect(throws: StoreError.self) {
+                try await stores.memberships.remove(ada.id, from: scope, actor: ada.id, actorRole: nil)
+            }
             #expect(leave?.code == .conflict)
             _ = try await stores.memberships.add(bob.id, to: scope, role: .owner, actor: ada.id)
-            try await stores.memberships.remove(ada.id, from: scope, actor: bob.id)
-            // Projects have no such rule: organization owners manage them.
+            try await stores.memberships.remove(ada.id, from: scope, actor: bob.id, actorRole: nil)
+            // A project's owners include its organization's: Bob still owns the project.
             _ = try await stores.memberships.add(ada.id, to: .project(project.id), role: .owner, actor: bob.id)
-            try await stores.memberships.remove(ada.id, from: .project(project.id), actor: bob.id)
+            try await stores.memberships.remove(ada.id, from: .project(project.id), actor: bob.id, actorRole: nil)
 
             try await stores.projects.archive(project.id, actor: bob.id)
             await #expect(throws: StoreError.notFound("project")) {
@@ -79,8 +81,38 @@ import Testing
             }
             try await stores.organizations.archive(organization.id, actor: bob.id)
             await #expect(throws: StoreError.notFound("organization")) {
-                try await stores.memberships.changeRole(of: bob.id, in: scope, to: .member, actor: bob.id)
+                try await stores.memberships.changeRole(of: bob.id, in: scope, to: .member, actor: bob.id, actorRole: nil)
             }
+        }
+    }
+
+    /// Nobody changes or removes a member whose role is above their own; owners may change
+    /// owners. The role checked is read under the same lock as the change.
+    @Test func membersAboveTheActorsRoleCannotBeChangedOrRemoved() async throws {
+        try await Stores.with("member_above") { stores in
+            let (ada, organization, project) = try await stores.ownedProject()
+            let bob = try await stores.user("Bob")
+            let carol = try await stores.user("Carol")
+            let scope = Membership.Scope.organization(organization.id)
+            _ = try await stores.memberships.add(bob.id, to: scope, role: .manager, actor: ada.id)
+            _ = try await stores.memberships.add(carol.id, to: scope, role: .owner, actor: ada.id)
+            let demote = await #expect(throws: StoreError.self) {
+                try await stores.memberships.changeRole(of: ada.id, in: scope, to: .guest, actor: bob.id, actorRole: .manager)
+            }
+            #expect(demote?.code == .forbidden)
+            let remove = await #expect(throws: StoreError.self) {
+                try await stores.memberships.remove(carol.id, from: scope, actor: bob.id, actorRole: .manager)
+            }
+            #expect(remove?.code == .forbidden)
+            #expect(try await stores.memberships.organizationRole(user: ada.id, organization: organization.id) == .owner)
+            // Equal roles may be changed; owners change owners.
+            _ = try await stores.memberships.changeRole(of: carol.id, in: scope, to: .member, actor: ada.id, actorRole: .owner)
+            _ = try await stores.memberships.add(carol.id, to: .project(project.id), role: .owner, actor: ada.id)
+            let projectOwner = await #expect(throws: StoreError.self) {
+                try await stores.memberships.remove(carol.id, from: .project(project.id), actor: bob.id, actorRole: .manager)
+            }
+            #expect(projectOwner?.code == .forbidden)
+            try await stores.memberships.remove(bob.id, from: scope, actor: bob.id, actorRole: .manager)
         }
     }
 
@@ -121,9 +153,9 @@ import Testing
             #expect(try await memberships.effectiveRole(user: bob.id, project: project.id) == .guest)
             _ = try await memberships.add(bob.id, to: .organization(organization.id), role: .member, actor: ada.id)
             #expect(try await memberships.effectiveRole(user: bob.id, project: project.id) == .member)
-            _ = try await memberships.changeRole(of: bob.id, in: .project(project.id), to: .manager, actor: ada.id)
+            _ = try await memberships.changeRole(of: bob.id, in: .project(project.id), to: .manager, actor: ada.id, actorRole: nil)
             #expect(try await memberships.effectiveRole(user: bob.id, project: project.id) == .manager)
-            try await memberships.remove(bob.id, from: .project(project.id), actor: ada.id)
+            try await memberships.remove(bob.id, from: .project(project.id), actor: ada.id, actorRole: nil)
             #expect(try await memberships.effectiveRole(user: bob.id, project: project.id) == .member)
             #expect(try await memberships.effectiveRole(user: bob.id, project: UUID()) == nil)
             try await stores.projects.archive(project.id, actor: ada.id)
@@ -162,6 +194,9 @@ import Testing
                 try await stores.activityNames(project: project.id).suffix(3) == [
                     "invitation.created", "membership.created", "invitation.accepted",
                 ])
+            // The feed is readable by project guests outside the organization: no address in it.
+            #expect(
+                try await stores.count("SELECT count(*)::int8 FROM activities WHERE name LIKE 'invitation.%' AND payload ? 'email'") == 0)
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import HarrowTestSupport
 import Logging
 import PostgresNIO
@@ -92,6 +93,64 @@ import Testing
             let error = await #expect(throws: StoreError.self) { try await altered.migrate() }
             #expect(error?.message.contains("differs") == true)
             await #expect(throws: StoreError.self) { try await altered.status() }
+        }
+    }
+
+    /// Migration 7 gives existing organizations, SSH keys and secrets their creator where the
+    /// database knows it: the actor of the record's `.created` activity, else an organization's
+    /// first owner; nobody otherwise.
+    @Test func creatorsAreBackfilledWhereTheDatabaseKnowsThem() async throws {
+        try await TestDatabase.withDatabase("migrate_creators") { client, _ in
+            try await Migrator(client: client, migrations: Migration.all.filter { $0.version < 7 }, logger: Self.logger).migrate()
+            let (ada, bob, cy) = (UUID(), UUID(), UUID())
+            for (id, name) in [(ada, "ada"), (bob, "bob"), (cy, "cy")] {
+                try await client.query(
+                    "INSERT INTO users (id, email, name, password_hash) VALUES (\(id), \(name + "@example.com"), \(name), 'x')")
+            }
+            // Logged: Ada created it, says its activity; Bob became an owner before her membership was written.
+            let (logged, unlogged, ownerless) = (UUID(), UUID(), UUID())
+            for id in [logged, unlogged, ownerless] {
+                try await client.query("INSERT INTO organizations (id, name) VALUES (\(id), 'Acme')")
+            }
+            try await client.query(
+                """
+                INSERT INTO organization_memberships (organization_id, user_id, role, created_at) VALUES
+                    (\(logged), \(bob), 'owner', now() - interval '2 days'), (\(logged), \(ada), 'owner', now() - interval '1 day'),
+                    (\(unlogged), \(ada), 'member', now() - interval '3 days'), (\(unlogged), \(cy), 'owner', now() - interval '2 days'),
+                    (\(unlogged), \(bob), 'owner', now() - interval '1 day'), (\(ownerless), \(ada), 'member', now())
+                """)
+            try await client.query(
+                "INSERT INTO activities (name, organization_id, actor_id) VALUES ('organization.created', \(logged), \(ada))")
+            let project = UUID()
+            let environment = UUID()
+            try await client.query("INSERT INTO projects (id, organization_id, name) VALUES (\(project), \(logged), 'Web')")
+            try await client.query("INSERT INTO environments (id, project_id, name) VALUES (\(environment), \(project), 'prod')")
+            let (key, unloggedKey, secret) = (UUID(), UUID(), UUID())
+            for id in [key, unloggedKey] {
+                try await client.query("INSERT INTO ssh_keys (id, project_id, name) VALUES (\(id), \(project), 'deploy')")
+            }
+            try await client.query(
+                "INSERT INTO secrets (id, project_id, environment_id, name, kind) VALUES (\(secret), \(project), \(environment), 'KEY', 'ssh')"
+            )
+            try await client.query(
+                """
+                INSERT INTO activities (name, project_id, actor_id, payload) VALUES
+                    ('ssh_key.created', \(project), \(bob), jsonb_build_object('ssh_key_id', \(key.uuidString.lowercased()))),
+                    ('ssh_key.created', \(project), NULL, jsonb_build_object('ssh_key_id', \(unloggedKey.uuidString.lowercased()))),
+                    ('secret.created', \(project), \(cy), jsonb_build_object('secret_id', \(secret.uuidString.lowercased())))
+                """)
+
+            #expect(try await Migrator(client: client, logger: Self.logger).migrate() == Migration.all.map(\.version).filter { $0 >= 7 })
+            func creator(_ table: String, _ id: UUID) async throws -> UUID? {
+                try await client.value(PostgresQuery(unsafeSQL: "SELECT created_by FROM \(table) WHERE id = '\(id)'"), as: UUID?.self)
+                    ?? nil
+            }
+            #expect(try await creator("organizations", logged) == ada)
+            #expect(try await creator("organizations", unlogged) == cy)
+            #expect(try await creator("organizations", ownerless) == nil)
+            #expect(try await creator("ssh_keys", key) == bob)
+            #expect(try await creator("ssh_keys", unloggedKey) == nil)
+            #expect(try await creator("secrets", secret) == cy)
         }
     }
 

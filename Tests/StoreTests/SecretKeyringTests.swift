@@ -88,9 +88,9 @@ import Testing
                     """)
             }
             let after = SecretKeyring(current: .generate(), old: [oldKey])
-            let counts = try await SecretRotation(client: client, keyring: after, logger: logger, batchSize: 100).run()
-            #expect(counts["secrets"] == 250)
-            #expect(try await SecretRotation(client: client, keyring: after, logger: logger).run()["secrets"] == 0)
+            let outcome = try await SecretRotation(client: client, keyring: after, logger: logger, batchSize: 100).run()
+            #expect(outcome.rewritten["secrets"] == 250 && outcome.isComplete)
+            #expect(try await SecretRotation(client: client, keyring: after, logger: logger).run().rewritten["secrets"] == 0)
 
             let newOnly = SecretKeyring(current: after.current)
             var checked = 0
@@ -103,6 +103,61 @@ import Testing
                 checked += 1
             }
             #expect(checked == 250)
+        }
+    }
+
+    /// A row another transaction holds is waited for, not skipped and reported as done; a value
+    /// sealed under the old key after the rotation is counted as remaining.
+    @Test func rotationWaitsForLockedRowsAndCountsWhatRemains() async throws {
+        try await TestDatabase.withDatabase("rotate_locked") { client, _ in
+            let logger = TestRedis.logger("harrow.test.rotate")
+            try await Migrator(client: client, logger: logger).migrate()
+            let oldKey = SecretKeyring.Key.generate()
+            let before = SecretKeyring(current: oldKey)
+            let project = UUID()
+            let environment = UUID()
+            let organization = UUID()
+            try await client.query("INSERT INTO organizations (id, name) VALUES (\(organization), 'Org')")
+            try await client.query("INSERT INTO projects (id, organization_id, name) VALUES (\(project), \(organization), 'P')")
+            try await client.query("INSERT INTO environments (id, project_id, name) VALUES (\(environment), \(project), 'E')")
+            func insertSecret(_ name: String, _ keyring: SecretKeyring) async throws -> UUID {
+                let id = UUID()
+                let sealed = try keyring.seal(Array("v".utf8), context: SecretRotation.context(table: "secrets", id: id))
+                try await client.query(
+                    """
+                    INSERT INTO secrets (id, project_id, environment_id, name, kind, status, ciphertext, key_id)
+                    VALUES (\(id), \(project), \(environment), \(name), 'env', 'present', \(ByteBuffer(bytes: sealed.ciphertext)), \(sealed.keyID))
+                    """)
+                return id
+            }
+            var ids: [UUID] = []
+            for index in 0..<3 { ids.append(try await insertSecret("S\(index)", before)) }
+            let after = SecretKeyring(current: .generate(), old: [oldKey])
+
+            // Another transaction holds one row while the rotation runs, then lets go.
+            let (locked, release) = AsyncStream.makeStream(of: Void.self)
+            let holder = Task {
+                try await client.inTransaction(logger: logger) { connection in
+                    try await connection.query("SELECT id FROM secrets WHERE id = \(ids[1]) FOR UPDATE", logger: logger)
+                    release.yield()
+                    try await Task.sleep(for: .seconds(2))
+                }
+            }
+            for await _ in locked { break }
+            let outcome = try await SecretRotation(client: client, keyring: after, logger: logger, batchSize: 2).run()
+            try await holder.value
+            #expect(outcome.rewritten["secrets"] == 3, "\(outcome)")
+            #expect(outcome.isComplete)
+            let underOld = try await client.value("SELECT count(*)::int8 FROM secrets WHERE key_id <> \(after.current.id)", as: Int.self)
+            #expect(underOld == 0)
+
+            // A process that still seals under the old key leaves work behind: not complete.
+            _ = try await insertSecret("LATE", before)
+            let late = try await SecretRotation(
+                client: client, keyring: SecretKeyring(current: after.current, old: [oldKey]), logger: logger
+            )
+            .remaining()
+            #expect(late["secrets"] == 1)
         }
     }
 }

@@ -171,6 +171,41 @@ import WorkerPool
         }
     }
 
+    // MARK: Snoozes
+
+    struct Sleepy: Job {
+        static let name = "sleepy"
+        static let queue = "sleepy"
+        /// Two attempts, so a snooze that used one would dead-letter the job by its second.
+        static var retryPolicy: RetryPolicy { RetryPolicy(maxAttempts: 2, backoff: .constant(.milliseconds(10))) }
+        var snoozes: Int
+    }
+
+    /// A snooze puts the job back for later as it was: three snoozes of a job allowed two
+    /// attempts, and it still runs, on attempt 1 every time, and succeeds.
+    @Test func aSnoozedJobRunsAgainWithoutUsingAnAttempt() async throws {
+        try await TestRedis.withJobQueue("wp-snooze") { queue in
+            let recorder = RunRecorder()
+            let middleware = RecordingMiddleware()
+            var registry = JobRegistry()
+            try registry.register(Sleepy.self) { job, context in
+                let earlier = recorder.runs(id: context.id).count
+                recorder.record(context)
+                if earlier < job.snoozes { throw JobFailure.snooze(after: .milliseconds(20), "at a limit (\(earlier + 1))") }
+            }
+            let id = try await queue.enqueue(Sleepy(snoozes: 3)).id
+            try await withWorker(queue: queue, registry: registry, options: .fast(.strict("sleepy")), middleware: [middleware]) { _ in
+                try await eventually("four runs and a success") { middleware.outcomeKinds.last == "succeeded" }
+                try await queue.waitUntilDrained("sleepy")
+            }
+            #expect(middleware.outcomeKinds == ["snoozed", "snoozed", "snoozed", "succeeded"])
+            #expect(recorder.runs.map(\.attempt) == [1, 1, 1, 1])
+            #expect(recorder.runs.allSatisfy { $0.id == id && $0.maxAttempts == 2 })
+            let stats = try await queue.stats("sleepy")
+            #expect(stats.dead == 0)
+        }
+    }
+
     // MARK: Poison jobs
 
     struct Poison: Job {

@@ -177,12 +177,18 @@ import WorkerPool
             var registry = JobRegistry()
             try registry.registerNap(recorder)
             let unique = EnqueueOptions(uniqueKey: "long")
-            let id = try await queue.enqueue(Nap(ms: 4000), options: unique).id
+            let id = try await queue.enqueue(Nap(ms: 6000), options: unique).id
             try await withWorker(queue: queue, registry: registry, options: .fast(.strict("naps"))) { _ in
                 try await eventually("it runs") { recorder.running == 1 }
-                // As if its uniqueFor were almost used up while it runs.
-                try await queue.redis.send("PEXPIRE", [.string(queue.keys("naps").unique("long")), "300"])
-                try await Task.sleep(for: .seconds(1))
+                // As if its uniqueFor were almost used up while it runs: the heartbeats (every
+                // 100 ms) must lengthen it again. Waiting for that instead of sleeping a fixed time
+                // keeps a loaded machine, whose heartbeats come late, from failing the test.
+                let lock = queue.keys("naps").unique("long")
+                try await queue.redis.send("PEXPIRE", [.string(lock), "2000"])
+                try await eventually("a heartbeat lengthens the lock", timeout: .seconds(4)) {
+                    let ttl = try await queue.redis.send("PTTL", [.string(lock)])
+                    return (ttl.int ?? 0) > 2000
+                }
                 let duplicate = try await queue.enqueue(Nap(ms: 0), options: unique)
                 #expect(duplicate.id == id && !duplicate.enqueued, "a duplicate was enqueued while the job ran")
                 try await queue.waitUntilDrained("naps")

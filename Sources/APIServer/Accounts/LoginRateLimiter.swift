@@ -1,89 +1,73 @@
-import Crypto
 import Foundation
 import Queue
 import Store
 
-/// Limits failed logins per account and per client address, in Redis so every API process
-/// shares the counts: after `maximumFailures` failures within `window`, logins for that account
-/// (or from that address) are refused with 429 until the window ends. A success clears the
-/// account's count. Accounts are keyed by a hash of the lowercased email, so Redis holds no
-/// addresses of people.
+/// Limits failed logins, in Redis so every API process shares the counts. Each attempt reserves
+/// a count before the password is checked (concurrent guesses cannot all pass the check), and a
+/// success gives it back. Counters, each over `window`:
+///
+/// - per account and client address (`maximumFailuresPerAccountAndAddress`): an address that
+///   failed too often waits, even with the right password; other addresses do not, so a stranger
+///   cannot lock the owner out;
+/// - per account (`maximumFailuresPerAccount`, higher): a ceiling for guesses spread over many
+///   addresses;
+/// - per address (`maximumFailuresPerAddress`): one address guessing many accounts.
+///
+/// Accounts are keyed by a hash of the address as ``EmailAddress/canonical(_:)`` spells it, the
+/// spelling the lookup matches, so `" Victim@X"` counts against `victim@x`; Redis holds no
+/// addresses of people. Keys: `<prefix>:ratelimit:{login}:account:<hash>[:address:<ip>]` and
+/// `<prefix>:ratelimit:{login}:address:<ip>`.
 public struct LoginRateLimiter: Sendable {
     public struct Options: Sendable {
+        public var maximumFailuresPerAccountAndAddress: Int
         public var maximumFailuresPerAccount: Int
         public var maximumFailuresPerAddress: Int
         public var window: Duration
 
-        public init(maximumFailuresPerAccount: Int = 5, maximumFailuresPerAddress: Int = 30, window: Duration = .seconds(900)) {
+        public init(
+            maximumFailuresPerAccountAndAddress: Int = 5, maximumFailuresPerAccount: Int = 100, maximumFailuresPerAddress: Int = 30,
+            window: Duration = .seconds(900)
+        ) {
+            self.maximumFailuresPerAccountAndAddress = maximumFailuresPerAccountAndAddress
             self.maximumFailuresPerAccount = maximumFailuresPerAccount
             self.maximumFailuresPerAddress = maximumFailuresPerAddress
             self.window = window
         }
     }
 
-    let redis: RedisClient
+    let counters: RateLimitCounters
     let prefix: String
     let options: Options
 
     public init(redis: RedisClient, keyPrefix: String = "harrow", options: Options = Options()) {
-        self.redis = redis
+        self.counters = RateLimitCounters(redis: redis, window: options.window)
         self.prefix = keyPrefix
         self.options = options
     }
 
-    /// Counts a failure and returns the counts. KEYS: counter. ARGV: window ms. Returns the count.
-    static let countFailure = RedisScript(
-        name: "login-failure",
-        source: """
-            local n = redis.call('INCR', KEYS[1])
-            if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-            return n
-            """)
-
-    /// Seconds until logins for `email` from `address` are allowed again; `nil` when they are.
-    /// One round trip for both counters.
-    public func retryAfter(email: String, address: String?) async throws -> Int? {
-        let keys = keys(email: email, address: address)
-        let replies = try await redis.pipeline(
-            keys.flatMap { key, _ in
-                [RedisPipelineItem.command(RedisCommand("GET", [.string(key)])), .command(RedisCommand("PTTL", [.string(key)]))]
-            })
-        var waits: [Int] = []
-        for (index, (_, limit)) in keys.enumerated() where replies.count > 2 * index + 1 {
-            guard let count = replies[2 * index].string.flatMap(Int.init), count >= limit, let ttl = replies[2 * index + 1].int, ttl > 0
-            else { continue }
-            waits.append((ttl + 999) / 1000)
-        }
-        return waits.max()
+    /// Reserves an attempt for `email` from `address`: the seconds to wait when a limit is
+    /// reached (nothing is counted then), else `nil`.
+    public func reserve(email: String, address: String?) async throws -> Int? {
+        try await counters.reserve(counters(email: email, address: address))
     }
 
-    /// Records a failed login against the account and the address, in one round trip.
-    public func recordFailure(email: String, address: String?) async throws {
-        let window = Int(options.window.components.seconds * 1000)
-        let replies = try await redis.pipeline(
-            keys(email: email, address: address).map { key, _ in
-                .script(RedisScript.Call(Self.countFailure, keys: [key], arguments: [.int(window)]))
-            })
-        for case .error(let message) in replies {
-            throw Problem.unavailable("failed logins cannot be counted: \(message)")
-        }
+    /// A successful login: its reserved attempt is given back, and the failures of this account
+    /// from this address are forgotten (those from elsewhere, and the address's on other
+    /// accounts, are not: one known password does not excuse guessing others).
+    public func succeeded(email: String, address: String?) async throws {
+        let keys = counters(email: email, address: address).map(\.key)
+        try await counters.refund(keys)
+        try await counters.forget(keys.first.map { [$0] } ?? [])
     }
 
-    /// Records a successful login: the account's failures are forgotten (the address's are not,
-    /// so one known password does not reset an address that guesses others).
-    public func recordSuccess(email: String) async throws {
-        _ = try await redis.send("DEL", [.string(accountKey(email))])
-    }
-
-    private func keys(email: String, address: String?) -> [(String, Int)] {
-        var keys = [(accountKey(email), options.maximumFailuresPerAccount)]
-        if let address, !address.isEmpty {
-            keys.append(("\(prefix):ratelimit:login:address:\(address)", options.maximumFailuresPerAddress))
-        }
-        return keys
-    }
-
-    private func accountKey(_ email: String) -> String {
-        "\(prefix):ratelimit:login:account:\(Hex.encode(SHA256.hash(data: Array(email.lowercased().utf8)).prefix(16)))"
+    private func counters(email: String, address: String?) -> [RateLimitCounters.Counter] {
+        // One hash tag for all of them: a script may touch them together on a Redis Cluster.
+        let account = "\(prefix):ratelimit:{login}:account:\(RateLimitCounters.digest(EmailAddress.canonical(email)))"
+        let address = AddressBucket.of(address)
+        return [
+            .init(key: "\(account):address:\(address)", limit: options.maximumFailuresPerAccountAndAddress),
+            .init(key: account, limit: options.maximumFailuresPerAccount),
+            .init(key: "\(prefix):ratelimit:{login}:address:\(address)", limit: options.maximumFailuresPerAddress),
+        ]
     }
 }

@@ -18,14 +18,19 @@ struct Access: Sendable {
         return role
     }
 
-    /// The caller's role in the organization, when it allows `permission`. Members of one of
-    /// its projects only may see the organization, nothing more.
+    /// The caller's role in the organization, when it allows `permission`. With
+    /// `visibleThroughProjects`, members of one of its projects only may read it (as a guest),
+    /// nothing more: the organization listing shows them it, so reading it agrees.
     @discardableResult
     func require(_ permission: Permission, organization: UUID, caller: Caller, visibleThroughProjects: Bool = false) async throws -> Role {
         if caller.user.isAdmin { return .owner }
         if let role = try await memberships.organizationRole(user: caller.user.id, organization: organization) {
             guard permission.allows(role) else { throw Self.forbidden(permission, role) }
             return role
+        }
+        if visibleThroughProjects, try await memberships.hasProject(user: caller.user.id, in: organization) {
+            guard permission == .read else { throw Self.forbidden(permission, .guest) }
+            return .guest
         }
         throw Problem.notFound("organization not found")
     }

@@ -21,10 +21,11 @@ struct AutomationRoutes: Sendable {
     let configuration: APIConfiguration
 
     struct RepositoryBody: RequestBody {
-        static let fields: Set<String> = ["url", "name", "known_hosts"]
+        static let fields: Set<String> = ["url", "name", "known_hosts", "poll_interval_seconds"]
         var url: String?
         var name: String?
         var knownHosts: String?
+        var pollIntervalSeconds: Int?
     }
 
     struct KeyBody: RequestBody {
@@ -34,12 +35,14 @@ struct AutomationRoutes: Sendable {
     }
 
     struct ScheduleBody: RequestBody {
-        static let fields: Set<String> = ["job_id", "cron", "run_at", "time_zone", "description"]
+        static let fields: Set<String> = ["job_id", "cron", "run_at", "time_zone", "description", "catch_up", "overlap"]
         var jobId: UUID?
         var cron: String?
         var runAt: Date?
         var timeZone: String?
         var description: String?
+        var catchUp: Schedule.CatchUp?
+        var overlap: Schedule.Overlap?
     }
 
     struct ReasonBody: RequestBody {
@@ -63,9 +66,31 @@ struct AutomationRoutes: Sendable {
     }
 
     struct NotifierBody: RequestBody {
-        static let fields: Set<String> = ["name", "recipients"]
+        static let fields: Set<String> = ["name", "kind", "recipients", "job_id"]
         var name: String
-        var recipients: [String]
+        var kind: Notifier.Kind?
+        var recipients: [String]?
+        var jobId: UUID?
+
+        /// What the notifier does: `email` (the default) takes `recipients`, `job` a `job_id`,
+        /// and neither takes the other's field. For an update, `current` fills what the body
+        /// leaves out, as long as the kind stays.
+        func target(current: Notifier? = nil) throws -> NotifierStore.Target {
+            let kind = kind ?? current?.kind ?? .email
+            let same = current?.kind == kind
+            switch kind {
+            case .email:
+                guard jobId == nil else {
+                    throw Problem.invalid([Problem.FieldError(field: "job_id", message: "is for notifiers of kind job")])
+                }
+                return .email(try Fields.required(recipients ?? (same ? current?.recipients : nil), "recipients"))
+            case .job:
+                guard recipients == nil || recipients == [] else {
+                    throw Problem.invalid([Problem.FieldError(field: "recipients", message: "is for notifiers of kind email")])
+                }
+                return .job(try Fields.required(jobId ?? (same ? current?.jobID : nil), "job_id"))
+            }
+        }
     }
 
     struct RuleBody: RequestBody {
@@ -161,7 +186,7 @@ struct AutomationRoutes: Sendable {
             let body = try await request.json(RepositoryBody.self, limit: limit)
             let repository = try await repositories.create(
                 project: project, url: try Fields.required(body.url, "url"), name: body.name, knownHosts: body.knownHosts ?? "",
-                actor: caller.user.id)
+                pollIntervalSeconds: body.pollIntervalSeconds, actor: caller.user.id)
             return EditedResponse(status: .created, response: try await view(repository))
         }
         project.get("repositories/:repository") { _, context -> RepositoryView in
@@ -174,7 +199,7 @@ struct AutomationRoutes: Sendable {
             return try await view(
                 try await repositories.update(
                     try context.id("repository"), project: project, url: body.url, name: body.name, knownHosts: body.knownHosts,
-                    actor: caller.user.id))
+                    pollIntervalSeconds: body.pollIntervalSeconds, actor: caller.user.id))
         }
         project.delete("repositories/:repository") { _, context -> HTTPResponse.Status in
             let (project, caller) = try await context.project(.archive, access: access)
@@ -183,12 +208,8 @@ struct AutomationRoutes: Sendable {
         }
         project.post("repositories/:repository/refresh") { _, context -> HTTPResponse.Status in
             let (project, _) = try await context.project(.runJobs, access: access)
-            let repository = try await repositories.find(try context.id("repository"), project: project)
-            // One poll per repository at a time: the contract's unique key.
-            let job = try OutboxJob(PollRepo(repositoryID: repository.id))
-            try await database.inTransaction(logger: context.logger) { connection in
-                try await Outbox.enqueue([job], on: connection, logger: context.logger)
-            }
+            // Polls now, in a worker (never here), and keeps polling for a while without triggers.
+            try await RepositoryPollStore(client: database, logger: context.logger).refresh(try context.id("repository"), project: project)
             return .accepted
         }
 
@@ -226,7 +247,8 @@ struct AutomationRoutes: Sendable {
             let body = try await request.json(ScheduleBody.self, limit: limit)
             let schedule = try await schedules.create(
                 project: project, job: try Fields.required(body.jobId, "job_id"), cron: body.cron, runAt: body.runAt,
-                timeZone: body.timeZone ?? "UTC", description: body.description, actor: caller.user.id)
+                timeZone: body.timeZone ?? "UTC", description: body.description, catchUp: body.catchUp ?? .once,
+                overlap: body.overlap ?? .allow, actor: caller.user.id)
             return EditedResponse(status: .created, response: ScheduleView(schedule))
         }
         project.get("schedules/:schedule") { _, context -> ScheduleView in
@@ -237,10 +259,15 @@ struct AutomationRoutes: Sendable {
             let (project, caller) = try await context.project(.manageSchedules, access: access)
             let body = try await request.json(ScheduleBody.self, limit: limit)
             try Fields.unchangeable(body.jobId, "job_id")
+            // What the body leaves out stays as it is; a cron spec replaces a time and back.
+            let current = try await schedules.find(try context.id("schedule"), project: project)
+            let keepsWhen = body.cron == nil && body.runAt == nil
             return ScheduleView(
                 try await schedules.update(
-                    try context.id("schedule"), project: project, cron: body.cron, runAt: body.runAt, timeZone: body.timeZone ?? "UTC",
-                    description: body.description, actor: caller.user.id))
+                    current.id, project: project, cron: keepsWhen ? current.cron : body.cron,
+                    runAt: keepsWhen ? current.runAt : body.runAt, timeZone: body.timeZone ?? current.timeZone,
+                    description: body.description ?? current.description, catchUp: body.catchUp ?? current.catchUp,
+                    overlap: body.overlap ?? current.overlap, actor: caller.user.id))
         }
         project.post("schedules/:schedule/disable") { request, context -> ScheduleView in
             let (project, caller) = try await context.project(.manageSchedules, access: access)
@@ -329,7 +356,7 @@ struct AutomationRoutes: Sendable {
             let body = try await request.json(NotifierBody.self, limit: limit)
             return EditedResponse(
                 status: .created,
-                response: try await notifiers.create(project: project, name: body.name, recipients: body.recipients, actor: caller.user.id))
+                response: try await notifiers.create(project: project, name: body.name, target: try body.target(), actor: caller.user.id))
         }
         project.get("notifiers/:notifier") { _, context -> Notifier in
             let (project, _) = try await context.project(.read, access: access)
@@ -338,8 +365,9 @@ struct AutomationRoutes: Sendable {
         project.patch("notifiers/:notifier") { request, context -> Notifier in
             let (project, caller) = try await context.project(.manageNotificationRules, access: access)
             let body = try await request.json(NotifierBody.self, limit: limit)
+            let current = try await notifiers.find(try context.id("notifier"), project: project)
             return try await notifiers.update(
-                try context.id("notifier"), project: project, name: body.name, recipients: body.recipients, actor: caller.user.id)
+                current.id, project: project, name: body.name, target: try body.target(current: current), actor: caller.user.id)
         }
         project.delete("notifiers/:notifier") { _, context -> HTTPResponse.Status in
             let (project, caller) = try await context.project(.manageNotificationRules, access: access)

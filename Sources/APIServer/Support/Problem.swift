@@ -19,19 +19,25 @@ public struct Problem: Error, Sendable, Hashable, Codable {
     public var status: Int
     public var detail: String
     public var errors: [FieldError]?
+    /// For a `quota-exceeded` 403, the limit reached: `max-organizations-per-user`, …
+    public var limit: String?
     /// Seconds to wait before retrying, sent as `Retry-After` (not part of the document).
     public var retryAfter: Int?
 
     enum CodingKeys: String, CodingKey {
-        case type, title, status, detail, errors
+        case type, title, status, detail, errors, limit
     }
 
-    public init(type: String, title: String, status: Int, detail: String, errors: [FieldError]? = nil, retryAfter: Int? = nil) {
+    public init(
+        type: String, title: String, status: Int, detail: String, errors: [FieldError]? = nil, limit: String? = nil,
+        retryAfter: Int? = nil
+    ) {
         self.type = type
         self.title = title
         self.status = status
         self.detail = detail
         self.errors = errors
+        self.limit = limit
         self.retryAfter = retryAfter
     }
 
@@ -47,6 +53,12 @@ public struct Problem: Error, Sendable, Hashable, Codable {
 
     public static func forbidden(_ detail: String) -> Problem {
         Problem(type: base + "forbidden", title: "Forbidden", status: 403, detail: detail)
+    }
+
+    /// The caller holds as many as one of their quotas allows (`limit` names it); platform admins
+    /// have none.
+    public static func quotaExceeded(_ detail: String, limit: String?) -> Problem {
+        Problem(type: base + "quota-exceeded", title: "Quota exceeded", status: 403, detail: detail, limit: limit)
     }
 
     public static func notFound(_ detail: String = "no such resource") -> Problem {

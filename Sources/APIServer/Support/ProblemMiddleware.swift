@@ -10,17 +10,24 @@ import Store
 /// a secret.
 struct ProblemMiddleware: RouterMiddleware {
     typealias Context = APIContext
+    /// The largest request body, named in every 413 whichever layer refused the body.
+    let bodyLimit: Int
 
     func handle(_ request: Request, context: APIContext, next: (Request, APIContext) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch {
-            let problem = Self.problem(for: error, context: context)
+            let problem = Self.problem(for: error, requestID: context.requestID, logger: context.logger, bodyLimit: bodyLimit)
             return problem.response()
         }
     }
 
-    static func problem(for error: any Error, context: APIContext) -> Problem {
+    /// The problem document of `error`. Errors of the framework keep their status but not their
+    /// text, which may quote what the client sent (a path value) or describe internals.
+    static func problem(for error: any Error, requestID: String, logger: Logger, bodyLimit: Int) -> Problem {
+        if let error = error as? any HTTPResponseError, error.status == .contentTooLarge {
+            return Problem.tooLarge(limit: bodyLimit)
+        }
         switch error {
         case let problem as Problem:
             return problem
@@ -29,29 +36,30 @@ struct ProblemMiddleware: RouterMiddleware {
             case .duplicate: return Problem.conflict(error.message, type: "duplicate")
             case .notFound: return Problem.notFound(error.message)
             case .conflict: return Problem.conflict(error.message)
+            case .forbidden: return Problem.forbidden(error.message)
+            case .quotaExceeded: return Problem.quotaExceeded(error.message, limit: error.limit)
             case .invalid: return Problem.invalid([Problem.FieldError(field: error.field ?? "body", message: error.message)])
             default:
-                context.logger.error("store error", metadata: ["error": "\(error)"])
-                return Problem.internalError(requestID: context.requestID)
+                logger.error("store error", metadata: ["error": "\(error)"])
+                return Problem.internalError(requestID: requestID)
             }
         case let error as HTTPError:
             switch error.status {
             case .notFound: return Problem.notFound()
             case .unauthorized: return Problem.unauthorized()
-            case .badRequest: return Problem.badRequest(error.body ?? "the request is malformed")
-            case .contentTooLarge: return Problem.tooLarge(limit: 0)
+            case .badRequest: return Problem.badRequest("the request is malformed")
             default:
                 return Problem(
                     type: Problem.base + "http-\(error.status.code)", title: error.status.reasonPhrase, status: error.status.code,
-                    detail: error.body ?? error.status.reasonPhrase)
+                    detail: error.status.reasonPhrase)
             }
         case let error as any HTTPResponseError:
             return Problem(
                 type: Problem.base + "http-\(error.status.code)", title: error.status.reasonPhrase, status: error.status.code,
                 detail: error.status.reasonPhrase)
         default:
-            context.logger.error("unexpected error", metadata: ["error": "\(String(reflecting: error))"])
-            return Problem.internalError(requestID: context.requestID)
+            logger.error("unexpected error", metadata: ["error": "\(String(reflecting: error))"])
+            return Problem.internalError(requestID: requestID)
         }
     }
 }
@@ -68,7 +76,8 @@ extension Problem: ResponseGenerator {
         let body = (try? encoder.encode(self)) ?? Data(#"{"status":500}"#.utf8)
         var headers: HTTPFields = [.contentType: "application/problem+json"]
         if let retryAfter { headers[.retryAfter] = "\(retryAfter)" }
-        if status == 401 { headers[.wwwAuthenticate] = "Bearer" }
+        // A webhook's 401 asks for a signature, not a bearer token: no challenge to answer.
+        if status == 401, !HookRoutes.signatureProblemTypes.contains(type) { headers[.wwwAuthenticate] = "Bearer" }
         if status == 426 { headers[.upgrade] = "websocket" }
         return Response(
             status: HTTPResponse.Status(code: status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))

@@ -13,11 +13,13 @@ public struct MailSender: Sendable {
     let client: SMTPClient
     let from: MailAddress
     let database: PostgresClient
+    let links: MailLinks
 
-    public init(client: SMTPClient, from: MailAddress, database: PostgresClient) {
+    public init(client: SMTPClient, from: MailAddress, database: PostgresClient, links: MailLinks) {
         self.client = client
         self.from = from
         self.database = database
+        self.links = links
     }
 
     /// Registers the handler for ``SendMail``.
@@ -27,7 +29,7 @@ public struct MailSender: Sendable {
 
     func run(_ job: SendMail, context: JobContext) async throws {
         let logger = context.logger
-        let message = try message(for: job, jobID: context.id)
+        let message = try await message(for: job, jobID: context.id)
         switch try await JobRuns.claim(context.id, type: SendMail.name, staleAfter: Self.claimLifetime, client: database, logger: logger) {
         case .done:
             logger.info("send-mail: this job's mail was sent already; not again")
@@ -55,16 +57,18 @@ public struct MailSender: Sendable {
     static let claimLifetime: Duration = .seconds(300)
 
     /// The message of `job`; what cannot become a valid message is permanent.
-    func message(for job: SendMail, jobID: String) throws -> MailMessage {
+    func message(for job: SendMail, jobID: String) async throws -> MailMessage {
         let recipient: MailAddress
         do {
             recipient = try MailAddress(job.to.trimmingCharacters(in: .whitespaces))
         } catch {
             throw JobFailure.permanent("send-mail: the recipient is not a valid address: \(error)")
         }
+        var data = job.data
+        if let link = job.signedLink { data["link"] = try await links.url(for: link, recipient: job.to) }
         let rendered: MailTemplate.Rendered
         do {
-            rendered = try MailTemplate.render(job.template, data: job.data)
+            rendered = try MailTemplate.render(job.template, data: data)
         } catch {
             throw JobFailure.permanent("send-mail: \(error)")
         }

@@ -45,6 +45,8 @@ public struct MailTemplate: Sendable {
         guard let template = catalog[name] else { throw .unknownTemplate(name) }
         let missing = template.required.filter { (data[$0] ?? "").isEmpty }
         guard missing.isEmpty else { throw .missingData(template: name, keys: missing) }
+        var data = data
+        for key in MailNames.keys { data[key] = data[key].map(MailNames.plain) }
         return Rendered(
             // A subject is one line, whatever the data held.
             subject: template.subject.render(data).split(whereSeparator: \.isNewline).joined(separator: " "),
@@ -53,7 +55,9 @@ public struct MailTemplate: Sendable {
 
     /// Every template by name.
     public static let catalog: [String: MailTemplate] = Dictionary(
-        uniqueKeysWithValues: [verifyEmail, passwordReset, invitation, operationSucceeded, operationFailed].map { ($0.name, $0) })
+        uniqueKeysWithValues: [verifyEmail, passwordReset, accountExists, invitation, operationSucceeded, operationFailed].map {
+            ($0.name, $0)
+        })
 
     static let verifyEmail = MailTemplate(
         name: "verify-email", required: ["name", "link"],
@@ -94,9 +98,33 @@ public struct MailTemplate: Sendable {
             <p>The link works once, for an hour. If you did not ask for it, ignore this mail: your password stays as it is.</p>
             """)
 
+    /// Sent instead of a second account when someone signs up with an address that has one: the
+    /// answer to the sign-up is the same, and the address's owner can take the account back
+    /// with the reset link (which also proves the address).
+    static let accountExists = MailTemplate(
+        name: "account-exists", required: ["name", "link"],
+        subject: "Someone tried to sign up for Harrow with your address",
+        text: """
+            Hello {{name}},
+
+            someone (maybe you) tried to sign up for Harrow with this address, which already has an
+            account. If it was you, log in, or choose a new password here:
+
+            {{link}}
+
+            The link works once, for an hour. If it was not you, ignore this mail.
+            """,
+        html: """
+            <p>Hello {{name}},</p>
+            <p>someone (maybe you) tried to sign up for Harrow with this address, which already has an account. If it was you, log in, or choose a new password:</p>
+            <p><a href="{{link}}">Choose a new password</a></p>
+            <p>The link works once, for an hour. If it was not you, ignore this mail.</p>
+            """)
+
+    // Names stay out of subjects: a subject is what a spam filter and a reader judge a mail by.
     static let invitation = MailTemplate(
         name: "invitation", required: ["inviter", "role", "link"],
-        subject: "{{inviter}} invited you to Harrow",
+        subject: "You are invited to Harrow",
         text: """
             Hello,
 

@@ -26,14 +26,10 @@ struct RepositoryCheckouts: Sendable {
         let ref = plan.operation.parameters["ref"].flatMap { $0.isEmpty ? nil : $0 }
         for source in plan.repositories {
             try Task.checkCancellation()
-            let knownHosts = ((try? KnownHosts(source.knownHosts)) ?? KnownHosts.wellKnown).merging(.wellKnown)
-            let credentials = Self.credentials(for: source)
             do {
                 let checkout = try await mirrors.checkout(
-                    url: source.url, ref: ref, into: workspace.repositories.appendingPathComponent(source.name), credentials: credentials,
-                    hostKey: { host, port, keyType, key in
-                        knownHosts.rejection(host: host, port: port, keyType: keyType, key: key).map { .rejected($0) } ?? .trusted
-                    })
+                    url: source.url, ref: ref, into: workspace.repositories.appendingPathComponent(source.name),
+                    credentials: Self.credentials(for: source), hostKey: Self.hostKeyVerifier(for: source))
                 commits[source.name] = checkout.commit
                 await writer.note("[harrow] checked out \(source.name) at \(checkout.commit) (\(checkout.ref))")
             } catch let error as GitError {
@@ -42,6 +38,15 @@ struct RepositoryCheckouts: Sendable {
             }
         }
         return commits
+    }
+
+    /// Trusts the host keys pinned in the repository's `known_hosts` and the well-known ones of
+    /// GitHub, GitLab and Bitbucket, and no other.
+    static func hostKeyVerifier(for source: RunPlan.Source) -> HostKeyVerifier {
+        let knownHosts = ((try? KnownHosts(source.knownHosts)) ?? KnownHosts.wellKnown).merging(.wellKnown)
+        return { host, port, keyType, key in
+            knownHosts.rejection(host: host, port: port, keyType: keyType, key: key).map { .rejected($0) } ?? .trusted
+        }
     }
 
     /// The deploy key for an SSH URL, the token (or nothing) for an HTTP(S) one.

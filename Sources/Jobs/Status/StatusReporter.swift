@@ -9,6 +9,11 @@ import WorkerPool
 
 /// Runs `post-status` jobs: reads the operation, its job, commit and repository and the
 /// project's GitHub token, takes a request from the token's shared bucket, and posts the status.
+/// Only a repository on the configured GitHub's ``GitHubHosts`` gets one: for any other the job
+/// ends (`skipped`) before the token is read. The check is here, where the token would leave,
+/// rather than where the job is queued: it then covers jobs queued before a repository's URL
+/// changed and old ones retried from the dead letters, and queuing (in `Store`) knows nothing of
+/// the worker's GitHub configuration.
 /// 401, 404 and 422 (and a 403 that is not a rate limit) are permanent, with GitHub's message in
 /// the dead letter; a rate limit retries when GitHub says the token can be used again (and holds
 /// every worker off the token until then); 5xx and network errors retry with the backoff.
@@ -19,13 +24,15 @@ public struct StatusReporter: Sendable {
     let tokens: GitHubTokenStore
     let limiter: GitHubRateLimiter
     let client: GitHubStatusClient
+    /// The hosts whose repositories get statuses.
+    let hosts: GitHubHosts
     let database: PostgresClient
     /// The web app's address, for the status's link to the operation.
     let publicURL: String
 
     public init(
-        database: PostgresClient, tokens: GitHubTokenStore, limiter: GitHubRateLimiter, client: GitHubStatusClient, publicURL: String,
-        logger: Logger
+        database: PostgresClient, tokens: GitHubTokenStore, limiter: GitHubRateLimiter, client: GitHubStatusClient, hosts: GitHubHosts,
+        publicURL: String, logger: Logger
     ) {
         operations = OperationStore(client: database, logger: logger)
         jobs = JobStore(client: database, logger: logger)
@@ -33,6 +40,7 @@ public struct StatusReporter: Sendable {
         self.tokens = tokens
         self.limiter = limiter
         self.client = client
+        self.hosts = hosts
         self.database = database
         self.publicURL = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
     }
@@ -59,6 +67,14 @@ public struct StatusReporter: Sendable {
         }
         guard let name = GitHubRepositoryName(url: repository.url) else {
             throw JobFailure.permanent("post-status: \(repository.url) is not a GitHub repository URL")
+        }
+        guard hosts.contains(name.host) else {
+            // Another git host's repository: GitHub's API would take the status for its namesake.
+            logger.info(
+                "post-status: the repository is not on the configured GitHub; no status",
+                metadata: ["repository": "\(repository.url)", "github_hosts": "\(hosts)"])
+            try await JobRuns.record(context.id, type: PostStatus.name, outcome: "skipped", client: database, logger: logger)
+            return
         }
         guard let token = try await Self.permanentIfGone({ try await tokens.token(of: operation.projectID) }) else {
             throw JobFailure.permanent("post-status: the project has no GitHub token")

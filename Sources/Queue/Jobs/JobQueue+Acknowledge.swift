@@ -47,7 +47,7 @@ extension JobQueue {
     }
 
     /// Schedules the job again `delay` after now by Redis's clock, with the envelope given (its
-    /// attempt already counted), then acknowledges the entry; a unique job keeps its lock at least
+    /// attempt already counted for a retry, unchanged for a snooze), then acknowledges the entry; a unique job keeps its lock at least
     /// until then plus ``Options/defaultUniqueFor``. Returns `false` when the entry was no longer
     /// pending (it had been reclaimed), in which case nothing changed.
     @discardableResult

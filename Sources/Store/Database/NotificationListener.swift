@@ -20,8 +20,13 @@ public struct NotificationListener: Sendable {
 
     /// Calls `handle` with every notification, and the connection it came on (for queries that
     /// must see what the notifying transaction committed). An error `handle` throws ends that
-    /// connection's turn like a lost connection.
-    public func run(_ handle: (_ notification: PostgresNotification, _ connection: PostgresConnection) async throws -> Void) async {
+    /// connection's turn like a lost connection. `onListening` runs each time it listens again
+    /// after (re)connecting: notifications sent meanwhile were lost, so an owner may look for
+    /// work then.
+    public func run(
+        onListening: @Sendable () -> Void = {},
+        _ handle: (_ notification: PostgresNotification, _ connection: PostgresConnection) async throws -> Void
+    ) async {
         var failures = 0
         while !Task.isCancelled {
             do {
@@ -29,6 +34,7 @@ public struct NotificationListener: Sendable {
                     try await connection.listen(on: channel) { notifications in
                         // Listening again: the next loss is a new outage, worth a warning.
                         failures = 0
+                        onListening()
                         for try await notification in notifications {
                             try await handle(notification, connection)
                         }

@@ -21,5 +21,8 @@ public struct Migration: Sendable, Hashable {
     }
 
     /// Every migration of this version of Harrow, in order.
-    public static let all: [Migration] = [.domain, .secretFingerprints, .gitHubTokens, .outboxPolicy, .operationRuns, .repositoryTokens]
+    public static let all: [Migration] = [
+        .domain, .secretFingerprints, .gitHubTokens, .outboxPolicy, .operationRuns, .repositoryTokens, .creators, .scheduleFiring,
+        .repositoryPolling, .jobNotifiers,
+    ]
 }

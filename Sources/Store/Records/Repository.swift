@@ -21,6 +21,11 @@ public struct Repository: Sendable, Hashable, Codable {
     /// Whether the last check could read the repository; `nil` before the first check.
     public var accessible: Bool?
     public var checkedAt: Date?
+    /// Seconds between polls of its refs while it has live git triggers or was refreshed in the
+    /// last hour (10 to 86400; each poll is jittered by up to a tenth of it).
+    public var pollIntervalSeconds: Int
+    /// When the next poll is due; `nil` while the repository is not polled.
+    public var nextPollAt: Date?
     public var createdAt: Date
     public var updatedAt: Date
     public var archivedAt: Date?

@@ -6,8 +6,8 @@ import PostgresNIO
 /// Re-encrypts every stored secret that is not under the keyring's current key: secret values,
 /// SSH private keys, webhook signing secrets, GitHub tokens and repository tokens. Safe while the platform runs (every process
 /// must already have the new key as `HARROW_SECRET_KEY` or the old one in
-/// `HARROW_OLD_SECRET_KEYS`), in small transactions that lock only the rows they rewrite, and
-/// safe to run again after an interruption.
+/// `HARROW_OLD_SECRET_KEYS`), in small transactions that lock only the rows they rewrite (waiting
+/// for a row another transaction holds), and safe to run again after an interruption.
 public struct SecretRotation: Sendable {
     /// A table column holding sealed values, with its key-id column.
     struct SealedColumn: Sendable {
@@ -41,19 +41,45 @@ public struct SecretRotation: Sendable {
         self.batchSize = max(1, batchSize)
     }
 
-    /// Re-encrypts everything under an older key. Returns how many values it rewrote, per table.
+    /// What a rotation did: the values it rewrote, and those still under an older key when it
+    /// ended (written meanwhile by a process that has not got the new key yet), per table.
+    public struct Outcome: Sendable, Hashable {
+        public var rewritten: [String: Int]
+        public var remaining: [String: Int]
+
+        /// Whether every value is under the current key.
+        public var isComplete: Bool { remaining.values.allSatisfy { $0 == 0 } }
+    }
+
+    /// Re-encrypts everything under an older key. A row another transaction holds is waited
+    /// for, not skipped; batches go on until one finds nothing, and the end counts what is still
+    /// under an older key, so a rotation that reports success left nothing behind.
     @discardableResult
-    public func run() async throws -> [String: Int] {
+    public func run() async throws -> Outcome {
         var rewritten: [String: Int] = [:]
         for column in Self.columns {
             while true {
                 let count = try await rotateBatch(column)
                 rewritten[column.table, default: 0] += count
-                if count < batchSize { break }
+                if count == 0 { break }
             }
             logger.info("secrets re-encrypted", metadata: ["table": "\(column.table)", "count": "\(rewritten[column.table] ?? 0)"])
         }
-        return rewritten
+        return Outcome(rewritten: rewritten, remaining: try await remaining())
+    }
+
+    /// The values under any key but the current one, per table.
+    public func remaining() async throws -> [String: Int] {
+        var remaining: [String: Int] = [:]
+        for sealed in Self.columns {
+            let rows = try await client.query(
+                """
+                SELECT count(*)::int8 FROM \(unescaped: sealed.table)
+                WHERE \(unescaped: sealed.column) IS NOT NULL AND \(unescaped: sealed.keyColumn) <> \(keyring.current.id)
+                """, logger: logger)
+            for try await count in rows.decode(Int.self) { remaining[sealed.table] = count }
+        }
+        return remaining
     }
 
     private func rotateBatch(_ sealed: SealedColumn) async throws -> Int {
@@ -62,7 +88,7 @@ public struct SecretRotation: Sendable {
         let select: PostgresQuery = """
             SELECT id, \(unescaped: sealed.column), \(unescaped: sealed.keyColumn) FROM \(unescaped: sealed.table)
             WHERE \(unescaped: sealed.column) IS NOT NULL AND \(unescaped: sealed.keyColumn) <> \(current)
-            ORDER BY id LIMIT \(batchSize) FOR UPDATE SKIP LOCKED
+            ORDER BY id LIMIT \(batchSize) FOR UPDATE
             """
         return try await client.inTransaction(logger: logger) { connection in
             var rows: [(UUID, ByteBuffer, String)] = []

@@ -40,7 +40,8 @@ public struct GitTriggerStore: Sendable {
         return pattern
     }
 
-    /// Creates a trigger of a live repository and a live job, both of `project`.
+    /// Creates a trigger of a live repository and a live job, both of `project`, and schedules
+    /// polls of the repository if none were.
     public func create(
         project: UUID, repository: UUID, job: UUID, name: String, refPattern: String = ".*", changeType: GitTrigger.ChangeType,
         actor: UUID?
@@ -49,6 +50,17 @@ public struct GitTriggerStore: Sendable {
         let pattern = try Self.validPattern(refPattern)
         return try await client.write(logger: logger) { connection in
             try await connection.requireLive("jobs", job, project: project, notFound: "job", logger: logger)
+            // A watched repository is polled: one that was not is due now (its first poll records
+            // its refs; changes after that run triggers). The row lock also keeps the repository
+            // live until the trigger is recorded.
+            let scheduled = try await connection.first(
+                """
+                UPDATE repositories SET next_poll_at = coalesce(next_poll_at, now())
+                WHERE id = \(repository) AND project_id = \(project) AND archived_at IS NULL RETURNING id
+                """, logger: logger, { try $0.decode(UUID.self) })
+            guard scheduled != nil else { throw StoreError.notFound("repository") }
+            try await connection.query(
+                "SELECT pg_notify(\(RepositoryPollStore.channel), \(repository.uuidString.lowercased()))", logger: logger)
             let inserted = try await connection.first(
                 """
                 INSERT INTO git_triggers (project_id, repository_id, job_id, name, ref_pattern, change_type)

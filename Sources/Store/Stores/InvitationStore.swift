@@ -173,7 +173,9 @@ public struct InvitationStore: Sendable {
     ) async throws {
         try await ActivityLog.record(
             name, project: invitation.projectID, organization: invitation.organizationID, actor: actor,
-            payload: ["invitation_id": invitation.id.uuidString.lowercased(), "email": invitation.email, "role": invitation.role.rawValue],
+            // No address: a project's feed is readable by its guests, who may not belong to the
+            // organization (member addresses are shown only within it).
+            payload: ["invitation_id": invitation.id.uuidString.lowercased(), "role": invitation.role.rawValue],
             on: connection, logger: logger)
     }
 }

@@ -3,8 +3,8 @@ import Logging
 import PostgresNIO
 
 /// Who belongs to an organization or a project, with which role. A user's role in a project is
-/// the higher of their project role and their organization role. An organization keeps at
-/// least one owner: demoting or removing the last one is a conflict.
+/// the higher of their project role and their organization role. An organization and a project
+/// keep at least one owner: demoting or removing the last one is a conflict.
 public struct MembershipStore: Sendable {
     let client: PostgresClient
     let logger: Logger
@@ -29,7 +29,7 @@ public struct MembershipStore: Sendable {
     }
 
     /// Adds `user` to a live organization or project with `role`. A member already is a
-    /// duplicate; use ``changeRole(of:in:to:actor:)``.
+    /// duplicate; use ``changeRole(of:in:to:actor:actorRole:)``.
     public func add(_ user: UUID, to scope: Membership.Scope, role: Role, actor: UUID?) async throws -> Membership {
         try await client.write(logger: logger) { connection in
             let organization = try await Self.lockParent(of: scope, exclusive: false, on: connection, logger: logger)
@@ -51,10 +51,17 @@ public struct MembershipStore: Sendable {
         }
     }
 
-    /// Gives a member another role.
-    public func changeRole(of user: UUID, in scope: Membership.Scope, to role: Role, actor: UUID?) async throws -> Membership {
+    /// Gives a member another role. `actorRole` is the caller's own role there (`nil` for a
+    /// platform admin): nobody changes a member whose current role is above their own, and
+    /// neither an organization nor a project is left without an owner.
+    public func changeRole(
+        of user: UUID, in scope: Membership.Scope, to role: Role, actor: UUID?, actorRole: Role?
+    ) async throws
+        -> Membership
+    {
         try await client.write(logger: logger) { connection in
             let organization = try await Self.lockParent(of: scope, exclusive: true, on: connection, logger: logger)
+            try await Self.requireAtMost(actorRole, member: user, in: scope, verb: "change", on: connection, logger: logger)
             let rows = try await connection.query(
                 """
                 WITH m AS (
@@ -74,10 +81,12 @@ public struct MembershipStore: Sendable {
         }
     }
 
-    /// Removes a member: the row is deleted, the activity remains.
-    public func remove(_ user: UUID, from scope: Membership.Scope, actor: UUID?) async throws {
+    /// Removes a member: the row is deleted, the activity remains. `actorRole` as in
+    /// ``changeRole(of:in:to:actor:actorRole:)``.
+    public func remove(_ user: UUID, from scope: Membership.Scope, actor: UUID?, actorRole: Role?) async throws {
         try await client.write(logger: logger) { connection in
             let organization = try await Self.lockParent(of: scope, exclusive: true, on: connection, logger: logger)
+            try await Self.requireAtMost(actorRole, member: user, in: scope, verb: "remove", on: connection, logger: logger)
             let rows = try await connection.query(
                 """
                 DELETE FROM \(unescaped: scope.table) WHERE \(unescaped: scope.column) = \(scope.id) AND user_id = \(user) RETURNING role
@@ -141,6 +150,36 @@ public struct MembershipStore: Sendable {
         }
     }
 
+    /// Whether `user` is a member of a live project of the live `organization`: who sees an
+    /// organization through its projects (as `OrganizationStore.list(visibleTo:page:)` lists it).
+    public func hasProject(user: UUID, in organization: UUID) async throws -> Bool {
+        try await client.read { connection in
+            let rows = try await connection.query(
+                """
+                SELECT EXISTS (SELECT 1 FROM project_memberships pm JOIN projects p ON p.id = pm.project_id
+                               JOIN organizations o ON o.id = p.organization_id
+                               WHERE o.id = \(organization) AND pm.user_id = \(user) AND p.archived_at IS NULL AND o.archived_at IS NULL)
+                """, logger: logger)
+            for try await found in rows.decode(Bool.self) { return found }
+            return false
+        }
+    }
+
+    /// Whether `user` is a member of the organization of `scope` (the organization itself, or
+    /// the project's): members of one project alone are not.
+    public func sharesOrganization(_ user: UUID, with scope: Membership.Scope) async throws -> Bool {
+        try await client.read { connection in
+            let rows = try await connection.query(
+                """
+                SELECT EXISTS (SELECT 1 FROM organization_memberships m JOIN \(unescaped: scope.parent) s
+                               ON m.organization_id = s.\(unescaped: scope.organizationColumn)
+                               WHERE s.id = \(scope.id) AND m.user_id = \(user))
+                """, logger: logger)
+            for try await shares in rows.decode(Bool.self) { return shares }
+            return false
+        }
+    }
+
     /// Gives `user` `role` in `scope` inside the caller's transaction, keeping a higher role
     /// they have already: accepting an invitation never demotes anyone.
     static func grant(
@@ -178,13 +217,45 @@ public struct MembershipStore: Sendable {
         throw StoreError.notFound(scope.name)
     }
 
-    /// Throws a conflict when the change left an organization without an owner.
+    /// Throws a conflict when the change left an organization, or a project, without an owner.
+    /// A project's owners are its own and its organization's (a project role is the higher of
+    /// the two), so a project whose organization has an owner always has one.
     private static func requireOwner(of scope: Membership.Scope, on connection: PostgresConnection, logger: Logger) async throws {
-        guard case .organization(let id) = scope else { return }
-        let rows = try await connection.query(
-            "SELECT EXISTS (SELECT 1 FROM organization_memberships WHERE organization_id = \(id) AND role = 'owner')", logger: logger)
+        let rows: PostgresRowSequence
+        switch scope {
+        case .organization(let id):
+            rows = try await connection.query(
+                "SELECT EXISTS (SELECT 1 FROM organization_memberships WHERE organization_id = \(id) AND role = 'owner')", logger: logger)
+        case .project(let id):
+            rows = try await connection.query(
+                """
+                SELECT EXISTS (SELECT 1 FROM project_memberships WHERE project_id = \(id) AND role = 'owner')
+                    OR EXISTS (SELECT 1 FROM organization_memberships om JOIN projects p ON p.organization_id = om.organization_id
+                               WHERE p.id = \(id) AND om.role = 'owner')
+                """, logger: logger)
+        }
         for try await hasOwner in rows.decode(Bool.self) where !hasOwner {
-            throw StoreError(.conflict, "an organization needs an owner: make another member the owner first")
+            throw StoreError(.conflict, "the \(scope.name) needs an owner: make another member the owner first")
+        }
+    }
+
+    /// Refuses (403) when the member's current role in `scope` is above `actorRole`; `nil`
+    /// (a platform admin) may change anyone. Read under the parent's lock, so the role checked
+    /// is the role changed.
+    private static func requireAtMost(
+        _ actorRole: Role?, member user: UUID, in scope: Membership.Scope, verb: String, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws {
+        guard let actorRole else { return }
+        let rows = try await connection.query(
+            "SELECT role FROM \(unescaped: scope.table) WHERE \(unescaped: scope.column) = \(scope.id) AND user_id = \(user)",
+            logger: logger)
+        for try await stored in rows.decode(String.self) {
+            let current = try Role(stored: stored, column: "role")
+            if current > actorRole {
+                throw StoreError(
+                    .forbidden, "you cannot \(verb) a member whose role is \(current.rawValue): yours is \(actorRole.rawValue)")
+            }
         }
     }
 

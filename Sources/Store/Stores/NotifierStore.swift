@@ -2,8 +2,17 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// Where a project's notifications go: for now, lists of email addresses.
+/// Where a project's notifications go: lists of email addresses, or another job of the
+/// project to run.
 public struct NotifierStore: Sendable {
+    /// What a notifier does with a notification.
+    public enum Target: Sendable, Hashable {
+        /// Mails these addresses.
+        case email([String])
+        /// Runs this live job of the project.
+        case job(UUID)
+    }
+
     let client: PostgresClient
     let logger: Logger
 
@@ -12,16 +21,16 @@ public struct NotifierStore: Sendable {
         self.logger = logger
     }
 
-    static let columns = "id, project_id, name, kind, recipients, created_at, updated_at, archived_at, \(Cursor.column)"
-    typealias Row = (UUID, UUID, String, String, [String], Date, Date, Date?, Int64)
+    static let columns = "id, project_id, name, kind, recipients, job_id, created_at, updated_at, archived_at, \(Cursor.column)"
+    typealias Row = (UUID, UUID, String, String, [String], UUID?, Date, Date, Date?, Int64)
 
     static func record(_ row: PostgresRow) throws -> (item: Notifier, position: Cursor) {
         let row = try row.decode(Row.self)
         return (
             Notifier(
                 id: row.0, projectID: row.1, name: row.2, kind: try Notifier.Kind(stored: row.3, column: "notifier kind"),
-                recipients: row.4, createdAt: row.5, updatedAt: row.6, archivedAt: row.7),
-            Cursor(createdMicroseconds: row.8, id: row.0)
+                recipients: row.4, jobID: row.5, createdAt: row.6, updatedAt: row.7, archivedAt: row.8),
+            Cursor(createdMicroseconds: row.9, id: row.0)
         )
     }
 
@@ -57,13 +66,19 @@ public struct NotifierStore: Sendable {
 
     /// Creates an email notifier in a live project.
     public func create(project: UUID, name: String, recipients: [String], actor: UUID?) async throws -> Notifier {
+        try await create(project: project, name: name, target: .email(recipients), actor: actor)
+    }
+
+    /// Creates a notifier in a live project; a job it runs must be a live job of the project.
+    public func create(project: UUID, name: String, target: Target, actor: UUID?) async throws -> Notifier {
         let name = try Validate.name(name)
-        let recipients = try Self.validRecipients(recipients)
+        let (kind, recipients, job) = try Self.valid(target)
         return try await client.write(logger: logger) { connection in
+            try await Self.requireLiveJob(job, project: project, on: connection, logger: logger)
             let inserted = try await connection.first(
                 """
-                INSERT INTO notifiers (project_id, name, kind, recipients)
-                SELECT \(project), \(name), 'email', \(recipients)
+                INSERT INTO notifiers (project_id, name, kind, recipients, job_id)
+                SELECT \(project), \(name), \(kind.rawValue), \(recipients), \(job)
                 WHERE EXISTS (SELECT 1 FROM projects WHERE id = \(project) AND archived_at IS NULL FOR SHARE)
                 RETURNING \(unescaped: Self.columns)
                 """, logger: logger, Self.record)
@@ -71,6 +86,24 @@ public struct NotifierStore: Sendable {
             try await Self.log("notifier.created", notifier, actor: actor, on: connection, logger: logger)
             return notifier
         }
+    }
+
+    /// The stored form of a target, checked.
+    static func valid(_ target: Target) throws -> (Notifier.Kind, [String], UUID?) {
+        switch target {
+        case .email(let recipients): (.email, try validRecipients(recipients), nil)
+        case .job(let job): (.job, [], job)
+        }
+    }
+
+    /// Throws `notFound("job")` unless `job` (when given) is a live job of `project`, and holds
+    /// it (`FOR SHARE`) so it is not archived before the caller's transaction ends.
+    static func requireLiveJob(_ job: UUID?, project: UUID, on connection: PostgresConnection, logger: Logger) async throws {
+        guard let job else { return }
+        let live = try await connection.first(
+            "SELECT 1 FROM jobs WHERE id = \(job) AND project_id = \(project) AND archived_at IS NULL FOR SHARE", logger: logger,
+            { _ in true })
+        guard live == true else { throw StoreError.notFound("job") }
     }
 
     /// The notifier of `project`; archived ones only with `includeArchived`.
@@ -89,14 +122,21 @@ public struct NotifierStore: Sendable {
         }
     }
 
-    /// Renames the notifier and replaces its recipients.
+    /// Renames an email notifier and replaces its recipients.
     public func update(_ id: UUID, project: UUID, name: String, recipients: [String], actor: UUID?) async throws -> Notifier {
+        try await update(id, project: project, name: name, target: .email(recipients), actor: actor)
+    }
+
+    /// Renames the notifier and replaces what it does (its kind may change).
+    public func update(_ id: UUID, project: UUID, name: String, target: Target, actor: UUID?) async throws -> Notifier {
         let name = try Validate.name(name)
-        let recipients = try Self.validRecipients(recipients)
+        let (kind, recipients, job) = try Self.valid(target)
         return try await client.write(logger: logger) { connection in
+            try await Self.requireLiveJob(job, project: project, on: connection, logger: logger)
             let updated = try await connection.first(
                 """
-                UPDATE notifiers SET name = \(name), recipients = \(recipients), updated_at = now()
+                UPDATE notifiers SET name = \(name), kind = \(kind.rawValue), recipients = \(recipients), job_id = \(job),
+                    updated_at = now()
                 WHERE id = \(id) AND project_id = \(project) AND archived_at IS NULL RETURNING \(unescaped: Self.columns)
                 """, logger: logger, Self.record)
             guard let notifier = updated?.item else { throw StoreError.notFound("notifier") }

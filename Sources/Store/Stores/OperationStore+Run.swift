@@ -188,10 +188,12 @@ extension OperationStore {
     }
 
     /// Queues a new operation of the same job with the same parameters, reason `retry`, for a
-    /// finished operation of `project`. The job's current time limit applies.
+    /// finished operation of `project`. The job's current time limit applies; `actor`'s quota of
+    /// queued operations too.
     public func retry(_ id: UUID, project: UUID, actor: UUID?) async throws -> Operation {
         let newID = UUID()
         return try await client.write(logger: logger) { connection in
+            try await connection.requireQuota(.queuedOperations, of: quotas, for: actor, logger: logger)
             let found = try await connection.first(
                 "SELECT status, runner IS NOT NULL AND finished_at IS NULL FROM operations WHERE id = \(id) AND project_id = \(project)",
                 logger: logger,

@@ -10,10 +10,14 @@ import PostgresNIO
 public struct OperationStore: Sendable {
     let client: PostgresClient
     let logger: Logger
+    /// Its ``UserQuotas/queuedOperations`` limit applies to operations a user requests (a run or a
+    /// retry); those without a requester (webhooks) are not counted.
+    let quotas: UserQuotas
 
-    public init(client: PostgresClient, logger: Logger) {
+    public init(client: PostgresClient, logger: Logger, quotas: UserQuotas = .unlimited) {
         self.client = client
         self.logger = logger
+        self.quotas = quotas
     }
 
     static let columns = """
@@ -62,26 +66,43 @@ public struct OperationStore: Sendable {
 
     /// Queues a run of a live job (of `project`, when one is given) with the job's current time
     /// limit, and its `run-operation` queue job (whose id is the operation's): both exist or
-    /// neither does.
+    /// neither does. Within `requestedBy`'s quota of queued operations.
     public func create(
         job: UUID, project: UUID? = nil, reason: Operation.Reason, requestedBy: UUID?, parameters: [String: String] = [:]
     ) async throws -> Operation {
-        let parameters = try Self.validParameters(parameters).jsonText()
-        let id = UUID()
+        let parameters = try Self.validParameters(parameters)
         return try await client.write(logger: logger) { connection in
-            // FOR SHARE: archiving the job waits until the operation is recorded.
-            let inserted = try await connection.first(
-                """
-                INSERT INTO operations (id, project_id, job_id, reason, requested_by, parameters, time_limit_seconds)
-                SELECT \(id), project_id, id, \(reason.rawValue), \(requestedBy), \(parameters)::jsonb, time_limit_seconds FROM jobs
-                WHERE id = \(job) AND archived_at IS NULL AND (\(project)::uuid IS NULL OR project_id = \(project)) FOR SHARE
-                RETURNING \(unescaped: Self.columns)
-                """, logger: logger, Self.record)
-            guard let operation = inserted?.item else { throw StoreError.notFound("job") }
-            try await Outbox.enqueue([try OutboxJob(RunOperation(operationID: id), id: id)], on: connection, logger: logger)
-            try await Self.log("operation.queued", operation, actor: requestedBy, on: connection, logger: logger)
+            try await connection.requireQuota(.queuedOperations, of: quotas, for: requestedBy, logger: logger)
+            guard
+                let operation = try await Self.queue(
+                    job: job, project: project, reason: reason, requestedBy: requestedBy, parameters: parameters, on: connection,
+                    logger: logger)
+            else { throw StoreError.notFound("job") }
             return operation
         }
+    }
+
+    /// Records a queued run of a live job, its `run-operation` outbox job and its activity on
+    /// `connection`, in the caller's transaction; `nil` when the job is not live (or not of
+    /// `project`). `parameters` must have passed ``validParameters(_:)``.
+    static func queue(
+        job: UUID, project: UUID?, reason: Operation.Reason, requestedBy: UUID?, parameters: [String: String],
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> Operation? {
+        let parameters = try parameters.jsonText()
+        let id = UUID()
+        // FOR SHARE: archiving the job waits until the operation is recorded.
+        let inserted = try await connection.first(
+            """
+            INSERT INTO operations (id, project_id, job_id, reason, requested_by, parameters, time_limit_seconds)
+            SELECT \(id), project_id, id, \(reason.rawValue), \(requestedBy), \(parameters)::jsonb, time_limit_seconds FROM jobs
+            WHERE id = \(job) AND archived_at IS NULL AND (\(project)::uuid IS NULL OR project_id = \(project)) FOR SHARE
+            RETURNING \(unescaped: Self.columns)
+            """, logger: logger, Self.record)
+        guard let operation = inserted?.item else { return nil }
+        try await Outbox.enqueue([try OutboxJob(RunOperation(operationID: id), id: id)], on: connection, logger: logger)
+        try await Self.log("operation.queued", operation, actor: requestedBy, on: connection, logger: logger)
+        return operation
     }
 
     /// The operation of `project`; of any project for a worker, which knows only the id.

@@ -6,10 +6,13 @@ import PostgresNIO
 public struct OrganizationStore: Sendable {
     let client: PostgresClient
     let logger: Logger
+    /// Its ``UserQuotas/organizations`` limit applies to ``create(name:owner:)``.
+    let quotas: UserQuotas
 
-    public init(client: PostgresClient, logger: Logger) {
+    public init(client: PostgresClient, logger: Logger, quotas: UserQuotas = .unlimited) {
         self.client = client
         self.logger = logger
+        self.quotas = quotas
     }
 
     static let columns = "id, name, created_at, updated_at, archived_at, \(Cursor.column)"
@@ -22,12 +25,15 @@ public struct OrganizationStore: Sendable {
         )
     }
 
-    /// Creates an organization owned by `owner`.
+    /// Creates an organization owned, and created, by `owner`, within their quota of
+    /// organizations (``StoreError`` `quotaExceeded` past it).
     public func create(name: String, owner: UUID) async throws -> Organization {
         let name = try Validate.name(name)
         return try await client.write(logger: logger) { connection in
+            try await connection.requireQuota(.organizations, of: quotas, for: owner, logger: logger)
             let rows = try await connection.query(
-                "INSERT INTO organizations (name) VALUES (\(name)) RETURNING \(unescaped: Self.columns)", logger: logger)
+                "INSERT INTO organizations (name, created_by) VALUES (\(name), \(owner)) RETURNING \(unescaped: Self.columns)",
+                logger: logger)
             var created: Organization?
             for try await row in rows.decode(Row.self) { created = Self.record(row).item }
             guard let organization = created else { throw StoreError(.conflict, "the organization was not created") }

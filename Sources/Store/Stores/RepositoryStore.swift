@@ -7,23 +7,28 @@ import PostgresNIO
 public struct RepositoryStore: Sendable {
     let client: PostgresClient
     let logger: Logger
+    /// Its ``UserQuotas/pendingKeys`` limit applies to a new repository's deploy key.
+    let quotas: UserQuotas
 
-    public init(client: PostgresClient, logger: Logger) {
+    public init(client: PostgresClient, logger: Logger, quotas: UserQuotas = .unlimited) {
         self.client = client
         self.logger = logger
+        self.quotas = quotas
     }
 
-    static let columns =
-        "id, project_id, name, url, credential_id, known_hosts, token_ciphertext IS NOT NULL, refs::text, accessible, checked_at, created_at, updated_at, archived_at, \(Cursor.column)"
-    typealias Row = (UUID, UUID, String, String, UUID?, String, Bool, String, Bool?, Date?, Date, Date, Date?, Int64)
+    static let columns = """
+        id, project_id, name, url, credential_id, known_hosts, token_ciphertext IS NOT NULL, refs::text, accessible, checked_at, \
+        created_at, updated_at, archived_at, \(Cursor.column), poll_interval_seconds, next_poll_at
+        """
+    typealias Row = (UUID, UUID, String, String, UUID?, String, Bool, String, Bool?, Date?, Date, Date, Date?, Int64, Int, Date?)
 
     static func record(_ row: PostgresRow) throws -> (item: Repository, position: Cursor) {
         let row = try row.decode(Row.self)
         return (
             Repository(
                 id: row.0, projectID: row.1, name: row.2, url: row.3, credentialID: row.4, knownHosts: row.5, hasToken: row.6,
-                refs: try [String: String](jsonObject: row.7), accessible: row.8, checkedAt: row.9, createdAt: row.10, updatedAt: row.11,
-                archivedAt: row.12),
+                refs: try [String: String](jsonObject: row.7), accessible: row.8, checkedAt: row.9, pollIntervalSeconds: row.14,
+                nextPollAt: row.15, createdAt: row.10, updatedAt: row.11, archivedAt: row.12),
             Cursor(createdMicroseconds: row.13, id: row.0)
         )
     }
@@ -61,6 +66,17 @@ public struct RepositoryStore: Sendable {
         return text
     }
 
+    /// Seconds between polls when none is given.
+    public static let defaultPollInterval = 60
+
+    /// Seconds between polls: 10 to 86400 (a day).
+    static func validPollInterval(_ seconds: Int) throws -> Int {
+        guard (10...86_400).contains(seconds) else {
+            throw StoreError.invalid("poll_interval_seconds", "the poll interval must be 10 to 86400 seconds")
+        }
+        return seconds
+    }
+
     /// The deploy key's name, within the length a name may have.
     static func deployKeyName(for url: String) -> String {
         let prefix = "deploy key for "
@@ -88,23 +104,26 @@ public struct RepositoryStore: Sendable {
         (try? GitURLPolicy.defaultName(for: url)) ?? "repository"
     }
 
-    /// Creates a repository in a live project, with its deploy key. Without a `name`, it is
-    /// named after its URL (numbered if a live repository of the project has that name).
+    /// Creates a repository in a live project, with its deploy key (within the actor's quota of
+    /// pending keys). Without a `name`, it is named after its URL (numbered if a live repository
+    /// of the project has that name).
     public func create(
-        project: UUID, url: String, name: String? = nil, knownHosts: String = "", actor: UUID?
+        project: UUID, url: String, name: String? = nil, knownHosts: String = "", pollIntervalSeconds: Int? = nil, actor: UUID?
     ) async throws -> Repository {
         let url = try Self.validURL(url)
         let givenName = try name.map(Self.validName)
         let knownHosts = try Self.validKnownHosts(knownHosts)
+        let interval = try Self.validPollInterval(pollIntervalSeconds ?? Self.defaultPollInterval)
         return try await client.write(logger: logger) { connection in
             let key = try await SSHKeyStore.insert(
-                project: project, name: Self.deployKeyName(for: url), algorithm: .ed25519, actor: actor, on: connection, logger: logger)
+                project: project, name: Self.deployKeyName(for: url), algorithm: .ed25519, actor: actor, quotas: quotas, on: connection,
+                logger: logger)
             var name = givenName ?? ""
             if givenName == nil { name = try await freeName(Self.defaultName(for: url), project: project, on: connection) }
             let inserted = try await connection.first(
                 """
-                INSERT INTO repositories (project_id, name, url, credential_id, known_hosts)
-                VALUES (\(project), \(name), \(url), \(key.id), \(knownHosts)) RETURNING \(unescaped: Self.columns)
+                INSERT INTO repositories (project_id, name, url, credential_id, known_hosts, poll_interval_seconds)
+                VALUES (\(project), \(name), \(url), \(key.id), \(knownHosts), \(interval)) RETURNING \(unescaped: Self.columns)
                 """, logger: logger, Self.record)
             guard let repository = inserted?.item else { throw StoreError(.conflict, "the repository was not created") }
             try await ActivityLog.record(
@@ -144,19 +163,27 @@ public struct RepositoryStore: Sendable {
         }
     }
 
-    /// Changes what is given (URL, name, pinned host keys) and keeps the rest, its deploy key
-    /// included.
+    /// Changes what is given (URL, name, pinned host keys, poll interval) and keeps the rest, its
+    /// deploy key included. A new URL is another repository as far as polling goes: its refs are
+    /// forgotten, so the next poll records them without reporting changes.
     public func update(
-        _ id: UUID, project: UUID, url: String? = nil, name: String? = nil, knownHosts: String? = nil, actor: UUID?
+        _ id: UUID, project: UUID, url: String? = nil, name: String? = nil, knownHosts: String? = nil, pollIntervalSeconds: Int? = nil,
+        actor: UUID?
     ) async throws -> Repository {
         let url = try url.map(Self.validURL)
         let name = try name.map(Self.validName)
         let knownHosts = try knownHosts.map(Self.validKnownHosts)
+        let interval = try pollIntervalSeconds.map(Self.validPollInterval)
         return try await client.write(logger: logger) { connection in
             let updated = try await connection.first(
                 """
                 UPDATE repositories SET url = coalesce(\(url), url), name = coalesce(\(name), name),
                     known_hosts = coalesce(\(knownHosts), known_hosts), updated_at = now(),
+                    poll_interval_seconds = coalesce(\(interval), poll_interval_seconds),
+                    -- A shorter interval takes effect at once, not after the poll already planned.
+                    next_poll_at = least(next_poll_at, now() + make_interval(secs => coalesce(\(interval), poll_interval_seconds))),
+                    refs = CASE WHEN \(url)::text IS DISTINCT FROM url AND \(url)::text IS NOT NULL THEN '{}' ELSE refs END,
+                    refs_listed_at = CASE WHEN \(url)::text IS DISTINCT FROM url AND \(url)::text IS NOT NULL THEN NULL ELSE refs_listed_at END,
                     -- A token is for the server it was set for: a new URL would send it elsewhere.
                     token_ciphertext = CASE WHEN \(url)::text IS DISTINCT FROM url AND \(url)::text IS NOT NULL THEN NULL ELSE token_ciphertext END,
                     token_key_id = CASE WHEN \(url)::text IS DISTINCT FROM url AND \(url)::text IS NOT NULL THEN NULL ELSE token_key_id END
@@ -195,43 +222,6 @@ public struct RepositoryStore: Sendable {
             try await ActivityLog.record(
                 "repository.archived", project: project, actor: actor, payload: ["repository_id": id.uuidString.lowercased()],
                 on: connection, logger: logger)
-        }
-    }
-
-    /// Records what a check of the live repository found: its refs and whether it could be
-    /// read. Returns the repository and the refs it had before, read under the row's lock, so
-    /// that two checks never report the same change twice. A change of accessibility (and a
-    /// first check that fails) is an activity; the refs are not, as they change all the time.
-    public func recordRefs(
-        _ id: UUID, refs: [String: String], accessible: Bool
-    ) async throws -> (repository: Repository, previousRefs: [String: String]) {
-        guard refs.count <= 100_000 else { throw StoreError.invalid("refs", "a repository can have at most 100000 refs recorded") }
-        guard !refs.keys.contains(where: { $0.isEmpty || $0.utf8.count > 1024 }) else {
-            throw StoreError.invalid("refs", "a ref name must be 1 to 1024 bytes")
-        }
-        let json = try refs.jsonText()
-        return try await client.write(logger: logger) { connection in
-            let updated = try await connection.first(
-                """
-                WITH old AS (
-                    SELECT id AS old_id, refs::text AS old_refs, accessible AS was_accessible FROM repositories
-                    WHERE id = \(id) AND archived_at IS NULL FOR UPDATE)
-                UPDATE repositories SET refs = \(json)::jsonb, accessible = \(accessible), checked_at = now()
-                FROM old WHERE id = old.old_id
-                RETURNING \(unescaped: Self.columns), old_refs, was_accessible
-                """, logger: logger,
-                { row in
-                    let cells = row.makeRandomAccess()
-                    let previous = try [String: String](jsonObject: try cells["old_refs"].decode(String.self))
-                    return (try Self.record(row).item, previous, try cells["was_accessible"].decode(Bool?.self))
-                })
-            guard let (repository, previous, wasAccessible) = updated else { throw StoreError.notFound("repository") }
-            if wasAccessible != accessible, wasAccessible != nil || !accessible {
-                try await ActivityLog.record(
-                    accessible ? "repository.accessible" : "repository.inaccessible", project: repository.projectID, actor: nil,
-                    payload: ["repository_id": id.uuidString.lowercased()], on: connection, logger: logger)
-            }
-            return (repository, previous)
         }
     }
 }

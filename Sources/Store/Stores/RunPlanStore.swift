@@ -41,13 +41,11 @@ public struct RunPlanStore: Sendable {
                 """, logger: logger, { try $0.decode((UUID, String, String, String?, ByteBuffer?, String?).self) })
             let repositories = try await connection.all(
                 """
-                SELECT r.id, r.name, r.url, r.known_hosts, k.id, k.public_key, k.private_key_ciphertext, k.key_id,
-                    r.token_ciphertext, r.token_key_id
+                SELECT \(unescaped: Self.sourceColumns)
                 FROM repositories r LEFT JOIN ssh_keys k ON k.id = r.credential_id AND k.status = 'present'
                 WHERE r.project_id = \(operation.projectID) AND r.archived_at IS NULL
                 ORDER BY r.created_at, r.id
-                """, logger: logger,
-                { try $0.decode((UUID, String, String, String, UUID?, String?, ByteBuffer?, String?, ByteBuffer?, String?).self) })
+                """, logger: logger, { try $0.decode(SourceRow.self) })
             return (definition, environment, secrets, repositories)
         }
         let (definition, environment, secrets, repositories) = stored
@@ -67,28 +65,50 @@ public struct RunPlanStore: Sendable {
                 if id == environment.targetSecretID { targetKey = key }
             }
         }
-        let sources = try repositories.map { row -> RunPlan.Source in
-            let (id, name, url, knownHosts, keyID, publicKey, ciphertext, sealedWith, tokenCiphertext, tokenSealedWith) = row
-            var deployKey: RunPlan.KeyMaterial?
-            if let keyID, let ciphertext, let sealedWith {
-                let value = try keyring.open(
-                    SecretKeyring.Sealed(ciphertext: Array(ciphertext.readableBytesView), keyID: sealedWith),
-                    context: SecretRotation.context(table: "ssh_keys", id: keyID))
-                deployKey = RunPlan.KeyMaterial(
-                    name: "deploy key of \(name)", privateKey: String(decoding: value, as: UTF8.self), publicKey: publicKey ?? "")
-            }
-            var token: String?
-            if let tokenCiphertext, let tokenSealedWith {
-                token = String(
-                    decoding: try keyring.open(
-                        SecretKeyring.Sealed(ciphertext: Array(tokenCiphertext.readableBytesView), keyID: tokenSealedWith),
-                        context: SecretRotation.context(table: "repositories", id: id)), as: UTF8.self)
-            }
-            return RunPlan.Source(id: id, name: name, url: url, knownHosts: knownHosts, deployKey: deployKey, token: token)
-        }
+        let sources = try repositories.map { try source($0) }
         return RunPlan(
             operation: operation, projectName: definition.1, jobName: definition.0, script: definition.2, environment: environment,
             secretVariables: variables, sshKeys: keys, targetKey: targetKey, repositories: sources)
+    }
+
+    /// The live repository `id` with its deploy key and token decrypted, as checkouts read it:
+    /// what a poll lists refs with. `nil` when it is archived or gone.
+    public func source(ofRepository id: UUID) async throws -> RunPlan.Source? {
+        let row = try await client.read { connection in
+            try await connection.first(
+                """
+                SELECT \(unescaped: Self.sourceColumns)
+                FROM repositories r LEFT JOIN ssh_keys k ON k.id = r.credential_id AND k.status = 'present'
+                WHERE r.id = \(id) AND r.archived_at IS NULL
+                """, logger: logger, { try $0.decode(SourceRow.self) })
+        }
+        return try row.map(source)
+    }
+
+    static let sourceColumns = """
+        r.id, r.name, r.url, r.known_hosts, k.id, k.public_key, k.private_key_ciphertext, k.key_id, r.token_ciphertext, r.token_key_id
+        """
+    typealias SourceRow = (UUID, String, String, String, UUID?, String?, ByteBuffer?, String?, ByteBuffer?, String?)
+
+    /// A repository's row with its deploy key and token opened.
+    private func source(_ row: SourceRow) throws -> RunPlan.Source {
+        let (id, name, url, knownHosts, keyID, publicKey, ciphertext, sealedWith, tokenCiphertext, tokenSealedWith) = row
+        var deployKey: RunPlan.KeyMaterial?
+        if let keyID, let ciphertext, let sealedWith {
+            let value = try keyring.open(
+                SecretKeyring.Sealed(ciphertext: Array(ciphertext.readableBytesView), keyID: sealedWith),
+                context: SecretRotation.context(table: "ssh_keys", id: keyID))
+            deployKey = RunPlan.KeyMaterial(
+                name: "deploy key of \(name)", privateKey: String(decoding: value, as: UTF8.self), publicKey: publicKey ?? "")
+        }
+        var token: String?
+        if let tokenCiphertext, let tokenSealedWith {
+            token = String(
+                decoding: try keyring.open(
+                    SecretKeyring.Sealed(ciphertext: Array(tokenCiphertext.readableBytesView), keyID: tokenSealedWith),
+                    context: SecretRotation.context(table: "repositories", id: id)), as: UTF8.self)
+        }
+        return RunPlan.Source(id: id, name: name, url: url, knownHosts: knownHosts, deployKey: deployKey, token: token)
     }
 }
 

@@ -12,11 +12,14 @@ public struct SSHKeyStore: Sendable {
     let client: PostgresClient
     let keyring: SecretKeyring
     let logger: Logger
+    /// Its ``UserQuotas/pendingKeys`` limit applies to ``create(project:name:algorithm:actor:)``.
+    let quotas: UserQuotas
 
-    public init(client: PostgresClient, keyring: SecretKeyring, logger: Logger) {
+    public init(client: PostgresClient, keyring: SecretKeyring, logger: Logger, quotas: UserQuotas = .unlimited) {
         self.client = client
         self.keyring = keyring
         self.logger = logger
+        self.quotas = quotas
     }
 
     static let columns =
@@ -37,23 +40,28 @@ public struct SSHKeyStore: Sendable {
         try record(row.decode(Row.self))
     }
 
-    /// Creates a `pending` key in a live project and queues its generation.
+    /// Creates a `pending` key in a live project and queues its generation, within the actor's
+    /// quota of pending keys.
     public func create(project: UUID, name: String, algorithm: SSHKey.Algorithm = .ed25519, actor: UUID?) async throws -> SSHKey {
         let name = try Validate.name(name)
         return try await client.write(logger: logger) { connection in
-            try await Self.insert(project: project, name: name, algorithm: algorithm, actor: actor, on: connection, logger: logger)
+            try await Self.insert(
+                project: project, name: name, algorithm: algorithm, actor: actor, quotas: quotas, on: connection, logger: logger)
         }
     }
 
-    /// Inserts a pending key and its `generate-key` job in the caller's transaction, so that a
+    /// Inserts a pending key created by `actor`, within their quota of pending keys (``StoreError``
+    /// `quotaExceeded` past it), and its `generate-key` job in the caller's transaction, so that a
     /// key never waits for a job that was not recorded.
     static func insert(
-        project: UUID, name: String, algorithm: SSHKey.Algorithm, actor: UUID?, on connection: PostgresConnection, logger: Logger
+        project: UUID, name: String, algorithm: SSHKey.Algorithm, actor: UUID?, quotas: UserQuotas, on connection: PostgresConnection,
+        logger: Logger
     ) async throws -> SSHKey {
+        try await connection.requireQuota(.pendingKeys, of: quotas, for: actor, logger: logger)
         let inserted = try await connection.first(
             """
-            INSERT INTO ssh_keys (project_id, name, algorithm)
-            SELECT \(project), \(name), \(algorithm.rawValue)
+            INSERT INTO ssh_keys (project_id, name, algorithm, created_by)
+            SELECT \(project), \(name), \(algorithm.rawValue), \(actor)
             WHERE EXISTS (SELECT 1 FROM projects WHERE id = \(project) AND archived_at IS NULL FOR SHARE)
             RETURNING \(unescaped: columns)
             """, logger: logger, record)

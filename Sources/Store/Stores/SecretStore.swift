@@ -12,11 +12,14 @@ public struct SecretStore: Sendable {
     let client: PostgresClient
     let keyring: SecretKeyring
     let logger: Logger
+    /// Its ``UserQuotas/pendingKeys`` limit applies to new `ssh` secrets.
+    let quotas: UserQuotas
 
-    public init(client: PostgresClient, keyring: SecretKeyring, logger: Logger) {
+    public init(client: PostgresClient, keyring: SecretKeyring, logger: Logger, quotas: UserQuotas = .unlimited) {
         self.client = client
         self.keyring = keyring
         self.logger = logger
+        self.quotas = quotas
     }
 
     static let columns =
@@ -40,7 +43,7 @@ public struct SecretStore: Sendable {
 
     /// Creates a secret in a live environment of `project`. An `env` secret needs `value`
     /// and is named like an environment variable; an `ssh` secret takes no value: it is
-    /// generated.
+    /// generated, and counts toward the actor's quota of pending keys until it is.
     public func create(
         project: UUID, environment: UUID, name: String, kind: Secret.Kind, value: String? = nil, actor: UUID?
     ) async throws -> Secret {
@@ -55,12 +58,13 @@ public struct SecretStore: Sendable {
         }
         let status: Secret.Status = sealed == nil ? .pending : .present
         return try await client.write(logger: logger) { connection in
+            if kind == .ssh { try await connection.requireQuota(.pendingKeys, of: quotas, for: actor, logger: logger) }
             // FOR SHARE holds off the environment's archiving until this secret is in.
             let rows = try await connection.query(
                 """
-                INSERT INTO secrets (id, project_id, environment_id, name, kind, status, ciphertext, key_id)
+                INSERT INTO secrets (id, project_id, environment_id, name, kind, status, ciphertext, key_id, created_by)
                 SELECT \(id), \(project), \(environment), \(name), \(kind.rawValue), \(status.rawValue),
-                       \(sealed.map { ByteBuffer(bytes: $0.ciphertext) }), \(sealed?.keyID)
+                       \(sealed.map { ByteBuffer(bytes: $0.ciphertext) }), \(sealed?.keyID), \(actor)
                 WHERE EXISTS (SELECT 1 FROM environments WHERE id = \(environment) AND project_id = \(project) AND archived_at IS NULL FOR SHARE)
                 RETURNING \(unescaped: Self.columns)
                 """, logger: logger)

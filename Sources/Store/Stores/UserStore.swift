@@ -29,7 +29,7 @@ public struct UserStore: Sendable {
         email: String, name: String, passwordHash: String, verified: Bool = false, admin: Bool = false,
         outbox: @Sendable (User) throws -> [OutboxJob] = { _ in [] }
     ) async throws -> User {
-        let email = email.trimmingWhitespace()
+        let email = EmailAddress.normalized(email)
         guard email.count <= 320, email.contains("@") else { throw StoreError.invalid("email", "the email address is not valid") }
         let name = try Validate.name(name)
         return try await client.write(logger: logger) { connection in
@@ -58,13 +58,21 @@ public struct UserStore: Sendable {
         }
     }
 
-    /// The user with this email in any case, with their password hash; `nil` when none.
+    /// The user with this email in any case (compared as ``EmailAddress`` says), with their
+    /// password hash; `nil` when none.
+    ///
+    /// Postgres's `lower()` folds case as the database's locale does (only ASCII under `C`), and
+    /// Swift as Unicode does; rate-limit counters are keyed by Swift's ``EmailAddress/canonical(_:)``.
+    /// A match is therefore kept only when both agree, so no spelling reaches an account under a
+    /// counter other than the account's own.
     public func findForLogin(email: String) async throws -> (user: User, passwordHash: String)? {
-        try await client.read { connection in
+        let canonical = EmailAddress.canonical(email)
+        return try await client.read { connection in
             let rows = try await connection.query(
-                "SELECT \(unescaped: Self.columns), password_hash FROM users WHERE lower(email) = lower(\(email.trimmingWhitespace()))",
+                "SELECT \(unescaped: Self.columns), password_hash FROM users WHERE lower(email) = lower(\(EmailAddress.normalized(email)))",
                 logger: logger)
-            for try await row in rows.decode((UUID, String, String, Date?, Date?, Bool, Date, Date, String).self) {
+            for try await row in rows.decode((UUID, String, String, Date?, Date?, Bool, Date, Date, String).self)
+            where EmailAddress.canonical(row.1) == canonical {
                 return (Self.record((row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7)), row.8)
             }
             return nil
@@ -85,10 +93,17 @@ public struct UserStore: Sendable {
         try await update(id, "email_verified_at = coalesce(email_verified_at, now())")
     }
 
-    public func setPasswordHash(_ id: UUID, _ passwordHash: String) async throws {
+    /// Sets the password hash. `provesAddress` also marks the email verified: a completed reset
+    /// came through a link mailed to the address, so whoever completed it owns the address (and
+    /// a stranger who signed up with it first loses the account to them).
+    public func setPasswordHash(_ id: UUID, _ passwordHash: String, provesAddress: Bool = false) async throws {
         try await client.write(logger: logger) { connection in
             let rows = try await connection.query(
-                "UPDATE users SET password_hash = \(passwordHash), updated_at = now() WHERE id = \(id) RETURNING id", logger: logger)
+                """
+                UPDATE users SET password_hash = \(passwordHash), updated_at = now(),
+                    email_verified_at = CASE WHEN \(provesAddress) THEN coalesce(email_verified_at, now()) ELSE email_verified_at END
+                WHERE id = \(id) RETURNING id
+                """, logger: logger)
             guard try await rows.decode(UUID.self).contains(where: { _ in true }) else { throw StoreError.notFound("user") }
         }
     }

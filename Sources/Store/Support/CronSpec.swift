@@ -4,7 +4,8 @@ import Foundation
 ///
 /// Each field is `*`, a number, a range `a-b`, a step `*/n` or `a-b/n`, or a comma-separated
 /// list of those; months and days of the week may also be named (`jan`, `mon`), and Sunday is
-/// 0 or 7. As in Vixie cron, when both day fields are restricted (neither starts with `*`), a
+/// 0 or 7. A nickname stands for a whole spec: `@yearly` (or `@annually`), `@monthly`,
+/// `@weekly`, `@daily` (or `@midnight`), `@hourly`. As in Vixie cron, when both day fields are restricted (neither starts with `*`), a
 /// day matches if either does.
 ///
 /// Daylight saving time, for specs whose hour field is restricted (`30 2 * * *`): a wall time
@@ -13,7 +14,7 @@ import Foundation
 /// that runs every hour (`*/15 * * * *`) follows real time instead: it skips the wall times
 /// that do not exist and fires in both passes of a repeated hour, so its interval holds.
 public struct CronSpec: Sendable, Hashable {
-    /// The spec, fields separated by one space.
+    /// The spec, fields separated by one space, or its nickname (`@hourly`) in lowercase.
     public let text: String
     public let timeZone: TimeZone
 
@@ -29,11 +30,19 @@ public struct CronSpec: Sendable, Hashable {
     /// wrong and how, without echoing the input.
     public init(_ text: String, timeZone: TimeZone = .gmt) throws {
         guard text.count <= 200 else { throw StoreError.invalid("cron", "the cron spec must be at most 200 characters") }
-        let fields = text.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        var fields = trimmed.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        if trimmed.hasPrefix("@") {
+            guard let expanded = Self.nicknames[trimmed.lowercased()] else {
+                throw StoreError.invalid(
+                    "cron", "a cron nickname is one of @yearly, @annually, @monthly, @weekly, @daily, @midnight or @hourly")
+            }
+            fields = expanded.split(separator: " ").map(String.init)
+        }
         guard fields.count == 5 else {
             throw StoreError.invalid("cron", "a cron spec has 5 fields: minute hour day-of-month month day-of-week")
         }
-        self.text = fields.joined(separator: " ")
+        self.text = trimmed.hasPrefix("@") ? trimmed.lowercased() : fields.joined(separator: " ")
         self.timeZone = timeZone
         minutes = try Self.parse(fields[0], Self.fields[0])
         hours = try Self.parse(fields[1], Self.fields[1])
@@ -150,6 +159,12 @@ extension CronSpec {
             name: "month", range: 1...12, names: ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
             firstNamed: 1),
         Field(name: "day-of-week", range: 0...7, names: ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]),
+    ]
+
+    /// Vixie cron's nicknames and the specs they stand for (`@reboot` has no meaning here).
+    static let nicknames = [
+        "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+        "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
     ]
 
     static let allHours: UInt64 = (1 << 24) - 1

@@ -23,11 +23,11 @@ import Testing
                 url: url, ref: nil, into: scratch.appending("ws"), credentials: .anonymous, hostKey: noSSHHostKeyExpected)
         }
         try await Task.sleep(for: .seconds(1.5))
-        let cancelled = ContinuousClock.now
         task.cancel()
-        let result = await task.result
+        // Not a speed assertion: the full transfer would take ~40 s, so ending well within that
+        // shows the cancellation stopped it. The margin absorbs a loaded CI machine.
+        let result = try await withDeadline(.seconds(25), "the cancelled checkout returns") { await task.result }
 
-        #expect(ContinuousClock.now - cancelled < .seconds(3))
         #expect(throws: CancellationError.self) { try result.get() }
         #expect(!FileManager.default.fileExists(atPath: cache.mirrorDirectory(for: url).path))
         #expect(!FileManager.default.fileExists(atPath: scratch.appending("ws").path))

@@ -61,7 +61,7 @@ import WorkerPool
                     return stats.ready == 0 && stats.pending == 0
                 }
                 #expect(try sink.messages().map(\.rcptTos) == [["ada@example.com"], ["bob@example.com"]])
-                #expect(try sink.messages()[1].header("Subject") == "Ada invited you to Harrow")
+                #expect(try sink.messages()[1].header("Subject") == "You are invited to Harrow")
                 _ = marker
             }
         }
@@ -128,10 +128,29 @@ import WorkerPool
 
     @Test func aSubjectStaysOneLineAndMissingDataIsAnError() throws {
         let mail = try MailTemplate.render(
-            "invitation", data: ["inviter": "Eve\r\nBcc: victim@example.com", "role": "guest", "link": "https://x.example/i"])
+            "operation-succeeded", data: ["job": "Eve\r\nBcc: victim@example.com", "link": "https://x.example/o"])
         #expect(!mail.subject.contains("\n") && !mail.subject.contains("\r"))
         #expect(throws: MailTemplate.RenderingError.missingData(template: "verify-email", keys: ["link"])) {
             try MailTemplate.render("verify-email", data: ["name": "Ada"])
+        }
+    }
+
+    /// A name chosen by whoever invites (or names a job) reaches strangers' mailboxes: links and
+    /// bidirectional controls are taken out of it, and invitations keep names out of subjects.
+    @Test func namesInMailsCarryNoLinksOrBidiControls() throws {
+        let spam = "Cheap pills at https://spam.example/buy or www.spam.example, spam.biz/x, mail sales@spam.example"
+        let mail = try MailTemplate.render("invitation", data: ["inviter": spam, "role": "guest", "link": "https://harrow.example/i"])
+        #expect(mail.subject == "You are invited to Harrow")
+        for part in [mail.text, mail.html] {
+            #expect(part.contains("Cheap pills at or mail invited you"), "\(part)")
+            #expect(!part.contains("spam."), "\(part)")
+        }
+        #expect(MailNames.plain("Ada \u{202E}ecilA") == "Ada ecilA")
+        #expect(MailNames.plain("Dr. J. Smith v1.2") == "Dr. J. Smith v1.2")
+        #expect(MailNames.plain("https://x.example") == "someone")
+        // Punctuation around a domain name, and dots or letters in other forms, still read as links.
+        for disguised in ["spam.com.", "(spam.com)", "spam.com,", "spam\u{3002}com", "ｓｐａｍ．ｃｏｍ", "\"spam.com\"!"] {
+            #expect(MailNames.plain("Ada \(disguised)") == "Ada", "\(disguised)")
         }
     }
 }

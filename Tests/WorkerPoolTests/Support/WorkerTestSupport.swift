@@ -124,7 +124,7 @@ struct RecordingMiddleware: JobMiddleware {
         outcomes.withLock { $0.append((context.id, outcome)) }
     }
 
-    /// Outcomes by kind: `succeeded`, `retried`, `dead`, `handedBack`.
+    /// Outcomes by kind: `succeeded`, `retried`, `dead`, `handedBack`, `snoozed`.
     var outcomeKinds: [String] {
         outcomes.value.map { $0.outcome.kind }
     }
@@ -137,6 +137,7 @@ extension JobOutcome {
         case .retried: return "retried"
         case .deadLettered: return "dead"
         case .handedBack: return "handedBack"
+        case .snoozed: return "snoozed"
         }
     }
 }

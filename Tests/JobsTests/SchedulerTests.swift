@@ -1,0 +1,51 @@
+import Foundation
+import HarrowTestSupport
+import Jobs
+import PostgresNIO
+import Store
+import Testing
+
+/// The scheduler as a service: it sleeps until the nearest fire time and a change to the
+/// schedules wakes it, so a schedule made while it sleeps still fires on time.
+@Suite struct SchedulerTests {
+    @Test func aScheduleMadeWhileTheSchedulerSleepsFiresOnTime() async throws {
+        try await TestDatabase.withDatabase("scheduler_wake") { client, _ in
+            let logger = TestRedis.logger("harrow.test.scheduler")
+            try await Migrator(client: client, logger: logger).migrate()
+            let job = try await Self.seedJob(client, logger: logger)
+            // Without the notification it would sleep ten minutes.
+            let scheduler = Scheduler(client: client, options: Scheduler.Options(longestSleep: .seconds(600)), logger: logger)
+            let running = Task { try await scheduler.run() }
+            defer { running.cancel() }
+            try await Task.sleep(for: .seconds(1))
+
+            let schedules = ScheduleStore(client: client, logger: logger)
+            let schedule = try await schedules.create(
+                project: job.project, job: job.id, cron: nil, runAt: Date().addingTimeInterval(1), actor: nil)
+            try await eventually("the schedule fired", timeout: .seconds(60)) {
+                try await client.value(
+                    "SELECT count(*)::int8 FROM operations WHERE parameters->>'schedule_id' = \(schedule.id.uuidString.lowercased())",
+                    as: Int.self) == 1
+            }
+            #expect(try await schedules.find(schedule.id, project: job.project).disabledReason == "ran once")
+        }
+    }
+
+    /// A project with a live job, as raw rows.
+    static func seedJob(_ client: PostgresClient, logger: Logger) async throws -> (project: UUID, id: UUID) {
+        let user = try await UserStore(client: client, logger: logger).create(
+            email: "sched-\(TestRedis.randomHex())@example.com", name: "Sched", passwordHash: "$2b$12$hash")
+        let organization = try await OrganizationStore(client: client, logger: logger).create(name: "Acme", owner: user.id)
+        let project = try await ProjectStore(client: client, logger: logger).create(
+            organization: organization.id, name: "Web", actor: user.id)
+        let task = UUID()
+        let job = UUID()
+        try await client.query("INSERT INTO tasks (id, project_id, name, script) VALUES (\(task), \(project.id), 'build', 'make')")
+        try await client.query(
+            """
+            INSERT INTO jobs (id, project_id, task_id, environment_id, name)
+            SELECT \(job), \(project.id), \(task), id, 'build' FROM environments WHERE project_id = \(project.id) AND is_default
+            """)
+        return (project.id, job)
+    }
+}
