@@ -6,8 +6,8 @@ import Store
 ///
 /// SSH fetches authenticate with the repository's deploy key, held in memory only, and trust a
 /// server only when its host key is pinned in the repository's `known_hosts` or among the
-/// well-known keys of GitHub, GitLab and Bitbucket. Every repository is at the operation's
-/// `ref` parameter when given (a branch, tag or commit), else at its default branch.
+/// well-known keys of GitHub, GitLab and Bitbucket. Which commit each one is at: see
+/// ``ref(for:parameters:)``.
 struct RepositoryCheckouts: Sendable {
     /// Why the checkouts stopped: the repository, the git error, and whether trying again later
     /// may help (the git host was unreachable).
@@ -23,12 +23,12 @@ struct RepositoryCheckouts: Sendable {
     /// The checked-out commit of each repository, by name; each one is said in the log.
     func checkOut(_ plan: RunPlan, into workspace: OperationWorkspace, writer: OperationLogWriter) async throws -> [String: String] {
         var commits: [String: String] = [:]
-        let ref = plan.operation.parameters["ref"].flatMap { $0.isEmpty ? nil : $0 }
         for source in plan.repositories {
             try Task.checkCancellation()
             do {
                 let checkout = try await mirrors.checkout(
-                    url: source.url, ref: ref, into: workspace.repositories.appendingPathComponent(source.name),
+                    url: source.url, ref: Self.ref(for: source, parameters: plan.operation.parameters),
+                    into: workspace.repositories.appendingPathComponent(source.name),
                     credentials: Self.credentials(for: source), hostKey: Self.hostKeyVerifier(for: source))
                 commits[source.name] = checkout.commit
                 await writer.note("[harrow] checked out \(source.name) at \(checkout.commit) (\(checkout.ref))")
@@ -38,6 +38,22 @@ struct RepositoryCheckouts: Sendable {
             }
         }
         return commits
+    }
+
+    /// The branch, tag or commit `source` is checked out at; nil for its default branch.
+    ///
+    /// A run that names a repository (`repository_id`, as a git trigger's runs do) checks out
+    /// that repository at the trigger's `sha`, the commit that was seen, not wherever its ref
+    /// moved since, and every other repository at its default branch: the ref is the trigger
+    /// repository's and need not exist elsewhere. A removed ref (no `sha`) leaves the default
+    /// branch. Otherwise every repository is at the `ref` parameter when given.
+    static func ref(for source: RunPlan.Source, parameters: [String: String]) -> String? {
+        func nonEmpty(_ key: String) -> String? { parameters[key].flatMap { $0.isEmpty ? nil : $0 } }
+        if let repository = nonEmpty("repository_id") {
+            guard repository.lowercased() == source.id.uuidString.lowercased() else { return nil }
+            return nonEmpty("sha")
+        }
+        return nonEmpty("ref")
     }
 
     /// Trusts the host keys pinned in the repository's `known_hosts` and the well-known ones of
