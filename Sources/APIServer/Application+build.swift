@@ -74,6 +74,7 @@ public func buildRouter(_ configuration: APIConfiguration, dependencies: APIDepe
         schedules: ScheduleStore(client: database, logger: logger), triggers: GitTriggerStore(client: database, logger: logger),
         webhooks: WebhookStore(client: database, keyring: keyring, logger: logger),
         notifiers: NotifierStore(client: database, logger: logger),
+        webhookNotifiers: WebhookNotifierSecrets(client: database, keyring: keyring, logger: logger),
         rules: NotificationRuleStore(client: database, logger: logger), activities: ActivityStore(client: database, logger: logger),
         database: database, access: access, configuration: configuration
     ).addRoutes(to: v1)

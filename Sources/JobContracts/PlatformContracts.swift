@@ -2,9 +2,9 @@
 /// which job types it should have handlers for.
 public enum PlatformContracts {
     /// The contracts in the order of their queues' priority: what a person waits for first
-    /// (mail, keys, operations), then what runs in the background (statuses, polls).
+    /// (mail, keys, operations), then what runs in the background (statuses, polls, webhooks).
     public static let all: [any JobContract.Type] = [
-        SendMail.self, GenerateKey.self, RunOperation.self, PostStatus.self, PollRepo.self,
+        SendMail.self, GenerateKey.self, RunOperation.self, PostStatus.self, PollRepo.self, PostWebhook.self,
     ]
 
     /// The queues the contracts name, in that order, each once.

@@ -9,6 +9,7 @@ extension SendMail: Job {}
 extension RunOperation: Job {}
 extension PollRepo: Job {}
 extension PostStatus: Job {}
+extension PostWebhook: Job {}
 
 extension Job where Self: JobContract {
     /// The contract's retries, as the worker's retry policy.

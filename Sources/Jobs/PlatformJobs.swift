@@ -6,7 +6,8 @@ import Store
 import WorkerPool
 
 /// Harrow's own job types and their handlers, for `worker` to register: `generate-key`,
-/// `poll-repo`, `post-status`, `run-operation` (with its options) and `send-mail` (with a mail server).
+/// `poll-repo`, `post-status`, `post-webhook`, `run-operation` (with its options) and
+/// `send-mail` (with a mail server).
 public struct PlatformJobs: Sendable {
     /// Where the handlers reach the outside world.
     public struct Configuration: Sendable {
@@ -33,12 +34,15 @@ public struct PlatformJobs: Sendable {
         /// The most RSA key generations at once in this process (`--rsa-concurrency`, at least
         /// 1); surplus `generate-key` jobs for RSA keys snooze.
         public var rsaConcurrency: Int
+        /// Whether webhook notifiers may POST to private, loopback and link-local addresses
+        /// (`--webhook-allow-private`).
+        public var webhooksAllowPrivate: Bool
 
         public init(
             publicURL: String = "http://localhost:8080", gitHubAPIURL: String = "https://api.github.com",
             gitHubRequestsPerHour: Int = 5000, keyPrefix: String = "harrow", smtp: SMTPConfiguration? = nil,
             mailFrom: MailAddress? = nil, operations: (options: OperationRunner.Options, sandbox: ScriptSandbox)? = nil,
-            gitHubHosts: [String]? = nil, rsaConcurrency: Int = 1
+            gitHubHosts: [String]? = nil, rsaConcurrency: Int = 1, webhooksAllowPrivate: Bool = false
         ) {
             self.publicURL = publicURL
             self.gitHubAPIURL = gitHubAPIURL
@@ -49,6 +53,7 @@ public struct PlatformJobs: Sendable {
             self.mailFrom = mailFrom
             self.operations = operations
             self.rsaConcurrency = max(1, rsaConcurrency)
+            self.webhooksAllowPrivate = webhooksAllowPrivate
         }
     }
 
@@ -82,6 +87,10 @@ public struct PlatformJobs: Sendable {
         try RepositoryRefPoller(
             plans: RunPlanStore(client: database, keyring: keyring, logger: logger),
             polls: RepositoryPollStore(client: database, logger: logger)
+        ).register(in: &registry)
+        try WebhookPoster(
+            secrets: WebhookNotifierSecrets(client: database, keyring: keyring, logger: logger),
+            policy: WebhookAddressPolicy(allowsPrivate: configuration.webhooksAllowPrivate), database: database
         ).register(in: &registry)
         if let (options, sandbox) = configuration.operations {
             try OperationRunner(

@@ -87,6 +87,18 @@ struct RunCommand: AsyncParsableCommand {
         !noPoller && !["1", "true", "yes"].contains(ProcessInfo.processInfo.environment["HARROW_NO_POLLER"]?.lowercased() ?? "")
     }
 
+    @Flag(
+        help: """
+            Let webhook notifiers POST to private, loopback and link-local addresses (receivers on this machine or \
+            the LAN); by default only public addresses are reached. Env: HARROW_WEBHOOK_ALLOW_PRIVATE=1.
+            """) var webhookAllowPrivate = false
+
+    /// `--webhook-allow-private`, or `HARROW_WEBHOOK_ALLOW_PRIVATE` set to 1, true or yes.
+    var webhooksAllowPrivate: Bool {
+        webhookAllowPrivate
+            || ["1", "true", "yes"].contains(ProcessInfo.processInfo.environment["HARROW_WEBHOOK_ALLOW_PRIVATE"]?.lowercased() ?? "")
+    }
+
     @Option(help: "The web app's address, for links in mails and commit statuses. Env: HARROW_PUBLIC_URL.")
     var publicURL = ProcessInfo.processInfo.environment["HARROW_PUBLIC_URL"] ?? "http://localhost:8080"
 
@@ -281,7 +293,7 @@ struct RunCommand: AsyncParsableCommand {
                 publicURL: publicURL, gitHubAPIURL: githubAPIURL, gitHubRequestsPerHour: githubRequestsPerHour, keyPrefix: keyPrefix,
                 smtp: try smtpConfiguration(), mailFrom: try Self.mailAddress(mailFrom),
                 operations: readsOperations ? try await operationRunning(logger: logger) : nil, gitHubHosts: githubHosts.map(Self.hosts),
-                rsaConcurrency: rsaConcurrency)
+                rsaConcurrency: rsaConcurrency, webhooksAllowPrivate: webhooksAllowPrivate)
             try PlatformJobs(database: client, redis: redis, keyring: keyring, configuration: configuration, logger: logger)
                 .register(in: &registry)
         }

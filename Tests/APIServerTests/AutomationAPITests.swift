@@ -112,6 +112,51 @@ import Testing
         }
     }
 
+    /// A webhook notifier shows its signing secret when it is made and on rotation, never when
+    /// read; fields of other kinds and kind changes are refused.
+    @Test func aWebhookNotifiersSecretIsShownOnce() async throws {
+        try await APIHarness.with("api_webhook_notifier") { harness, client in
+            let (base, job, token) = try await Self.project(harness, client)
+            let created = try await client.send(
+                .post, "\(base)/notifiers", token: token, json: #"{"name":"chat","kind":"webhook","url":"https://hooks.example.com/x"}"#)
+            #expect(created.status == .created, "\(String(buffer: created.body))")
+            let secret = try #require(try created.json()["signing_secret"] as? String)
+            #expect(try created.json()["url"] as? String == "https://hooks.example.com/x")
+            let id = try #require(try created.json()["id"] as? String)
+            let read = try await client.send(.get, "\(base)/notifiers/\(id)", token: token)
+            #expect(read.status == .ok && !String(buffer: read.body).contains(secret))
+            #expect(try read.json()["signing_secret"] == nil)
+            let listed = try await client.send(.get, "\(base)/notifiers", token: token)
+            #expect(!String(buffer: listed.body).contains(secret))
+
+            let renamed = try await client.send(.patch, "\(base)/notifiers/\(id)", token: token, json: #"{"name":"chat ops"}"#)
+            #expect(renamed.status == .ok)
+            #expect(try renamed.json()["url"] as? String == "https://hooks.example.com/x")
+            let rekinded = try await client.send(
+                .patch, "\(base)/notifiers/\(id)", token: token, json: #"{"name":"x","kind":"email","recipients":["a@example.com"]}"#)
+            #expect(rekinded.status == .unprocessableContent, "\(String(buffer: rekinded.body))")
+            let rotated = try await client.send(.post, "\(base)/notifiers/\(id)/rotate", token: token)
+            let next = try #require(try rotated.json()["signing_secret"] as? String)
+            #expect(next != secret)
+
+            for body in [
+                #"{"name":"w","kind":"webhook","url":"https://u:p@example.com/"}"#, #"{"name":"w","kind":"webhook"}"#,
+                #"{"name":"w","kind":"webhook","url":"https://example.com/","recipients":["a@example.com"]}"#,
+                #"{"name":"w","kind":"job","job_id":"\#(job)","url":"https://example.com/"}"#,
+                #"{"name":"w","url":"gopher://example.com/"}"#,
+            ] {
+                let refused = try await client.send(.post, "\(base)/notifiers", token: token, json: body)
+                #expect(refused.status == .unprocessableContent, "\(body): \(String(buffer: refused.body))")
+            }
+            let mail = try await client.send(
+                .post, "\(base)/notifiers", token: token, json: #"{"name":"ops","recipients":["ops@example.com"]}"#)
+            #expect(mail.status == .created)
+            #expect(try mail.json()["signing_secret"] == nil)
+            let mailID = try #require(try mail.json()["id"] as? String)
+            #expect(try await client.send(.post, "\(base)/notifiers/\(mailID)/rotate", token: token).status == .notFound)
+        }
+    }
+
     @Test func aGitHubTokenIsWriteOnly() async throws {
         try await APIHarness.with("api_github_token") { harness, client in
             let (base, _, token) = try await Self.project(harness, client)

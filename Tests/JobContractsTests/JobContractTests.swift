@@ -34,12 +34,22 @@ import Testing
         #expect(poll.repositoryID == Self.id)
         let status = try decoder.decode(PostStatus.self, from: Data(#"{"operation_id":"\#(Self.lower)"}"#.utf8))
         #expect(status.operationID == Self.id)
+        let event =
+            #"{"activity":"operation.failed","occurred_at":"2026-12-06T10:00:00Z","project_id":"\#(Self.lower)","project":"Web","job_id":"\#(Self.lower)","job":"deploy","operation_id":"\#(Self.lower)","status":"failed","exit_status":null,"failure_reason":"worker_lost","link":"https://h/x","text":"t"}"#
+        let webhook = try decoder.decode(PostWebhook.self, from: Data(#"{"notifier_id":"\#(Self.lower)","event":\#(event)}"#.utf8))
+        #expect(webhook.notifierID == Self.id && webhook.event.exitStatus == nil && webhook.event.operationID == Self.id)
+        // Written back in lowercase, with what is not known as null.
+        let encoded = String(decoding: try JSONEncoder().encode(webhook), as: UTF8.self)
+        #expect(!encoded.contains(Self.id.uuidString) && encoded.contains(#""exit_status":null"#))
         #expect(throws: DecodingError.self) { try decoder.decode(RunOperation.self, from: Data(#"{"operation_id":"nope"}"#.utf8)) }
     }
 
     @Test func namesQueuesAndUniqueKeys() {
-        #expect(PlatformContracts.all.map { $0.name } == ["send-mail", "generate-key", "run-operation", "post-status", "poll-repo"])
-        #expect(PlatformContracts.queues == ["mail", "keys", "operations", "status", "git"])
+        #expect(
+            PlatformContracts.all.map { $0.name } == [
+                "send-mail", "generate-key", "run-operation", "post-status", "poll-repo", "post-webhook",
+            ])
+        #expect(PlatformContracts.queues == ["mail", "keys", "operations", "status", "git", "webhooks"])
         #expect(PollRepo(repositoryID: Self.id).uniqueKey == "poll-repo:\(Self.lower)")
         #expect(RunOperation(operationID: Self.id).uniqueKey == nil)
     }
@@ -66,7 +76,7 @@ extension JobContractTests {
             names(
                 PlatformContracts.withoutHandlers(
                     onQueues: PlatformContracts.queues, handled: ["generate-key", "send-mail", "post-status"]))
-                == ["run-operation", "poll-repo"])
+                == ["run-operation", "poll-repo", "post-webhook"])
         #expect(names(PlatformContracts.withoutHandlers(onQueues: ["mail", "default"], handled: ["noop"])) == ["send-mail"])
         #expect(names(PlatformContracts.withoutHandlers(onQueues: ["default"], handled: [])).isEmpty)
     }

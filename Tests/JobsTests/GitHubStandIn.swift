@@ -6,12 +6,15 @@ import NIOCore
 
 /// A local HTTP server that speaks GitHub's commit-status endpoint
 /// (`POST /repos/{owner}/{repo}/statuses/{sha}`): it records each request and answers with the
-/// next scripted answer (201 when none is left). GitHub itself is out of reach here.
+/// next scripted answer (201 when none is left). GitHub itself is out of reach here. With
+/// another `route` it is a webhook receiver, for `post-webhook`.
 actor GitHubStandIn {
     struct Recorded: Sendable {
         var path: String
         var headers: HTTPFields
         var body: [String: String]
+        /// The body as received (what a signature covers).
+        var raw: [UInt8]
         var receivedAt: Date
     }
 
@@ -31,15 +34,19 @@ actor GitHubStandIn {
     func handle(path: String, headers: HTTPFields, body: ByteBuffer) -> Answer {
         let object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:]
         requests.append(
-            Recorded(path: path, headers: headers, body: object.compactMapValues { $0 as? String }, receivedAt: Date()))
+            Recorded(
+                path: path, headers: headers, body: object.compactMapValues { $0 as? String }, raw: Array(body.readableBytesView),
+                receivedAt: Date()))
         return answers.isEmpty ? Answer(status: .created, body: #"{"id":1,"state":"pending"}"#) : answers.removeFirst()
     }
 
     /// Runs the stand-in on a free loopback port for the duration of `body`, which gets its URL.
-    static func with<T: Sendable>(_ body: @Sendable (GitHubStandIn, String) async throws -> T) async throws -> T {
+    static func with<T: Sendable>(
+        route: String = "repos/:owner/:repo/statuses/:sha", _ body: @Sendable (GitHubStandIn, String) async throws -> T
+    ) async throws -> T {
         let standIn = GitHubStandIn()
         let router = Router()
-        router.post("repos/:owner/:repo/statuses/:sha") { request, _ -> Response in
+        router.post(RouterPath(route)) { request, _ -> Response in
             let received = try await request.body.collect(upTo: 1 << 20)
             let answer = await standIn.handle(path: request.uri.path, headers: request.headers, body: received)
             var headers = answer.headers

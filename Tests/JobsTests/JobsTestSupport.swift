@@ -47,7 +47,7 @@ struct JobsHarness: Sendable {
             let worker = Worker(
                 queue: jobQueue, registry: registry,
                 options: Worker.Options(
-                    queues: try QueueSelection(parsing: "keys,mail,status,default"), concurrency: 4,
+                    queues: try QueueSelection(parsing: "keys,mail,status,webhooks,default"), concurrency: 4,
                     heartbeatInterval: .milliseconds(200), deadWorkerAfter: .seconds(3), blockTimeout: .milliseconds(200)),
                 logger: logger)
             do {

@@ -106,14 +106,16 @@ import Testing
             try await TestRedis.withClient { redis in
                 let queue = JobQueue(redis: redis, options: JobQueue.Options(keyPrefix: prefix))
                 try await eventually("the worker registered", timeout: .seconds(30)) { try await !queue.liveWorkers().isEmpty }
-                #expect(try await queue.liveWorkers().first?.queues == ["keys", "operations", "status", "git", "default"])
+                #expect(try await queue.liveWorkers().first?.queues == ["keys", "operations", "status", "git", "webhooks", "default"])
                 try await TestRedis.deleteKeys(prefix: prefix, on: redis)
             }
             worker.signal(SIGTERM)
             #expect(try await worker.waitForExit() == 0, "\(worker.log())")
             let log = worker.log()
             #expect(log.contains("no handler for send-mail jobs, so this worker leaves their queue mail alone"), "\(log)")
-            for type in ["generate-key", "post-status", "run-operation", "poll-repo"] { #expect(!log.contains("no handler for \(type)"), "\(log)") }
+            for type in ["generate-key", "post-status", "run-operation", "poll-repo"] {
+                #expect(!log.contains("no handler for \(type)"), "\(log)")
+            }
         }
     }
 

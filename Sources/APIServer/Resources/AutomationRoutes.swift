@@ -14,6 +14,7 @@ struct AutomationRoutes: Sendable {
     let triggers: GitTriggerStore
     let webhooks: WebhookStore
     let notifiers: NotifierStore
+    let webhookNotifiers: WebhookNotifierSecrets
     let rules: NotificationRuleStore
     let activities: ActivityStore
     let database: PostgresClient
@@ -66,30 +67,46 @@ struct AutomationRoutes: Sendable {
     }
 
     struct NotifierBody: RequestBody {
-        static let fields: Set<String> = ["name", "kind", "recipients", "job_id"]
+        static let fields: Set<String> = ["name", "kind", "recipients", "job_id", "url"]
         var name: String
         var kind: Notifier.Kind?
         var recipients: [String]?
         var jobId: UUID?
+        var url: String?
 
         /// What the notifier does: `email` (the default) takes `recipients`, `job` a `job_id`,
-        /// and neither takes the other's field. For an update, `current` fills what the body
-        /// leaves out, as long as the kind stays.
+        /// `webhook` a `url`, and none takes another's field. For an update, `current` fills
+        /// what the body leaves out, as long as the kind stays.
         func target(current: Notifier? = nil) throws -> NotifierStore.Target {
             let kind = kind ?? current?.kind ?? .email
             let same = current?.kind == kind
-            switch kind {
-            case .email:
-                guard jobId == nil else {
-                    throw Problem.invalid([Problem.FieldError(field: "job_id", message: "is for notifiers of kind job")])
-                }
-                return .email(try Fields.required(recipients ?? (same ? current?.recipients : nil), "recipients"))
-            case .job:
-                guard recipients == nil || recipients == [] else {
-                    throw Problem.invalid([Problem.FieldError(field: "recipients", message: "is for notifiers of kind email")])
-                }
-                return .job(try Fields.required(jobId ?? (same ? current?.jobID : nil), "job_id"))
+            let others: [(String, Bool, Notifier.Kind)] = [
+                ("recipients", !(recipients ?? []).isEmpty, .email), ("job_id", jobId != nil, .job), ("url", url != nil, .webhook),
+            ]
+            if let (field, _, owner) = others.first(where: { $0.1 && $0.2 != kind }) {
+                throw Problem.invalid([Problem.FieldError(field: field, message: "is for notifiers of kind \(owner.rawValue)")])
             }
+            switch kind {
+            case .email: return .email(try Fields.required(recipients ?? (same ? current?.recipients : nil), "recipients"))
+            case .job: return .job(try Fields.required(jobId ?? (same ? current?.jobID : nil), "job_id"))
+            case .webhook: return .webhook(try Fields.required(url ?? (same ? current?.url : nil), "url"))
+            }
+        }
+    }
+
+    /// A notifier as created: a webhook notifier's signing secret, shown this once, with it.
+    struct NotifierCreated: ResponseEncodable {
+        var notifier: Notifier
+        var signingSecret: String?
+
+        enum CodingKeys: String, CodingKey {
+            case signingSecret
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            try notifier.encode(to: encoder)
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encodeIfPresent(signingSecret, forKey: .signingSecret)
         }
     }
 
@@ -351,12 +368,22 @@ struct AutomationRoutes: Sendable {
             let (project, _) = try await context.project(.read, access: access)
             return PageBody(try await notifiers.list(project: project, page: try request.pageRequest()))
         }
-        project.post("notifiers") { request, context -> EditedResponse<Notifier> in
+        project.post("notifiers") { request, context -> EditedResponse<NotifierCreated> in
             let (project, caller) = try await context.project(.manageNotificationRules, access: access)
             let body = try await request.json(NotifierBody.self, limit: limit)
-            return EditedResponse(
-                status: .created,
-                response: try await notifiers.create(project: project, name: body.name, target: try body.target(), actor: caller.user.id))
+            let target = try body.target()
+            if case .webhook(let url) = target {
+                let (notifier, secret) = try await webhookNotifiers.create(
+                    project: project, name: body.name, url: url, actor: caller.user.id)
+                return EditedResponse(status: .created, response: NotifierCreated(notifier: notifier, signingSecret: secret))
+            }
+            let notifier = try await notifiers.create(project: project, name: body.name, target: target, actor: caller.user.id)
+            return EditedResponse(status: .created, response: NotifierCreated(notifier: notifier))
+        }
+        project.post("notifiers/:notifier/rotate") { _, context -> Secret in
+            let (project, caller) = try await context.project(.manageNotificationRules, access: access)
+            return Secret(
+                signingSecret: try await webhookNotifiers.rotateSecret(try context.id("notifier"), project: project, actor: caller.user.id))
         }
         project.get("notifiers/:notifier") { _, context -> Notifier in
             let (project, _) = try await context.project(.read, access: access)

@@ -8,6 +8,8 @@ public struct Notifier: Sendable, Hashable, Codable {
         case email
         /// Runs the job `jobID` of the project: a chained job, reason `notification`.
         case job
+        /// POSTs the activity as JSON to `url`, signed with the notifier's secret.
+        case webhook
     }
 
     public var id: UUID
@@ -18,6 +20,9 @@ public struct Notifier: Sendable, Hashable, Codable {
     public var recipients: [String]
     /// The job a notification runs (kind `job`; `nil` otherwise).
     public var jobID: UUID?
+    /// Where notifications are POSTed (kind `webhook`; `nil` otherwise). Its signing secret is
+    /// shown once, when it is made.
+    public var url: String?
     public var createdAt: Date
     public var updatedAt: Date
     public var archivedAt: Date?

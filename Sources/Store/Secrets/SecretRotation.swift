@@ -4,7 +4,7 @@ import NIOCore
 import PostgresNIO
 
 /// Re-encrypts every stored secret that is not under the keyring's current key: secret values,
-/// SSH private keys, webhook signing secrets, GitHub tokens and repository tokens. Safe while the platform runs (every process
+/// SSH private keys, webhook and webhook notifiers' signing secrets, GitHub tokens and repository tokens. Safe while the platform runs (every process
 /// must already have the new key as `HARROW_SECRET_KEY` or the old one in
 /// `HARROW_OLD_SECRET_KEYS`), in small transactions that lock only the rows they rewrite (waiting
 /// for a row another transaction holds), and safe to run again after an interruption.
@@ -22,6 +22,7 @@ public struct SecretRotation: Sendable {
         SealedColumn(table: "webhooks", column: "signing_secret_ciphertext", keyColumn: "key_id"),
         SealedColumn(table: "github_tokens", column: "ciphertext", keyColumn: "key_id"),
         SealedColumn(table: "repositories", column: "token_ciphertext", keyColumn: "token_key_id"),
+        SealedColumn(table: "notifiers", column: "signing_secret_ciphertext", keyColumn: "key_id"),
     ]
 
     /// The context a value of `table`'s row `id` is sealed for.

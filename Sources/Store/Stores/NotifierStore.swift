@@ -2,8 +2,8 @@ import Foundation
 import Logging
 import PostgresNIO
 
-/// Where a project's notifications go: lists of email addresses, or another job of the
-/// project to run.
+/// Where a project's notifications go: lists of email addresses, another job of the project to
+/// run, or a URL to POST them to (see ``WebhookNotifierSecrets`` for its signing secret).
 public struct NotifierStore: Sendable {
     /// What a notifier does with a notification.
     public enum Target: Sendable, Hashable {
@@ -11,6 +11,8 @@ public struct NotifierStore: Sendable {
         case email([String])
         /// Runs this live job of the project.
         case job(UUID)
+        /// POSTs to this `http` or `https` URL.
+        case webhook(String)
     }
 
     let client: PostgresClient
@@ -21,16 +23,16 @@ public struct NotifierStore: Sendable {
         self.logger = logger
     }
 
-    static let columns = "id, project_id, name, kind, recipients, job_id, created_at, updated_at, archived_at, \(Cursor.column)"
-    typealias Row = (UUID, UUID, String, String, [String], UUID?, Date, Date, Date?, Int64)
+    static let columns = "id, project_id, name, kind, recipients, job_id, url, created_at, updated_at, archived_at, \(Cursor.column)"
+    typealias Row = (UUID, UUID, String, String, [String], UUID?, String?, Date, Date, Date?, Int64)
 
     static func record(_ row: PostgresRow) throws -> (item: Notifier, position: Cursor) {
         let row = try row.decode(Row.self)
         return (
             Notifier(
                 id: row.0, projectID: row.1, name: row.2, kind: try Notifier.Kind(stored: row.3, column: "notifier kind"),
-                recipients: row.4, jobID: row.5, createdAt: row.6, updatedAt: row.7, archivedAt: row.8),
-            Cursor(createdMicroseconds: row.9, id: row.0)
+                recipients: row.4, jobID: row.5, url: row.6, createdAt: row.7, updatedAt: row.8, archivedAt: row.9),
+            Cursor(createdMicroseconds: row.10, id: row.0)
         )
     }
 
@@ -70,15 +72,31 @@ public struct NotifierStore: Sendable {
     }
 
     /// Creates a notifier in a live project; a job it runs must be a live job of the project.
+    /// A webhook notifier needs a signing secret: ``WebhookNotifierSecrets/create(project:name:url:actor:)``
+    /// makes those.
     public func create(project: UUID, name: String, target: Target, actor: UUID?) async throws -> Notifier {
+        if case .webhook = target {
+            throw StoreError.invalid("kind", "a webhook notifier is made with its signing secret")
+        }
+        return try await Self.insert(
+            id: UUID(), project: project, name: name, target: target, sealedSecret: nil, actor: actor, client: client, logger: logger)
+    }
+
+    /// Inserts a notifier (with the sealed signing secret a webhook notifier needs) and its
+    /// activity.
+    static func insert(
+        id: UUID, project: UUID, name: String, target: Target, sealedSecret: SecretKeyring.Sealed?, actor: UUID?, client: PostgresClient,
+        logger: Logger
+    ) async throws -> Notifier {
         let name = try Validate.name(name)
-        let (kind, recipients, job) = try Self.valid(target)
+        let stored = try Self.valid(target)
         return try await client.write(logger: logger) { connection in
-            try await Self.requireLiveJob(job, project: project, on: connection, logger: logger)
+            try await Self.requireLiveJob(stored.job, project: project, on: connection, logger: logger)
             let inserted = try await connection.first(
                 """
-                INSERT INTO notifiers (project_id, name, kind, recipients, job_id)
-                SELECT \(project), \(name), \(kind.rawValue), \(recipients), \(job)
+                INSERT INTO notifiers (id, project_id, name, kind, recipients, job_id, url, signing_secret_ciphertext, key_id)
+                SELECT \(id), \(project), \(name), \(stored.kind.rawValue), \(stored.recipients), \(stored.job), \(stored.url),
+                    \(sealedSecret.map { ByteBuffer(bytes: $0.ciphertext) }), \(sealedSecret?.keyID)
                 WHERE EXISTS (SELECT 1 FROM projects WHERE id = \(project) AND archived_at IS NULL FOR SHARE)
                 RETURNING \(unescaped: Self.columns)
                 """, logger: logger, Self.record)
@@ -88,11 +106,20 @@ public struct NotifierStore: Sendable {
         }
     }
 
+    /// A target as stored, checked.
+    struct Stored {
+        var kind: Notifier.Kind
+        var recipients: [String] = []
+        var job: UUID?
+        var url: String?
+    }
+
     /// The stored form of a target, checked.
-    static func valid(_ target: Target) throws -> (Notifier.Kind, [String], UUID?) {
+    static func valid(_ target: Target) throws -> Stored {
         switch target {
-        case .email(let recipients): (.email, try validRecipients(recipients), nil)
-        case .job(let job): (.job, [], job)
+        case .email(let recipients): Stored(kind: .email, recipients: try validRecipients(recipients))
+        case .job(let job): Stored(kind: .job, job: job)
+        case .webhook(let url): Stored(kind: .webhook, url: try Validate.webhookURL(url))
         }
     }
 
@@ -127,17 +154,27 @@ public struct NotifierStore: Sendable {
         try await update(id, project: project, name: name, target: .email(recipients), actor: actor)
     }
 
-    /// Renames the notifier and replaces what it does (its kind may change).
+    /// Renames the notifier and replaces what it does. Its kind may change between `email` and
+    /// `job`; a webhook notifier stays one (its URL may change, its secret stays) and no other
+    /// becomes one, since that needs a secret shown to the caller: create one instead.
     public func update(_ id: UUID, project: UUID, name: String, target: Target, actor: UUID?) async throws -> Notifier {
         let name = try Validate.name(name)
-        let (kind, recipients, job) = try Self.valid(target)
+        let stored = try Self.valid(target)
         return try await client.write(logger: logger) { connection in
-            try await Self.requireLiveJob(job, project: project, on: connection, logger: logger)
+            try await Self.requireLiveJob(stored.job, project: project, on: connection, logger: logger)
+            let current = try await connection.first(
+                "SELECT kind FROM notifiers WHERE id = \(id) AND project_id = \(project) AND archived_at IS NULL FOR UPDATE",
+                logger: logger, { try Notifier.Kind(stored: $0.decode(String.self), column: "notifier kind") })
+            guard let current else { throw StoreError.notFound("notifier") }
+            guard (current == .webhook) == (stored.kind == .webhook) else {
+                throw StoreError.invalid(
+                    "kind", "a webhook notifier cannot change its kind, nor another become one: create a new notifier")
+            }
             let updated = try await connection.first(
                 """
-                UPDATE notifiers SET name = \(name), kind = \(kind.rawValue), recipients = \(recipients), job_id = \(job),
-                    updated_at = now()
-                WHERE id = \(id) AND project_id = \(project) AND archived_at IS NULL RETURNING \(unescaped: Self.columns)
+                UPDATE notifiers SET name = \(name), kind = \(stored.kind.rawValue), recipients = \(stored.recipients),
+                    job_id = \(stored.job), url = \(stored.url), updated_at = now()
+                WHERE id = \(id) RETURNING \(unescaped: Self.columns)
                 """, logger: logger, Self.record)
             guard let notifier = updated?.item else { throw StoreError.notFound("notifier") }
             try await Self.log("notifier.updated", notifier, actor: actor, on: connection, logger: logger)
@@ -157,7 +194,7 @@ public struct NotifierStore: Sendable {
         }
     }
 
-    private static func log(
+    static func log(
         _ name: String, _ notifier: Notifier, actor: UUID?, on connection: PostgresConnection, logger: Logger
     ) async throws {
         try await ActivityLog.record(

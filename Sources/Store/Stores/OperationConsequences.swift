@@ -25,7 +25,8 @@ enum OperationConsequences {
     /// The commit status, and for each live rule (of the project, or of the operation's job)
     /// whose pattern matches `activity`: one `send-mail` job per recipient of an email notifier
     /// (a recipient named by several rules gets one mail), one operation of a job notifier's
-    /// job (a job named by several rules runs once).
+    /// job (a job named by several rules runs once), one `post-webhook` job per webhook
+    /// notifier.
     static func enqueue(
         after operation: Operation, activity: String, logTail: [String], publicURL: String, on connection: PostgresConnection,
         logger: Logger
@@ -33,28 +34,36 @@ enum OperationConsequences {
         try await enqueueStatus(of: operation, on: connection, logger: logger)
         let rules = try await connection.all(
             """
-            SELECT r.activity_pattern, n.recipients, n.job_id FROM notification_rules r JOIN notifiers n ON n.id = r.notifier_id
+            SELECT r.activity_pattern, n.id, n.kind, n.recipients, n.job_id FROM notification_rules r
+            JOIN notifiers n ON n.id = r.notifier_id
             WHERE r.project_id = \(operation.projectID) AND r.archived_at IS NULL AND n.archived_at IS NULL
               AND (r.job_id IS NULL OR r.job_id = \(operation.jobID))
             ORDER BY r.created_at, r.id
-            """, logger: logger, { try $0.decode((String, [String], UUID?).self) })
+            """, logger: logger, { try $0.decode((String, UUID, String, [String], UUID?).self) })
         var recipients: [String] = []
         var chained: [UUID] = []
-        for (pattern, addresses, job) in rules
+        var webhooks: [UUID] = []
+        for (pattern, notifier, kind, addresses, job) in rules
         where NotificationRule.glob(Array(pattern.unicodeScalars), matches: Array(activity.unicodeScalars)) {
             for address in addresses where !recipients.contains(address) { recipients.append(address) }
             if let job, !chained.contains(job) { chained.append(job) }
+            if kind == Notifier.Kind.webhook.rawValue, !webhooks.contains(notifier) { webhooks.append(notifier) }
         }
         try await enqueueChained(chained, after: operation, activity: activity, on: connection, logger: logger)
-        guard !recipients.isEmpty else { return }
+        guard !recipients.isEmpty || !webhooks.isEmpty else { return }
         let names = try await connection.first(
             "SELECT j.name, p.name FROM jobs j JOIN projects p ON p.id = j.project_id WHERE j.id = \(operation.jobID)", logger: logger,
             { try $0.decode((String, String).self) })
         let base = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
+        let link = "\(base)/projects/\(operation.projectID.uuidString.lowercased())/operations/\(operation.id.uuidString.lowercased())"
+        if !webhooks.isEmpty {
+            let event = webhookEvent(operation, activity: activity, job: names?.0 ?? "", project: names?.1 ?? "", link: link)
+            try await Outbox.enqueue(
+                try webhooks.map { try OutboxJob(PostWebhook(notifierID: $0, event: event)) }, on: connection, logger: logger)
+        }
+        guard !recipients.isEmpty else { return }
         var data = [
-            "job": names?.0 ?? "a job", "project": names?.1 ?? "",
-            "link": "\(base)/projects/\(operation.projectID.uuidString.lowercased())/operations/\(operation.id.uuidString.lowercased())",
-            "status": operation.status.rawValue,
+            "job": names?.0 ?? "a job", "project": names?.1 ?? "", "link": link, "status": operation.status.rawValue,
         ]
         data["exit_status"] = operation.exitStatus.map(String.init)
         data["failure_reason"] = operation.failureReason?.rawValue
@@ -62,6 +71,20 @@ enum OperationConsequences {
         let template = operation.status == .succeeded ? "operation-succeeded" : "operation-failed"
         try await Outbox.enqueue(
             try recipients.map { try OutboxJob(SendMail(template: template, to: $0, data: data)) }, on: connection, logger: logger)
+    }
+
+    /// What a webhook notifier POSTs about `operation`. No log lines: a webhook's receiver is
+    /// a third party (a chat service), not a member of the project.
+    static func webhookEvent(_ operation: Operation, activity: String, job: String, project: String, link: String) -> PostWebhook.Event {
+        var outcome = operation.status.rawValue
+        if let exitStatus = operation.exitStatus { outcome += " (exit \(exitStatus))" }
+        if let reason = operation.failureReason { outcome += " (\(reason.rawValue))" }
+        let occurred = operation.finishedAt ?? operation.updatedAt
+        return PostWebhook.Event(
+            activity: activity, occurredAt: occurred.formatted(.iso8601), projectID: operation.projectID, project: project,
+            jobID: operation.jobID, job: job, operationID: operation.id, status: operation.status.rawValue,
+            exitStatus: operation.exitStatus, failureReason: operation.failureReason?.rawValue, link: link,
+            text: "\(job) in \(project): \(outcome) \(link)")
     }
 
     /// Queues an operation of each job, reason `notification`, with parameters

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Input rules the schema does not express, checked before a statement is sent.
 enum Validate {
     /// A display name: trimmed, 1 to 200 characters, no control characters and no bidirectional
@@ -20,5 +22,24 @@ enum Validate {
         guard let value = value?.trimmingWhitespace(), !value.isEmpty else { return nil }
         guard value.count <= limit else { throw StoreError.invalid(field, "\(field) must be at most \(limit) characters") }
         return value
+    }
+
+    /// Where a webhook notifier POSTs: an absolute `http` or `https` URL with a host, no
+    /// credentials or fragment, no spaces or control characters, at most 2000 bytes. Whether
+    /// its address may be reached (private networks) is the worker's policy, checked when it
+    /// sends, since a name may resolve elsewhere by then.
+    static func webhookURL(_ value: String, field: String = "url") throws -> String {
+        let url = value.trimmingWhitespace()
+        guard url.utf8.count <= 2000 else { throw StoreError.invalid(field, "\(field) must be at most 2000 bytes") }
+        guard
+            !url.unicodeScalars.contains(where: { $0.properties.isWhitespace || $0.properties.generalCategory == .control }),
+            let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
+            scheme == "http" || scheme == "https", let host = components.host, !host.isEmpty
+        else { throw StoreError.invalid(field, "\(field) must be an http or https URL with a host") }
+        guard components.user == nil, components.password == nil else {
+            throw StoreError.invalid(field, "\(field) must not hold credentials: the signature proves the sender")
+        }
+        guard components.fragment == nil else { throw StoreError.invalid(field, "\(field) must not have a fragment") }
+        return url
     }
 }
