@@ -7,8 +7,9 @@ import Foundation
 public struct PostWebhook: JobContract, Hashable {
     public static let name = "post-webhook"
     public static let queue = "webhooks"
-    /// A receiver that is down for a while still gets it: about a day of tries.
-    public static let retries = Retries(maxAttempts: 15, backoff: .exponential(base: .seconds(10), maximum: .seconds(3600)))
+    /// A receiver that is down for a while still gets it: 10 s doubling to an hour, then hourly,
+    /// about 21 hours of tries in all.
+    public static let retries = Retries(maxAttempts: 30, backoff: .exponential(base: .seconds(10), maximum: .seconds(3600)))
     /// One request of at most 15 s, and the name's resolution.
     public static let timeout: Duration = .seconds(30)
     public static let visibilityTimeout: Duration? = .seconds(60)

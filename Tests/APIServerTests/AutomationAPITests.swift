@@ -121,7 +121,7 @@ import Testing
                 .post, "\(base)/notifiers", token: token, json: #"{"name":"chat","kind":"webhook","url":"https://hooks.example.com/x"}"#)
             #expect(created.status == .created, "\(String(buffer: created.body))")
             let secret = try #require(try created.json()["signing_secret"] as? String)
-            #expect(try created.json()["url"] as? String == "https://hooks.example.com/x")
+            #expect(try created.json()["url"] as? String == "https://hooks.example.com/…")
             let id = try #require(try created.json()["id"] as? String)
             let read = try await client.send(.get, "\(base)/notifiers/\(id)", token: token)
             #expect(read.status == .ok && !String(buffer: read.body).contains(secret))
@@ -131,7 +131,10 @@ import Testing
 
             let renamed = try await client.send(.patch, "\(base)/notifiers/\(id)", token: token, json: #"{"name":"chat ops"}"#)
             #expect(renamed.status == .ok)
-            #expect(try renamed.json()["url"] as? String == "https://hooks.example.com/x")
+            #expect(try renamed.json()["url"] as? String == "https://hooks.example.com/…")
+            let stored = try await WebhookNotifierSecrets(client: harness.database, keyring: harness.keyring, logger: harness.logger)
+                .target(of: try #require(UUID(uuidString: id)))
+            #expect(stored?.url == "https://hooks.example.com/x", "a rename keeps the URL")
             let rekinded = try await client.send(
                 .patch, "\(base)/notifiers/\(id)", token: token, json: #"{"name":"x","kind":"email","recipients":["a@example.com"]}"#)
             #expect(rekinded.status == .unprocessableContent, "\(String(buffer: rekinded.body))")

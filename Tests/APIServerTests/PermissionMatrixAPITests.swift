@@ -70,6 +70,11 @@ import Testing
                 Probe(permission: .writeWebhooks, method: .post) { attempt in
                     ("\(base)/webhooks", #"{"job_id":"\#(job)","name":"w-\#(attempt)"}"#)
                 },
+                // A webhook notifier sends signed requests where its URL says: a manager's call,
+                // as incoming webhooks are (an email or job notifier is a member's).
+                Probe(permission: .writeWebhooks, method: .post) { attempt in
+                    ("\(base)/notifiers", #"{"name":"wn-\#(attempt)","kind":"webhook","url":"https://hooks.example.com/\#(attempt)"}"#)
+                },
                 Probe(permission: .writeTriggers, method: .post) { attempt in
                     (
                         "\(base)/triggers",

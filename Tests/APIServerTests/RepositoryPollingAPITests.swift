@@ -49,6 +49,13 @@ import Testing
                     "repository_id": id, "job_id": project.job, "name": "main", "ref_pattern": "^refs/heads/main$", "change_type": "change",
                 ]))
             #expect(trigger.status == .created, "\(String(buffer: trigger.body))")
+            // A rename keeps the pattern (it fell back to ".*", every ref, before).
+            let triggerID = try #require(try trigger.json()["id"] as? String)
+            let renamed = try await client.send(
+                .patch, "\(project.base)/triggers/\(triggerID)", token: project.token,
+                json: #"{"name":"main pushes","change_type":"change"}"#)
+            #expect(renamed.status == .ok, "\(String(buffer: renamed.body))")
+            #expect(try renamed.json()["ref_pattern"] as? String == "^refs/heads/main$")
 
             // The first scan (after the key is authorized) records refs and starts nothing.
             let start = try TestCommand.git(["rev-parse", "refs/heads/main"], in: origin.bare)

@@ -145,7 +145,8 @@ import WorkerPool
         ("172.32.0.1", true), ("192.168.1.1", false), ("100.64.0.1", false), ("0.0.0.0", false), ("224.0.0.1", false),
         ("2606:4700::1111", true), ("::1", false), ("::", false), ("fd00::1", false), ("fe80::1", false), ("ff02::1", false),
         ("::ffff:127.0.0.1", false), ("::ffff:8.8.8.8", true), ("64:ff9b::a00:1", false), ("2002:a00:1::", false),
-        ("2001:db8::1", false),
+        ("2001:db8::1", false), ("64:ff9b:1::a00:1", false), ("::ffff:0:a00:1", false), ("2001::1", false), ("3fff::1", false),
+        ("2001:4860::8888", true),
     ])
     func addressesArePublicOrNot(address: String, isPublic: Bool) async throws {
         let resolved = try await WebhookAddressPolicy.resolve(address)

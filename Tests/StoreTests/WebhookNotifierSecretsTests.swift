@@ -19,18 +19,27 @@ import Testing
             let secrets = Self.secrets(stores)
             let (notifier, secret) = try await secrets.create(
                 project: project, name: "chat", url: " https://hooks.example.com/T1/B2?token=x ", actor: ada.id)
-            #expect(notifier.kind == .webhook && notifier.url == "https://hooks.example.com/T1/B2?token=x")
+            // Shown as its origin: the path and query of a chat service's URL are its credential.
+            #expect(notifier.kind == .webhook && notifier.url == "https://hooks.example.com/…")
             #expect(notifier.recipients.isEmpty && notifier.jobID == nil && secret.count == 43)
             let stored = try #require(
                 try await stores.client.value(
                     "SELECT signing_secret_ciphertext FROM notifiers WHERE id = \(notifier.id)", as: ByteBuffer.self))
             #expect(!Array(stored.readableBytesView).containsSubsequence(Array(secret.utf8)))
-            #expect(try await secrets.target(of: notifier.id) == .init(url: notifier.url ?? "", signingSecret: secret))
+            #expect(
+                try await secrets.target(of: notifier.id) == .init(url: "https://hooks.example.com/T1/B2?token=x", signingSecret: secret))
+            let read = try await stores.notifiers.find(notifier.id, project: project)
+            #expect(!String(decoding: try JSONEncoder().encode(read), as: UTF8.self).contains("token=x"))
+
+            // A rename without a URL keeps the stored one.
+            _ = try await stores.notifiers.update(notifier.id, project: project, name: "chat ops", target: .webhook(nil), actor: ada.id)
+            #expect(try await secrets.target(of: notifier.id)?.url == "https://hooks.example.com/T1/B2?token=x")
 
             // Its URL may change (the secret stays); its kind may not, nor another's become it.
             let moved = try await stores.notifiers.update(
                 notifier.id, project: project, name: "chat", target: .webhook("http://hooks.example.com/new"), actor: ada.id)
-            #expect(moved.url == "http://hooks.example.com/new")
+            #expect(moved.url == "http://hooks.example.com/…")
+            #expect(try await secrets.target(of: notifier.id)?.url == "http://hooks.example.com/new")
             #expect(try await secrets.target(of: notifier.id)?.signingSecret == secret)
             await #expect(throws: StoreError.self) {
                 try await stores.notifiers.update(
@@ -65,6 +74,14 @@ import Testing
             #expect(try await reopened.target(of: notifier.id) == nil)
             #expect(try await reopened.target(of: mail.id) == nil)
         }
+    }
+
+    @Test(arguments: [
+        ("https://hooks.example.com", "https://hooks.example.com"), ("https://hooks.example.com/", "https://hooks.example.com/"),
+        ("http://10.0.0.1:8080/in?x=1", "http://10.0.0.1:8080/…"), ("https://[::1]:9/a", "https://[::1]:9/…"),
+    ])
+    func urlsAreShownAsTheirOrigin(url: String, shown: String) {
+        #expect(Notifier.shownURL(url) == shown)
     }
 
     @Test(arguments: [

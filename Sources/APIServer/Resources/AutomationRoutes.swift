@@ -89,7 +89,8 @@ struct AutomationRoutes: Sendable {
             switch kind {
             case .email: return .email(try Fields.required(recipients ?? (same ? current?.recipients : nil), "recipients"))
             case .job: return .job(try Fields.required(jobId ?? (same ? current?.jobID : nil), "job_id"))
-            case .webhook: return .webhook(try Fields.required(url ?? (same ? current?.url : nil), "url"))
+            // Shown as its origin only: an update without `url` keeps the stored one.
+            case .webhook: return .webhook(same ? url : try Fields.required(url, "url"))
             }
         }
     }
@@ -326,10 +327,12 @@ struct AutomationRoutes: Sendable {
             let body = try await request.json(TriggerBody.self, limit: limit)
             try Fields.unchangeable(body.repositoryId, "repository_id")
             try Fields.unchangeable(body.jobId, "job_id")
+            // A pattern the body leaves out stays: falling back to ".*" made a renamed trigger
+            // fire on every ref.
+            let current = try await triggers.find(try context.id("trigger"), project: project)
             return try await triggers.update(
-                try context.id("trigger"), project: project, name: body.name, refPattern: body.refPattern ?? ".*",
-                changeType: body.changeType,
-                actor: caller.user.id)
+                current.id, project: project, name: body.name, refPattern: body.refPattern ?? current.refPattern,
+                changeType: body.changeType, actor: caller.user.id)
         }
         project.delete("triggers/:trigger") { _, context -> HTTPResponse.Status in
             let (project, caller) = try await context.project(.archive, access: access)
@@ -373,15 +376,18 @@ struct AutomationRoutes: Sendable {
             let body = try await request.json(NotifierBody.self, limit: limit)
             let target = try body.target()
             if case .webhook(let url) = target {
+                // Where notifications go, signed with a secret: a manager's call, as for
+                // incoming webhooks.
+                _ = try await context.project(.writeWebhooks, access: access)
                 let (notifier, secret) = try await webhookNotifiers.create(
-                    project: project, name: body.name, url: url, actor: caller.user.id)
+                    project: project, name: body.name, url: try Fields.required(url, "url"), actor: caller.user.id)
                 return EditedResponse(status: .created, response: NotifierCreated(notifier: notifier, signingSecret: secret))
             }
             let notifier = try await notifiers.create(project: project, name: body.name, target: target, actor: caller.user.id)
             return EditedResponse(status: .created, response: NotifierCreated(notifier: notifier))
         }
         project.post("notifiers/:notifier/rotate") { _, context -> Secret in
-            let (project, caller) = try await context.project(.manageNotificationRules, access: access)
+            let (project, caller) = try await context.project(.writeWebhooks, access: access)
             return Secret(
                 signingSecret: try await webhookNotifiers.rotateSecret(try context.id("notifier"), project: project, actor: caller.user.id))
         }
@@ -393,6 +399,7 @@ struct AutomationRoutes: Sendable {
             let (project, caller) = try await context.project(.manageNotificationRules, access: access)
             let body = try await request.json(NotifierBody.self, limit: limit)
             let current = try await notifiers.find(try context.id("notifier"), project: project)
+            if current.kind == .webhook { _ = try await context.project(.writeWebhooks, access: access) }
             return try await notifiers.update(
                 current.id, project: project, name: body.name, target: try body.target(current: current), actor: caller.user.id)
         }

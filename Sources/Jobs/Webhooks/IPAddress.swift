@@ -70,6 +70,10 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         if b[0] == 0xff { return false }  // multicast
         if b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8 { return false }  // 2001:db8::/32 documentation
         if b[0] == 0x01 && b[1] == 0x00 && b[2..<8].allSatisfy({ $0 == 0 }) { return false }  // 100::/64 discard
+        if b[0..<6] == [0x00, 0x64, 0xff, 0x9b, 0x00, 0x01] { return false }  // 64:ff9b:1::/48 local-use NAT64
+        if b[0..<8].allSatisfy({ $0 == 0 }) && b[8] == 0xff && b[9] == 0xff { return false }  // ::ffff:0:0:0/96 SIIT
+        if b[0] == 0x20 && b[1] == 0x01 && b[2] == 0 && b[3] == 0 { return false }  // 2001::/32 Teredo
+        if b[0] == 0x3f && b[1] & 0xf0 == 0xf0 { return false }  // 3fff::/20 documentation
         return true
     }
 

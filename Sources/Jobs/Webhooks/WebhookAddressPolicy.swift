@@ -45,10 +45,19 @@ public struct WebhookAddressPolicy: Sendable {
         public var description: String { "could not resolve \(host): \(reason)" }
     }
 
-    /// `getaddrinfo` on NIO's blocking pool; a literal address comes back as itself.
+    /// Threads of their own for lookups: a name under a nameserver that never answers holds one
+    /// for the resolver's whole timeout, and on NIO's shared pool (a thread per core) that would
+    /// stall workspace hand-over and key generation with it.
+    static let lookupThreadPool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 4)
+        pool.start()
+        return pool
+    }()
+
+    /// `getaddrinfo` on ``lookupThreadPool``; a literal address comes back as itself.
     static func resolve(_ host: String) async throws -> [IPAddress] {
         let name = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
-        return try await NIOThreadPool.singleton.runIfActive {
+        return try await lookupThreadPool.runIfActive {
             var hints = addrinfo()
             hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
             var list: UnsafeMutablePointer<addrinfo>?

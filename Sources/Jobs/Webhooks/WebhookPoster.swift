@@ -83,12 +83,15 @@ public struct WebhookPoster: Sendable {
             if let wait = Self.retryAfter(response.headers) { throw JobFailure.retry(after: wait, message) }
             throw Failure(message: message)
         default:
-            throw JobFailure.permanent("post-webhook: the receiver answered \(status)\(300..<400 ~= status ? " (redirects are not followed)" : "")")
+            throw JobFailure.permanent(
+                "post-webhook: the receiver answered \(status)\(300..<400 ~= status ? " (redirects are not followed)" : "")")
         }
     }
 
     /// The signed request, to the checked address for `http`.
-    func request(to target: WebhookNotifierSecrets.Target, body: [UInt8], event: String, delivery: String) async throws
+    func request(
+        to target: WebhookNotifierSecrets.Target, body: [UInt8], event: String, delivery: String
+    ) async throws
         -> HTTPClientRequest
     {
         guard var components = URLComponents(string: target.url), let host = components.host else {
@@ -106,9 +109,13 @@ public struct WebhookPoster: Sendable {
         var hostHeader: String?
         if components.scheme?.lowercased() == "http", let address = addresses.first {
             hostHeader = components.port.map { "\(host):\($0)" } ?? host
-            components.host = nil
+            // A dotted quad or a bracketed IPv6 address, which a URL's host always takes.
             components.percentEncodedHost = address.urlHost
-            url = components.string ?? target.url
+            // Fail closed: sent by name, the URL would be looked up again, past the check.
+            guard let pinned = components.string else {
+                throw JobFailure.permanent("post-webhook: the notifier's URL cannot be sent to its checked address")
+            }
+            url = pinned
         }
         var request = HTTPClientRequest(url: url)
         request.method = .POST

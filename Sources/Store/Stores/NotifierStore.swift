@@ -11,8 +11,8 @@ public struct NotifierStore: Sendable {
         case email([String])
         /// Runs this live job of the project.
         case job(UUID)
-        /// POSTs to this `http` or `https` URL.
-        case webhook(String)
+        /// POSTs to this `http` or `https` URL; `nil` in an update keeps the one it has.
+        case webhook(String?)
     }
 
     let client: PostgresClient
@@ -31,7 +31,7 @@ public struct NotifierStore: Sendable {
         return (
             Notifier(
                 id: row.0, projectID: row.1, name: row.2, kind: try Notifier.Kind(stored: row.3, column: "notifier kind"),
-                recipients: row.4, jobID: row.5, url: row.6, createdAt: row.7, updatedAt: row.8, archivedAt: row.9),
+                recipients: row.4, jobID: row.5, url: row.6.map(Notifier.shownURL), createdAt: row.7, updatedAt: row.8, archivedAt: row.9),
             Cursor(createdMicroseconds: row.10, id: row.0)
         )
     }
@@ -119,7 +119,7 @@ public struct NotifierStore: Sendable {
         switch target {
         case .email(let recipients): Stored(kind: .email, recipients: try validRecipients(recipients))
         case .job(let job): Stored(kind: .job, job: job)
-        case .webhook(let url): Stored(kind: .webhook, url: try Validate.webhookURL(url))
+        case .webhook(let url): Stored(kind: .webhook, url: try url.map { try Validate.webhookURL($0) })
         }
     }
 
@@ -173,7 +173,7 @@ public struct NotifierStore: Sendable {
             let updated = try await connection.first(
                 """
                 UPDATE notifiers SET name = \(name), kind = \(stored.kind.rawValue), recipients = \(stored.recipients),
-                    job_id = \(stored.job), url = \(stored.url), updated_at = now()
+                    job_id = \(stored.job), url = coalesce(\(stored.url), url), updated_at = now()
                 WHERE id = \(id) RETURNING \(unescaped: Self.columns)
                 """, logger: logger, Self.record)
             guard let notifier = updated?.item else { throw StoreError.notFound("notifier") }

@@ -77,8 +77,13 @@ enum OperationConsequences {
     /// a third party (a chat service), not a member of the project.
     static func webhookEvent(_ operation: Operation, activity: String, job: String, project: String, link: String) -> PostWebhook.Event {
         var outcome = operation.status.rawValue
-        if let exitStatus = operation.exitStatus { outcome += " (exit \(exitStatus))" }
-        if let reason = operation.failureReason { outcome += " (\(reason.rawValue))" }
+        // The exit status says more than `script_failed`; other reasons (timed_out,
+        // worker_lost, checkout_failed) come without one.
+        if let exitStatus = operation.exitStatus {
+            outcome += " (exit \(exitStatus))"
+        } else if let reason = operation.failureReason {
+            outcome += " (\(reason.rawValue))"
+        }
         let occurred = operation.finishedAt ?? operation.updatedAt
         return PostWebhook.Event(
             activity: activity, occurredAt: occurred.formatted(.iso8601), projectID: operation.projectID, project: project,
