@@ -49,6 +49,22 @@ public struct SingletonLoop: Sendable {
     public static func repeating(
         wakeup: Wakeup? = nil, logger: Logger, failure: Logger.Message, _ turn: () async throws -> Duration
     ) async {
+        await loop(wakeup: wakeup, logger: logger, failure: failure, turn)
+    }
+
+    /// ``repeating(wakeup:logger:failure:_:)`` for a turn that must not hang the loop for good:
+    /// a turn still running after `deadline` is abandoned (``withTurnDeadline(_:_:)``) and
+    /// counts as a failure.
+    public static func repeating(
+        wakeup: Wakeup? = nil, logger: Logger, failure: Logger.Message, deadline: Duration,
+        _ turn: @escaping @Sendable () async throws -> Duration
+    ) async {
+        await loop(wakeup: wakeup, logger: logger, failure: failure) { try await withTurnDeadline(deadline, turn) }
+    }
+
+    private static func loop(
+        wakeup: Wakeup?, logger: Logger, failure: Logger.Message, _ turn: () async throws -> Duration
+    ) async {
         var failures = 0
         while !Task.isCancelled {
             var wait: Duration
@@ -57,7 +73,10 @@ public struct SingletonLoop: Sendable {
                 failures = 0
             } catch {
                 failures += 1
-                if failures == 1 || failures % 10 == 0 {
+                if error is TurnDeadlineExceeded {
+                    // Said every time: each one leaves a call hanging in this process.
+                    logger.error(failure, metadata: ["error": "\(error)"])
+                } else if failures == 1 || failures % 10 == 0 {
                     logger.warning(failure, metadata: ["error": "\(error)"])
                 }
                 wait = RetryPolicy.Backoff.reconnect.delay(afterAttempt: failures + 1)

@@ -25,14 +25,18 @@ public struct RepositoryPoller: Service {
         /// The shortest: a due repository another poller is claiming right now is not looked at
         /// again at once.
         public var shortestSleep: Duration
+        /// How long a look may take before it is abandoned as hung (``withTurnDeadline(_:_:)``).
+        public var turnDeadline: Duration
 
         public init(
-            batchSize: Int = 100, jitter: Double = 0.1, longestSleep: Duration = .seconds(30), shortestSleep: Duration = .milliseconds(200)
+            batchSize: Int = 100, jitter: Double = 0.1, longestSleep: Duration = .seconds(30), shortestSleep: Duration = .milliseconds(200),
+            turnDeadline: Duration = .seconds(120)
         ) {
             self.batchSize = max(1, batchSize)
             self.jitter = jitter
             self.longestSleep = longestSleep
             self.shortestSleep = shortestSleep
+            self.turnDeadline = turnDeadline
         }
     }
 
@@ -60,9 +64,9 @@ public struct RepositoryPoller: Service {
                         wakeup.wake()
                     }
                 }
-                await SingletonLoop.repeating(wakeup: wakeup, logger: logger, failure: "repository poller failed; retrying") {
-                    try await turn()
-                }
+                await SingletonLoop.repeating(
+                    wakeup: wakeup, logger: logger, failure: "repository poller failed; retrying", deadline: options.turnDeadline
+                ) { try await turn() }
                 group.cancelAll()
             }
         }

@@ -23,14 +23,17 @@ public struct Scheduler: Service {
         /// The time now; `nil` (the default): the database's, which every worker shares.
         /// Tests move it.
         public var clock: (@Sendable () -> Date)?
+        /// How long a turn may take before it is abandoned as hung (``withTurnDeadline(_:_:)``).
+        public var turnDeadline: Duration
 
         public init(
             longestSleep: Duration = .seconds(30), contendedPause: Duration = .milliseconds(250),
-            clock: (@Sendable () -> Date)? = nil
+            clock: (@Sendable () -> Date)? = nil, turnDeadline: Duration = .seconds(120)
         ) {
             self.longestSleep = longestSleep
             self.contendedPause = contendedPause
             self.clock = clock
+            self.turnDeadline = turnDeadline
         }
     }
 
@@ -55,7 +58,9 @@ public struct Scheduler: Service {
                 // Also when it listens again after a lost connection: changes made meanwhile
                 // notified nobody.
                 group.addTask { await listener.run(onListening: { wakeup.wake() }) { _, _ in wakeup.wake() } }
-                await SingletonLoop.repeating(wakeup: wakeup, logger: logger, failure: "scheduler failed; retrying") { try await turn() }
+                await SingletonLoop.repeating(
+                    wakeup: wakeup, logger: logger, failure: "scheduler failed; retrying", deadline: options.turnDeadline
+                ) { try await turn() }
                 group.cancelAll()
             }
         }

@@ -89,7 +89,7 @@ extension StoreError {
         "git_triggers_change_type_check": ("the change type must be add, change or remove", "change_type"),
         "webhooks_slug_key": ("this webhook slug is taken", "slug"),
         "webhooks_job_id_fkey": ("the job is not in this project", "job_id"),
-        "notifiers_kind_check": ("the kind must be email", "kind"),
+        "notifiers_kind_check": ("the kind must be email, job or webhook", "kind"),
         "notification_rules_notifier_id_fkey": ("the notifier is not in this project", "notifier_id"),
         "notification_rules_job_id_fkey": ("the job is not in this project", "job_id"),
         "operations_job_id_fkey": ("the job is not in this project", "job_id"),
