@@ -218,8 +218,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            // Compiled into the binary, so `/openapi.yaml` needs no resource bundle at run time.
-            resources: [.embedInCode("openapi.yaml")],
+            // Compiled into the binary, so `/openapi.yaml` and the web app need no resource
+            // bundle at run time.
+            resources: [
+                .embedInCode("openapi.yaml"), .embedInCode("Web/index.html"), .embedInCode("Web/app.js"), .embedInCode("Web/app.css"),
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

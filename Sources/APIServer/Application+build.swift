@@ -33,10 +33,12 @@ public func buildRouter(_ configuration: APIConfiguration, dependencies: APIDepe
     let database = dependencies.database
     let router = Router(context: APIContext.self)
     router.add(middleware: RequestIDMiddleware())
+    router.add(middleware: SecurityHeadersMiddleware())
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: ProblemMiddleware(bodyLimit: configuration.bodyLimit))
     router.add(middleware: ClientAddressMiddleware(proxies: configuration.trustedProxies))
-    router.add(middleware: SessionAuthenticator(sessions: SessionStore(client: database, logger: logger)))
+    router.add(
+        middleware: SessionAuthenticator(sessions: SessionStore(client: database, logger: logger), publicURL: configuration.publicURL))
 
     let jobQueue = JobQueue(redis: dependencies.redis, options: JobQueue.Options(keyPrefix: configuration.keyPrefix))
     HealthRoutes(database: database, redis: dependencies.redis).addRoutes(to: router)
@@ -95,6 +97,7 @@ public func buildRouter(_ configuration: APIConfiguration, dependencies: APIDepe
         access: access, mailThrottle: mailThrottle, configuration: configuration
     ).addRoutes(to: v1)
     AdminQueueRoutes(jobQueue: jobQueue, database: database, configuration: configuration).addRoutes(to: router)
+    WebAppRoutes().addRoutes(to: router)
     return router
 }
 
@@ -115,7 +118,8 @@ public func buildApplication(
         feed: feed, sessions: SessionStore(client: database, logger: logger), operations: OperationStore(client: database, logger: logger),
         log: log, logs: logs, access: Access(memberships: MembershipStore(client: database, logger: logger)),
         connections: LiveConnections(limit: configuration.liveConnectionsPerSession),
-        subscriptionLimit: configuration.liveSubscriptionLimit, recheckInterval: configuration.liveRecheckInterval
+        subscriptionLimit: configuration.liveSubscriptionLimit, recheckInterval: configuration.liveRecheckInterval,
+        publicURL: configuration.publicURL
     ).addRoutes(to: live)
     let webSocketResponder = live.buildResponder()
     let http1 = HTTP1Channel.Configuration(idleTimeout: TimeAmount(configuration.idleTimeout))

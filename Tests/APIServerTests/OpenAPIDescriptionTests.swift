@@ -49,7 +49,12 @@ import Testing
             dependencies: APIDependencies(
                 database: database, redis: redis, keyring: SecretKeyring(current: .generate()), metrics: PrometheusCollectorRegistry()),
             logger: TestRedis.logger("harrow.test.openapi"))
-        let served = Set(router.routes.map { "\($0.method) \($0.path)" })
+        // The web app's pages and assets are HTML and files, not API operations.
+        let app = Router(context: APIContext.self)
+        WebAppRoutes().addRoutes(to: app)
+        let pages = Set(app.routes.map { "\($0.method) \($0.path)" })
+        #expect(pages.contains("GET /") && pages.count == WebAppRoutes.pages.count + 1)
+        let served = Set(router.routes.map { "\($0.method) \($0.path)" }).subtracting(pages)
         let described = Self.describedRoutes(String(decoding: PackageResources.openapi_yaml, as: UTF8.self))
 
         await redis.close()

@@ -28,9 +28,11 @@ struct AccountRoutes: Sendable {
     }
 
     struct Login: RequestBody {
-        static let fields: Set<String> = ["email", "password"]
+        static let fields: Set<String> = ["email", "password", "cookie"]
         var email: String
         var password: String
+        /// The web app's login: the token goes into the session cookie, not the answer.
+        var cookie: Bool?
     }
 
     struct TokenBody: RequestBody {
@@ -56,7 +58,8 @@ struct AccountRoutes: Sendable {
     }
 
     struct SessionCreated: ResponseEncodable {
-        var token: String
+        /// Absent when it went into the session cookie.
+        var token: String?
         var session: Session
         var user: User
     }
@@ -72,9 +75,11 @@ struct AccountRoutes: Sendable {
         router.post("users/verify/resend") { request, context in try await resendVerification(request, context) }
         router.post("sessions") { request, context in try await login(request, context) }
         router.get("sessions") { request, context in try await listSessions(request, context) }
-        router.delete("sessions/current") { _, context -> HTTPResponse.Status in
+        router.delete("sessions/current") { _, context -> Response in
             try await sessions.revoke(try context.caller().sessionID, user: try context.caller().user.id)
-            return .noContent
+            // The browser forgets its cookie too (harmless for a bearer client).
+            return Response(
+                status: .noContent, headers: [.setCookie: SessionCookie.cleared(secure: configuration.publicURL.hasPrefix("https:"))])
         }
         router.delete("sessions/:id") { _, context -> HTTPResponse.Status in
             let id = try context.id()
@@ -181,7 +186,12 @@ struct AccountRoutes: Sendable {
         let session = try await sessions.create(
             user: user.id, tokenHash: SessionStore.tokenHash(token), expiresAt: Date().addingTimeInterval(configuration.sessionLifetime),
             userAgent: request.headers[.userAgent], address: context.clientAddress)
-        return EditedResponse(status: .created, response: SessionCreated(token: token, session: session, user: user))
+        guard body.cookie == true else {
+            return EditedResponse(status: .created, response: SessionCreated(token: token, session: session, user: user))
+        }
+        let cookie = SessionCookie.set(
+            token, maxAge: Int(configuration.sessionLifetime), secure: configuration.publicURL.hasPrefix("https:"))
+        return EditedResponse(status: .created, headers: [.setCookie: cookie], response: SessionCreated(session: session, user: user))
     }
 
     func listSessions(_ request: Request, _ context: APIContext) async throws -> PageBody<SessionView> {

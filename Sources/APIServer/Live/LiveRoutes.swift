@@ -29,6 +29,8 @@ struct LiveRoutes: Sendable {
     let connections: LiveConnections
     let subscriptionLimit: Int
     let recheckInterval: Duration
+    /// The web app's origin, for sockets that the session cookie authenticates.
+    let publicURL: String
 
     /// Close codes: 4001 the session is not (or no longer) valid, 4000 a protocol error, 4029
     /// the session has as many sockets open as it may.
@@ -252,13 +254,19 @@ struct LiveRoutes: Sendable {
             try await send(["type": "error", "status": 404, "detail": error.message], outbound)
         }
     }
-    /// The caller, from the `Authorization` header or the first message (within 10 s).
+    /// The caller, from the `Authorization` header, the session cookie (from this server's own
+    /// pages), or the first message (within 10 s).
     private func authenticate(
         _ request: Request, _ messages: inout WebSocketInboundMessageStream.AsyncIterator
     ) async throws -> (Caller, [UInt8])? {
         var token: String?
         if let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") {
             token = String(header.dropFirst("bearer ".count))
+        } else if let cookie = SessionCookie.token(in: request.headers),
+            SessionCookie.comesFromOwnPages(request.head, publicURL: publicURL)
+        {
+            // The web app's socket: its session cookie, from its own pages only.
+            token = cookie
         } else if case .text(let text)? = try await messages.next(),
             let message = try? JSONDecoder().decode(ClientMessage.self, from: Data(text.utf8)), message.type == "auth"
         {

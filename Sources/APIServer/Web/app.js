@@ -1,0 +1,269 @@
+// Harrow's web app: plain ES module, no build step. Every page is a function of the URL; the
+// API is the one on this origin, authenticated by the session cookie the login sets. Text from
+// the API only ever goes in through textContent (el()), never as HTML.
+
+const main = document.getElementById("main");
+const nav = document.getElementById("nav");
+
+/** An element with attributes, listeners (on*) and children (strings become text). */
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+/** An API error: the problem document's status, detail and field errors. */
+class APIError extends Error {
+  constructor(status, problem) {
+    super(problem.detail || problem.title || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+async function api(method, path, body) {
+  const options = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    options.headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, options);
+  if (response.status === 204) return null;
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!response.ok) throw new APIError(response.status, data || {});
+  return data;
+}
+
+function go(path) {
+  history.pushState(null, "", path);
+  render();
+}
+
+/** A link inside the app: navigates without reloading. */
+function link(path, ...children) {
+  return el("a", { href: path, onclick: (event) => { event.preventDefault(); go(path); } }, ...children);
+}
+
+/** Shows an API error next to the form's fields it names, or above the form. */
+function showError(form, error) {
+  for (const old of form.querySelectorAll(".field-error, .form-error")) old.remove();
+  const fields = (error.problem && error.problem.errors) || [];
+  let placed = false;
+  for (const field of fields) {
+    const input = form.querySelector(`[name="${CSS.escape(field.field)}"]`);
+    if (input) {
+      const message = el("span", { class: "field-error", id: `${input.id || input.name}-error` }, field.message);
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", message.id);
+      input.closest("label").append(message);
+      placed = true;
+    }
+  }
+  if (!placed) form.prepend(el("p", { class: "error form-error", role: "alert" }, error.message));
+}
+
+/** A form whose submit runs `action` with the named fields' values. */
+function form(fields, submit, action) {
+  const node = el("form", {},
+    fields.map(([name, label, type = "text", extra = {}]) =>
+      el("label", {}, label,
+        type === "textarea"
+          ? el("textarea", { name, id: `f-${name}`, rows: 6, class: "code", spellcheck: "false", ...extra })
+          : type === "select"
+            ? el("select", { name, id: `f-${name}` }, (extra.options || []).map(([value, text]) => el("option", { value }, text)))
+            : el("input", { name, id: `f-${name}`, type, ...extra }))),
+    el("button", { type: "submit" }, submit));
+  node.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const values = Object.fromEntries(new FormData(node).entries());
+    try {
+      await action(values);
+    } catch (error) {
+      if (error instanceof APIError && error.status === 401) return go("/login");
+      showError(node, error);
+    }
+  });
+  return node;
+}
+
+function page(title, ...children) {
+  document.title = `${title} · Harrow`;
+  main.replaceChildren(el("h1", {}, title), ...children);
+  main.focus();
+}
+
+// Tabs in a script editor insert a tab; Escape then Tab leaves it (keyboard users are not trapped).
+document.addEventListener("keydown", (event) => {
+  const target = event.target;
+  if (event.key === "Escape" && target.classList && target.classList.contains("code")) target.dataset.release = "1";
+  if (event.key !== "Tab" || !(target instanceof HTMLTextAreaElement) || !target.classList.contains("code")) return;
+  if (target.dataset.release) { delete target.dataset.release; return; }
+  event.preventDefault();
+  const { selectionStart: start, selectionEnd: end, value } = target;
+  target.value = value.slice(0, start) + "\t" + value.slice(end);
+  target.selectionStart = target.selectionEnd = start + 1;
+});
+
+let me = null;
+
+async function loginPage() {
+  nav.replaceChildren();
+  page("Log in", form(
+    [["email", "Email", "email", { autocomplete: "username", required: true }],
+      ["password", "Password", "password", { autocomplete: "current-password", required: true }]],
+    "Log in",
+    async ({ email, password }) => {
+      await api("POST", "/v1/sessions", { email, password, cookie: true });
+      me = null;
+      go("/");
+    }));
+}
+
+async function homePage() {
+  const organizations = (await api("GET", "/v1/organizations")).items;
+  const sections = [];
+  for (const organization of organizations) {
+    const projects = (await api("GET", `/v1/organizations/${organization.id}/projects`)).items;
+    sections.push(el("section", { "aria-label": organization.name },
+      el("h2", {}, organization.name),
+      projects.length
+        ? el("ul", {}, projects.map((project) => el("li", {}, link(`/projects/${project.id}`, project.name))))
+        : el("p", {}, "No projects yet."),
+      el("details", {}, el("summary", {}, "New project"),
+        form([["name", "Project name", "text", { required: true }]], "Create project", async ({ name }) => {
+          const project = await api("POST", `/v1/organizations/${organization.id}/projects`, { name });
+          go(`/projects/${project.id}`);
+        }))));
+  }
+  page("Projects", ...sections,
+    el("details", { open: organizations.length === 0 }, el("summary", {}, "New organization"),
+      form([["name", "Organization name", "text", { required: true }]], "Create organization", async ({ name }) => {
+        await api("POST", "/v1/organizations", { name });
+        render();
+      })));
+}
+
+function statusCell(status) {
+  return el("span", { class: `status-${status}` }, status);
+}
+
+async function projectPage(project) {
+  const base = `/v1/projects/${project}`;
+  const [info, jobs, tasks, environments, operations] = await Promise.all([
+    api("GET", base), api("GET", `${base}/jobs`), api("GET", `${base}/tasks`), api("GET", `${base}/environments`),
+    api("GET", `${base}/operations?limit=20`)]);
+  const jobNames = Object.fromEntries(jobs.items.map((job) => [job.id, job.name]));
+  page(info.name,
+    el("h2", {}, "Jobs"),
+    jobs.items.length
+      ? el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Job"), el("th", {}, ""))),
+        el("tbody", {}, jobs.items.map((job) => el("tr", {}, el("td", {}, job.name),
+          el("td", {}, el("button", {
+            type: "button", "aria-label": `Run ${job.name} now`,
+            onclick: async () => {
+              const operation = await api("POST", `${base}/jobs/${job.id}/operations`, {});
+              go(`/projects/${project}/operations/${operation.id}`);
+            },
+          }, "Run now"))))))
+      : el("p", {}, "No jobs yet: make a task, then a job that runs it."),
+    el("h2", {}, "Recent operations"),
+    operations.items.length
+      ? el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Operation"), el("th", {}, "Job"), el("th", {}, "Status"), el("th", {}, "Queued"))),
+        el("tbody", {}, operations.items.map((operation) => el("tr", {},
+          el("td", {}, link(`/projects/${project}/operations/${operation.id}`, operation.id.slice(0, 8))),
+          el("td", {}, jobNames[operation.job_id] || operation.job_id.slice(0, 8)),
+          el("td", {}, statusCell(operation.status)),
+          el("td", {}, new Date(operation.created_at).toLocaleString())))))
+      : el("p", {}, "Nothing has run yet."),
+    el("details", {}, el("summary", {}, "New task"),
+      form([["name", "Task name", "text", { required: true }], ["script", "Script", "textarea", { required: true }]], "Create task",
+        async ({ name, script }) => { await api("POST", `${base}/tasks`, { name, script }); render(); })),
+    el("details", {}, el("summary", {}, "New job"),
+      form([["name", "Job name", "text", { required: true }],
+        ["task_id", "Task", "select", { options: tasks.items.map((task) => [task.id, task.name]) }],
+        ["environment_id", "Environment", "select", { options: environments.items.map((environment) => [environment.id, environment.name]) }]],
+      "Create job", async (values) => { await api("POST", `${base}/jobs`, values); render(); })));
+}
+
+let socket = null;
+
+async function operationPage(project, id) {
+  const base = `/v1/projects/${project}`;
+  const operation = await api("GET", `${base}/operations/${id}`);
+  const status = el("strong", { id: "operation-status" }, statusCell(operation.status));
+  const log = el("pre", { class: "log", id: "log", "aria-label": "Log", tabindex: "0" });
+  const seen = new Set();
+  const actions = el("p", {},
+    el("button", { type: "button", class: "secondary", onclick: async () => { await api("POST", `${base}/operations/${id}/cancel`); } }, "Cancel"),
+    " ",
+    el("button", { type: "button", class: "secondary", onclick: async () => {
+      const retry = await api("POST", `${base}/operations/${id}/retry`);
+      go(`/projects/${project}/operations/${retry.id}`);
+    } }, "Retry"));
+  page(`Operation ${id.slice(0, 8)}`, el("p", {}, link(`/projects/${project}`, "← Project")), el("p", {}, "Status: ", status), actions, log);
+
+  const refresh = async () => {
+    const current = await api("GET", `${base}/operations/${id}`);
+    status.replaceChildren(statusCell(current.status));
+  };
+  // Live: lines as they are written; a reconnect starts the log over and lines already shown
+  // (by id) are skipped, so none is lost or shown twice.
+  const connect = () => {
+    if (socket) socket.close();
+    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+    socket = ws;
+    ws.addEventListener("message", async (event) => {
+      const message = JSON.parse(event.data);
+      if (message.type === "ready") ws.send(JSON.stringify({ type: "subscribe", operation: id }));
+      if (message.type === "log") {
+        const follow = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+        for (const line of message.lines) {
+          if (seen.has(line.id)) continue;
+          seen.add(line.id);
+          log.append(el("span", { class: line.stream }, line.text + "\n"));
+        }
+        if (follow) log.scrollTop = log.scrollHeight;
+        if (message.finished) await refresh();
+      }
+      if (message.type === "changed") await refresh();
+    });
+    ws.addEventListener("close", () => {
+      if (socket === ws && location.pathname.endsWith(id)) setTimeout(connect, 1000);
+    });
+  };
+  connect();
+}
+
+async function render() {
+  if (socket && !location.pathname.includes("/operations/")) { const old = socket; socket = null; old.close(); }
+  const path = location.pathname;
+  try {
+    if (path === "/login") return await loginPage();
+    if (!me) me = await api("GET", "/v1/me");
+    nav.replaceChildren(link("/", "Projects"), el("span", {}, me.name),
+      el("button", { type: "button", class: "secondary", onclick: async () => {
+        await api("DELETE", "/v1/sessions/current");
+        me = null;
+        go("/login");
+      } }, "Log out"));
+    let match;
+    if ((match = path.match(/^\/projects\/([0-9a-f-]{36})\/operations\/([0-9a-f-]{36})$/))) return await operationPage(match[1], match[2]);
+    if ((match = path.match(/^\/projects\/([0-9a-f-]{36})$/))) return await projectPage(match[1]);
+    return await homePage();
+  } catch (error) {
+    if (error instanceof APIError && error.status === 401) { me = null; return go("/login"); }
+    page("Something went wrong", el("p", { class: "error", role: "alert" }, error.message));
+  }
+}
+
+window.addEventListener("popstate", render);
+render();
