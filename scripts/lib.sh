@@ -69,6 +69,26 @@ harrow_as_root() {
 HARROW_APT_PACKAGES=(redis-server libhiredis-dev pkg-config postgresql-15 postgresql-client-15 openssh-client
   libcurl4-openssl-dev python3-aiosmtpd bubblewrap util-linux libgit2-dev libssh2-1-dev git openssh-server)
 
+# The browser tests' (scripts/browser-test), installed by scripts/test only: scripts/run needs
+# no browser.
+#   chromium, chromium-driver - a headless browser and its WebDriver
+#   python3-selenium          - drives it (Debian's, under /usr/bin/python3)
+HARROW_BROWSER_PACKAGES=(chromium chromium-driver python3-selenium)
+
+harrow_install_browser() {
+  local missing=() pkg
+  for pkg in "${HARROW_BROWSER_PACKAGES[@]}"; do
+    if ! dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed'; then
+      missing+=("$pkg")
+    fi
+  done
+  if ((${#missing[@]} > 0)); then
+    harrow_log "installing missing packages: ${missing[*]}"
+    harrow_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    harrow_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+}
+
 harrow_install_deps() {
   local missing=() pkg
   for pkg in "${HARROW_APT_PACKAGES[@]}"; do

@@ -88,7 +88,8 @@ function form(fields, submit, action) {
     try {
       await action(values);
     } catch (error) {
-      if (error instanceof APIError && error.status === 401) return go("/login");
+      // Logged out meanwhile: to the login page (where a 401 is a wrong password, shown).
+      if (error instanceof APIError && error.status === 401 && location.pathname !== "/login") return go("/login");
       showError(node, error);
     }
   });
@@ -202,19 +203,29 @@ async function operationPage(project, id) {
   const status = el("strong", { id: "operation-status" }, statusCell(operation.status));
   const log = el("pre", { class: "log", id: "log", "aria-label": "Log", tabindex: "0" });
   const seen = new Set();
-  const actions = el("p", {},
-    el("button", { type: "button", class: "secondary", onclick: async () => { await api("POST", `${base}/operations/${id}/cancel`); } }, "Cancel"),
-    " ",
-    el("button", { type: "button", class: "secondary", onclick: async () => {
-      const retry = await api("POST", `${base}/operations/${id}/retry`);
-      go(`/projects/${project}/operations/${retry.id}`);
-    } }, "Retry"));
+  const cancel = el("button", { type: "button", class: "secondary", onclick: async () => {
+    await api("POST", `${base}/operations/${id}/cancel`);
+    await refresh();
+  } }, "Cancel");
+  const retry = el("button", { type: "button", class: "secondary", onclick: async () => {
+    const again = await api("POST", `${base}/operations/${id}/retry`);
+    go(`/projects/${project}/operations/${again.id}`);
+  } }, "Retry");
+  const actions = el("p", {}, cancel, " ", retry);
+  // Cancel while it may still run; Retry once it has ended.
+  const showActions = (current) => {
+    const open = current.status === "queued" || current.status === "running";
+    cancel.hidden = !open;
+    retry.hidden = open;
+  };
+  showActions(operation);
   page(`Operation ${id.slice(0, 8)}`, el("p", {}, link(`/projects/${project}`, "← Project")), el("p", {}, "Status: ", status), actions, log);
 
-  const refresh = async () => {
+  async function refresh() {
     const current = await api("GET", `${base}/operations/${id}`);
     status.replaceChildren(statusCell(current.status));
-  };
+    showActions(current);
+  }
   // Live: lines as they are written; a reconnect starts the log over and lines already shown
   // (by id) are skipped, so none is lost or shown twice.
   const connect = () => {

@@ -1,0 +1,144 @@
+"""Harrow's web app in headless Chromium (run by scripts/browser-test).
+
+Usage: browser_test.py BASE_URL EMAIL PASSWORD [SCREENSHOT_PATH]
+
+Walks what a newcomer does: log in, make an organization and a project, a task and a job, run
+it and watch its log arrive live, cancel a run that sleeps; checks the security headers, that
+the page's scripts never see the session token, and that the browser's console stays free of
+errors on every page. Exits non-zero, saying what failed, on the first failure.
+"""
+
+import sys
+import time
+import urllib.request
+
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+base, email, password = sys.argv[1], sys.argv[2], sys.argv[3]
+screenshot = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None
+
+
+def check(condition, message):
+    if not condition:
+        raise AssertionError(message)
+
+
+def headers():
+    with urllib.request.urlopen(base + "/", timeout=10) as response:
+        return response.headers
+
+
+answer = headers()
+csp = answer.get("Content-Security-Policy", "")
+check("script-src 'self'" in csp and "unsafe" not in csp and "frame-ancestors 'none'" in csp, f"CSP: {csp!r}")
+check(answer.get("X-Content-Type-Options") == "nosniff", "X-Content-Type-Options")
+
+options = webdriver.ChromeOptions()
+for argument in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"]:
+    options.add_argument(argument)
+options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+wait = WebDriverWait(driver, 30)
+
+
+def console_errors(where, expected=()):
+    """Fails on any error in the console since the last look but the expected answers (a
+    401 the app asked for knowingly: "who am I" before logging in, a wrong password)."""
+    errors = [
+        entry for entry in driver.get_log("browser")
+        if entry["level"] == "SEVERE" and not any(path in entry["message"] and "401" in entry["message"] for path in expected)
+    ]
+    check(not errors, f"errors in the browser's console on {where}: {errors}")
+
+
+def heading(text):
+    wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "main h1"), text))
+
+
+def fill(form, values):
+    for name, value in values.items():
+        field = form.find_element(By.NAME, name)
+        if field.tag_name == "select":
+            Select(field).select_by_visible_text(value)
+        else:
+            field.clear()
+            field.send_keys(value)
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+
+def open_details(summary_text):
+    summary = wait.until(EC.element_to_be_clickable((By.XPATH, f"//summary[normalize-space()='{summary_text}']")))
+    details = summary.find_element(By.XPATH, "..")
+    if details.get_attribute("open") is None:
+        summary.click()
+    return details.find_element(By.TAG_NAME, "form")
+
+
+try:
+    # Anyone not logged in lands on the login page, which a wrong password does not pass.
+    driver.get(base + "/")
+    heading("Log in")
+    console_errors("the login page", expected=["/v1/me"])
+    fill(driver.find_element(By.TAG_NAME, "form"), {"email": email, "password": "wrong password"})
+    wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "[role=alert]")))
+    console_errors("a wrong password", expected=["/v1/sessions"])
+    fill(driver.find_element(By.TAG_NAME, "form"), {"email": email, "password": password})
+    heading("Projects")
+    cookie = driver.get_cookie("harrow_session")
+    check(cookie is not None and cookie.get("httpOnly") and cookie.get("sameSite") == "Strict", f"session cookie: {cookie}")
+    check(driver.execute_script("return document.cookie").find("harrow_session") < 0, "scripts can read the session cookie")
+
+    fill(open_details("New organization"), {"name": "Acme"})
+    wait.until(EC.presence_of_element_located((By.XPATH, "//h2[normalize-space()='Acme']")))
+    fill(open_details("New project"), {"name": "Web"})
+    heading("Web")
+    project_url = driver.current_url
+
+    fill(open_details("New task"), {"name": "hello", "script": "echo hello from the browser\necho to stderr >&2"})
+    wait.until(EC.presence_of_element_located((By.XPATH, "//select[@name='task_id']/option[normalize-space()='hello']")))
+    fill(open_details("New job"), {"name": "greet", "task_id": "hello"})
+    run = wait.until(EC.element_to_be_clickable((By.XPATH, "//button[@aria-label='Run greet now']")))
+    console_errors("the project page")
+    run.click()
+
+    # The log arrives live, and the status follows.
+    WebDriverWait(driver, 90).until(EC.text_to_be_present_in_element((By.ID, "log"), "hello from the browser"))
+    WebDriverWait(driver, 60).until(EC.text_to_be_present_in_element((By.ID, "operation-status"), "succeeded"))
+    log = driver.find_element(By.ID, "log")
+    check(log.text.count("hello from the browser") == 1, f"the line shown once: {log.text!r}")
+    check(len(log.find_elements(By.CSS_SELECTOR, "span.stderr")) == 1, "stderr apart")
+    console_errors("the operation page")
+    if screenshot:
+        driver.save_screenshot(screenshot)
+
+    # A run that sleeps is canceled from its page.
+    driver.get(project_url)
+    fill(open_details("New task"), {"name": "sleepy", "script": "echo going to sleep\nsleep 120"})
+    wait.until(EC.presence_of_element_located((By.XPATH, "//select[@name='task_id']/option[normalize-space()='sleepy']")))
+    fill(open_details("New job"), {"name": "nap", "task_id": "sleepy"})
+    wait.until(EC.element_to_be_clickable((By.XPATH, "//button[@aria-label='Run nap now']"))).click()
+    WebDriverWait(driver, 90).until(EC.text_to_be_present_in_element((By.ID, "log"), "going to sleep"))
+    driver.find_element(By.XPATH, "//button[normalize-space()='Cancel']").click()
+    WebDriverWait(driver, 60).until(EC.text_to_be_present_in_element((By.ID, "operation-status"), "canceled"))
+    console_errors("the canceled operation's page")
+
+    # A deep link opens its page after a reload; logging out ends the session.
+    driver.refresh()
+    WebDriverWait(driver, 30).until(EC.text_to_be_present_in_element((By.ID, "operation-status"), "canceled"))
+    driver.find_element(By.XPATH, "//button[normalize-space()='Log out']").click()
+    heading("Log in")
+    driver.get(project_url)
+    heading("Log in")
+    console_errors("the pages after logging out", expected=["/v1/me"])
+    print("browser test: passed")
+except (AssertionError, TimeoutException) as failure:
+    print(f"browser test failed at {driver.current_url}: {failure!r}", file=sys.stderr)
+    print(driver.find_element(By.TAG_NAME, "body").text[:2000], file=sys.stderr)
+    sys.exit(1)
+finally:
+    driver.quit()
