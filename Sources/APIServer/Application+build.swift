@@ -33,12 +33,13 @@ public func buildRouter(_ configuration: APIConfiguration, dependencies: APIDepe
     let database = dependencies.database
     let router = Router(context: APIContext.self)
     router.add(middleware: RequestIDMiddleware())
-    router.add(middleware: SecurityHeadersMiddleware())
+    router.add(middleware: SecurityHeadersMiddleware(secure: SessionCookie(publicURL: configuration.publicURL).secure))
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: ProblemMiddleware(bodyLimit: configuration.bodyLimit))
     router.add(middleware: ClientAddressMiddleware(proxies: configuration.trustedProxies))
     router.add(
-        middleware: SessionAuthenticator(sessions: SessionStore(client: database, logger: logger), publicURL: configuration.publicURL))
+        middleware: SessionAuthenticator(
+            sessions: SessionStore(client: database, logger: logger), cookie: SessionCookie(publicURL: configuration.publicURL)))
 
     let jobQueue = JobQueue(redis: dependencies.redis, options: JobQueue.Options(keyPrefix: configuration.keyPrefix))
     HealthRoutes(database: database, redis: dependencies.redis).addRoutes(to: router)
@@ -119,7 +120,7 @@ public func buildApplication(
         log: log, logs: logs, access: Access(memberships: MembershipStore(client: database, logger: logger)),
         connections: LiveConnections(limit: configuration.liveConnectionsPerSession),
         subscriptionLimit: configuration.liveSubscriptionLimit, recheckInterval: configuration.liveRecheckInterval,
-        publicURL: configuration.publicURL
+        cookie: SessionCookie(publicURL: configuration.publicURL)
     ).addRoutes(to: live)
     let webSocketResponder = live.buildResponder()
     let http1 = HTTP1Channel.Configuration(idleTimeout: TimeAmount(configuration.idleTimeout))

@@ -102,4 +102,43 @@ import Testing
             #expect(try await client.send(.get, "/v1/me", headers: cookie).status == .unauthorized)
         }
     }
+
+    /// Behind an https public URL: a `__Host-` cookie that is `Secure`, HSTS, and no plain-http
+    /// page on the same host passing as the server's own.
+    @Test func behindHTTPSTheCookieIsHostOnlyAndPlainHTTPPagesAreNotOwnPages() async throws {
+        try await APIHarness.with("api_webapp_https", configure: { $0.publicURL = "https://harrow.example.com" }) { harness, client in
+            let index = try await client.send(.get, "/")
+            #expect(index.headers[.strictTransportSecurity] == "max-age=31536000")
+            #expect(try await client.send(.get, "/v1/me").headers[.cacheControl] == "no-store")
+            let email = "https-\(TestRedis.randomHex())@example.com"
+            _ = try await harness.users.create(
+                email: email, name: "Https", passwordHash: try await PasswordHasher(cost: 4).hash("correct horse battery"), verified: true)
+            let login = try await client.send(
+                .post, "/v1/sessions", json: #"{"email":"\#(email)","password":"correct horse battery","cookie":true}"#)
+            let setCookie = try #require(login.headers[.setCookie])
+            #expect(setCookie.hasPrefix("__Host-harrow_session=") && setCookie.contains("; Secure"), "\(setCookie)")
+        }
+
+        let cookie = SessionCookie(publicURL: "https://harrow.example.com/")
+        func request(_ method: HTTPRequest.Method, origin: String?, host: String = "harrow.example.com") -> HTTPRequest {
+            var request = HTTPRequest(method: method, scheme: "https", authority: host, path: "/v1/organizations")
+            if let origin { request.headerFields[Self.origin] = origin }
+            return request
+        }
+        #expect(cookie.allows(request(.post, origin: "https://harrow.example.com")))
+        #expect(cookie.allows(request(.post, origin: "HTTPS://Harrow.Example.com")))
+        #expect(!cookie.allows(request(.post, origin: "http://harrow.example.com")), "a plain-http page on the same host")
+        #expect(!cookie.allows(request(.post, origin: nil)))
+        #expect(!cookie.allows(request(.post, origin: "null")))
+        #expect(!cookie.allows(request(.delete, origin: "https://harrow.example.com.evil.example")))
+        #expect(cookie.allows(request(.get, origin: nil)), "safe methods change nothing")
+        #expect(!cookie.comesFromOwnPages(request(.get, origin: nil)), "a socket needs its Origin")
+        // Reached by another name (the host it was sent to, under the public URL's scheme).
+        #expect(cookie.allows(request(.post, origin: "https://10.0.0.5:8443", host: "10.0.0.5:8443")))
+
+        // Two session cookies (one planted by a sibling domain, say) count as none.
+        #expect(cookie.token(in: [.cookie: "__Host-harrow_session=abc"]) == "abc")
+        #expect(cookie.token(in: [.cookie: "__Host-harrow_session=abc; __Host-harrow_session=def"]) == nil)
+        #expect(cookie.token(in: [.cookie: "harrow_session=abc"]) == nil, "the plain name does not count behind https")
+    }
 }

@@ -3,49 +3,66 @@ import HTTPTypes
 
 /// The browser's session: the token in an `HttpOnly`, `SameSite=Strict` cookie, so the web app's
 /// scripts never hold it. Bearer tokens stay the way for API clients.
-enum SessionCookie {
-    static let name = "harrow_session"
+///
+/// Behind an https public URL the cookie is `__Host-harrow_session` and `Secure`: the prefix
+/// makes browsers refuse one set by a sibling subdomain or over plain http, which could
+/// otherwise slip the visitor into someone else's session. A request with two session
+/// cookies counts as having none.
+struct SessionCookie: Sendable {
+    /// Whether the public URL is https.
+    let secure: Bool
+    /// The public URL's origin, `scheme://host[:port]`, lowercased.
+    let publicOrigin: String?
 
-    /// The cookie that carries `token` for `maxAge` seconds; `Secure` when the public URL is https.
-    static func set(_ token: String, maxAge: Int, secure: Bool) -> String {
-        "\(name)=\(token); Path=/; HttpOnly; SameSite=Strict; Max-Age=\(maxAge)\(secure ? "; Secure" : "")"
+    init(publicURL: String) {
+        publicOrigin = Self.origin(of: publicURL)
+        secure = publicOrigin?.hasPrefix("https://") ?? false
+    }
+
+    var name: String { secure ? "__Host-harrow_session" : "harrow_session" }
+
+    private var attributes: String { "Path=/; HttpOnly; SameSite=Strict\(secure ? "; Secure" : "")" }
+
+    /// The cookie that carries `token` for `maxAge` seconds.
+    func set(_ token: String, maxAge: Int) -> String {
+        "\(name)=\(token); \(attributes); Max-Age=\(maxAge)"
     }
 
     /// The cookie that makes the browser forget the session.
-    static func cleared(secure: Bool) -> String {
-        "\(name)=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0\(secure ? "; Secure" : "")"
-    }
+    var cleared: String { "\(name)=; \(attributes); Max-Age=0" }
 
-    /// The token in the request's `Cookie` headers, if any.
-    static func token(in headers: HTTPFields) -> String? {
+    /// The token in the request's `Cookie` headers: `nil` when there is none, or more than one.
+    func token(in headers: HTTPFields) -> String? {
+        var found: [String] = []
         for header in headers[values: .cookie] {
             for pair in header.split(separator: ";") {
                 let parts = pair.split(separator: "=", maxSplits: 1)
                 guard parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == name else { continue }
-                let value = parts[1].trimmingCharacters(in: .whitespaces)
-                if !value.isEmpty { return value }
+                found.append(parts[1].trimmingCharacters(in: .whitespaces))
             }
         }
-        return nil
+        guard found.count == 1, let token = found.first, !token.isEmpty else { return nil }
+        return token
     }
 
-    /// Whether a request that a cookie authenticates comes from this server's own pages: its
-    /// `Origin` is the public URL's origin, or names the host the request was sent to. A page
-    /// elsewhere cannot set `Origin`, so a cross-site form or fetch that carries the cookie is
-    /// refused. Safe methods (GET, HEAD, OPTIONS) change nothing and pass.
-    static func isSameOrigin(_ request: HTTPRequest, publicURL: String) -> Bool {
+    /// Whether a request that the cookie authenticates may act: safe methods (GET, HEAD,
+    /// OPTIONS) change nothing and pass; others must come from this server's own pages.
+    func allows(_ request: HTTPRequest) -> Bool {
         if [.get, .head, .options].contains(request.method) { return true }
-        return comesFromOwnPages(request, publicURL: publicURL)
+        return comesFromOwnPages(request)
     }
 
-    /// Whether the request's `Origin` is this server's, whatever its method: a WebSocket's
-    /// upgrade is a GET, and a page elsewhere may open one with the visitor's cookie.
-    static func comesFromOwnPages(_ request: HTTPRequest, publicURL: String) -> Bool {
-        guard let origin = request.headerFields[.origin], origin != "null" else { return false }
-        let trimmedPublic = publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL
-        if let publicOrigin = Self.origin(of: trimmedPublic), origin.lowercased() == publicOrigin { return true }
-        guard let host = request.authority else { return false }
-        return origin.lowercased() == "http://\(host.lowercased())" || origin.lowercased() == "https://\(host.lowercased())"
+    /// Whether the request's `Origin` is this server's, whatever its method (a WebSocket's
+    /// upgrade is a GET, and a page elsewhere may open one with the visitor's cookie): the
+    /// public URL's origin, or the host the request was sent to under the public URL's scheme
+    /// (a server reached by another name, `127.0.0.1` for `localhost`). A page elsewhere cannot
+    /// set `Origin`; under an https public URL, a plain-http page on the same host (injected by
+    /// someone on the network) does not pass either.
+    func comesFromOwnPages(_ request: HTTPRequest) -> Bool {
+        guard let origin = request.headerFields[.origin]?.lowercased(), origin != "null" else { return false }
+        if let publicOrigin, origin == publicOrigin { return true }
+        guard let host = request.authority?.lowercased() else { return false }
+        return origin == "\(secure ? "https" : "http")://\(host)"
     }
 
     /// `scheme://host[:port]` of a URL, lowercased.

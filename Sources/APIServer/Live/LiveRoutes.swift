@@ -29,8 +29,8 @@ struct LiveRoutes: Sendable {
     let connections: LiveConnections
     let subscriptionLimit: Int
     let recheckInterval: Duration
-    /// The web app's origin, for sockets that the session cookie authenticates.
-    let publicURL: String
+    /// The web app's session cookie, for its sockets.
+    let cookie: SessionCookie
 
     /// Close codes: 4001 the session is not (or no longer) valid, 4000 a protocol error, 4029
     /// the session has as many sockets open as it may.
@@ -262,11 +262,9 @@ struct LiveRoutes: Sendable {
         var token: String?
         if let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") {
             token = String(header.dropFirst("bearer ".count))
-        } else if let cookie = SessionCookie.token(in: request.headers),
-            SessionCookie.comesFromOwnPages(request.head, publicURL: publicURL)
-        {
+        } else if let cookieToken = cookie.token(in: request.headers), cookie.comesFromOwnPages(request.head) {
             // The web app's socket: its session cookie, from its own pages only.
-            token = cookie
+            token = cookieToken
         } else if case .text(let text)? = try await messages.next(),
             let message = try? JSONDecoder().decode(ClientMessage.self, from: Data(text.utf8)), message.type == "auth"
         {

@@ -247,8 +247,12 @@ async function operationPage(project, id) {
       }
       if (message.type === "changed") await refresh();
     });
-    ws.addEventListener("close", () => {
-      if (socket === ws && location.pathname.endsWith(id)) setTimeout(connect, 1000);
+    ws.addEventListener("close", (event) => {
+      if (socket !== ws || !location.pathname.endsWith(id)) return;
+      // 4001: the session ended (log in again); 4029: this session has too many sockets open
+      // (wait longer); anything else: a dropped connection, tried again soon.
+      if (event.code === 4001) { me = null; return go("/login"); }
+      setTimeout(connect, event.code === 4029 ? 15000 : 1000);
     });
   };
   connect();
