@@ -127,7 +127,23 @@ try:
     WebDriverWait(driver, 60).until(EC.text_to_be_present_in_element((By.ID, "operation-status"), "canceled"))
     console_errors("the canceled operation's page")
 
+    # The admin's queues page: the dead letter scripts/browser-test made, retried into a paused
+    # queue, where it waits (ready 1, dead 0).
+    driver.find_element(By.XPATH, "//nav//a[normalize-space()='Queues']").click()
+    heading("Queues")
+    row = "//table[@id='queues']//tr[@data-queue='default']"
+    WebDriverWait(driver, 60).until(EC.text_to_be_present_in_element((By.XPATH, row + "/td[@class='dead']"), "1"))
+    driver.find_element(By.XPATH, "//button[@aria-label='Pause default']").click()
+    wait.until(EC.element_to_be_clickable((By.XPATH, "//button[@aria-label='Resume default']")))
+    retry = wait.until(EC.element_to_be_clickable((By.XPATH, "//section[@aria-label='Dead letters of default']//button[normalize-space()='Retry']")))
+    check("unknown" in driver.find_element(By.XPATH, "//section[@aria-label='Dead letters of default']").text.lower(), "the dead letter's error")
+    retry.click()
+    wait.until(EC.text_to_be_present_in_element((By.XPATH, row + "/td[@class='ready']"), "1"))
+    check(driver.find_element(By.XPATH, row + "/td[@class='dead']").text == "0", "the dead letter left the dead list")
+    console_errors("the admin queues page")
+
     # A deep link opens its page after a reload; logging out ends the session.
+    driver.back()
     driver.refresh()
     WebDriverWait(driver, 30).until(EC.text_to_be_present_in_element((By.ID, "operation-status"), "canceled"))
     driver.find_element(By.XPATH, "//button[normalize-space()='Log out']").click()

@@ -195,6 +195,58 @@ async function projectPage(project) {
       "Create job", async (values) => { await api("POST", `${base}/jobs`, values); render(); })));
 }
 
+let refresher = null;
+
+/** Admin: every queue's counts, pause and resume, and dead letters to retry or delete, like
+ * queue-inspect; refreshed every 5 s while the page is open. */
+async function adminPage() {
+  if (!me.is_admin) return page("Not found", el("p", {}, "No such page."));
+  const view = el("div", {});
+  page("Queues", view);
+  const draw = async () => {
+    const overview = await api("GET", "/admin/queues");
+    const rows = overview.queues.map((queue) => {
+      const path = `/admin/queues/${encodeURIComponent(queue.queue)}`;
+      return el("tr", { "data-queue": queue.queue },
+        el("th", { scope: "row" }, queue.queue),
+        el("td", { class: "ready" }, queue.ready), el("td", { class: "pending" }, queue.pending),
+        el("td", { class: "delayed" }, queue.delayed), el("td", { class: "dead" }, queue.dead), el("td", {}, queue.consumers),
+        el("td", {}, queue.oldest_ready_age_ms === null || queue.oldest_ready_age_ms === undefined ? "–" : `${Math.round(queue.oldest_ready_age_ms / 1000)} s`),
+        el("td", {}, el("button", {
+          type: "button", class: "secondary", "aria-label": `${queue.paused ? "Resume" : "Pause"} ${queue.queue}`,
+          onclick: async () => { await api("POST", `${path}/${queue.paused ? "resume" : "pause"}`); await draw(); },
+        }, queue.paused ? "Resume" : "Pause")));
+    });
+    const sections = [];
+    for (const queue of overview.queues.filter((queue) => queue.dead > 0)) {
+      const path = `/admin/queues/${encodeURIComponent(queue.queue)}`;
+      const dead = (await api("GET", `${path}/dead?limit=50`)).items;
+      sections.push(el("section", { "aria-label": `Dead letters of ${queue.queue}` },
+        el("h2", {}, `Dead letters of ${queue.queue}`),
+        el("p", {},
+          el("button", { type: "button", onclick: async () => { await api("POST", `${path}/dead/retry`, { all: true }); await draw(); } }, "Retry all"),
+          " ",
+          el("button", { type: "button", class: "secondary", onclick: async () => {
+            if (confirm(`Delete every dead letter of ${queue.queue}?`)) { await api("DELETE", `${path}/dead`); await draw(); }
+          } }, "Delete all")),
+        el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Job"), el("th", {}, "Type"), el("th", {}, "Error"), el("th", {}, "Failed"), el("th", {}, ""))),
+          el("tbody", {}, dead.map((letter) => el("tr", {},
+            el("td", {}, letter.id.slice(0, 8)), el("td", {}, letter.fields.type || ""), el("td", {}, letter.error),
+            el("td", {}, new Date(letter.failed_at).toLocaleString()),
+            el("td", {}, el("button", { type: "button", class: "secondary", "aria-label": `Retry ${letter.id}`,
+              onclick: async () => { await api("POST", `${path}/dead/retry`, { id: letter.id }); await draw(); } }, "Retry"))))))));
+    }
+    view.replaceChildren(
+      el("table", { id: "queues" },
+        el("thead", {}, el("tr", {}, ["Queue", "Ready", "In flight", "Delayed", "Dead", "Consumers", "Oldest ready", ""].map((text) => el("th", { scope: "col" }, text)))),
+        el("tbody", {}, rows)),
+      el("p", {}, `Outbox: ${overview.outbox.depth} waiting, ${overview.outbox.failed} failed.`),
+      ...sections);
+  };
+  await draw();
+  refresher = setInterval(() => { draw().catch(() => {}); }, 5000);
+}
+
 let socket = null;
 
 async function operationPage(project, id) {
@@ -260,11 +312,12 @@ async function operationPage(project, id) {
 
 async function render() {
   if (socket && !location.pathname.includes("/operations/")) { const old = socket; socket = null; old.close(); }
+  if (refresher) { clearInterval(refresher); refresher = null; }
   const path = location.pathname;
   try {
     if (path === "/login") return await loginPage();
     if (!me) me = await api("GET", "/v1/me");
-    nav.replaceChildren(link("/", "Projects"), el("span", {}, me.name),
+    nav.replaceChildren(link("/", "Projects"), me.is_admin ? link("/admin", "Queues") : null, el("span", {}, me.name),
       el("button", { type: "button", class: "secondary", onclick: async () => {
         await api("DELETE", "/v1/sessions/current");
         me = null;
@@ -273,6 +326,7 @@ async function render() {
     let match;
     if ((match = path.match(/^\/projects\/([0-9a-f-]{36})\/operations\/([0-9a-f-]{36})$/))) return await operationPage(match[1], match[2]);
     if ((match = path.match(/^\/projects\/([0-9a-f-]{36})$/))) return await projectPage(match[1]);
+    if (path === "/admin") return await adminPage();
     return await homePage();
   } catch (error) {
     if (error instanceof APIError && error.status === 401) { me = null; return go("/login"); }
