@@ -47,12 +47,12 @@ wait = WebDriverWait(driver, 30)
 
 
 def console_errors(where, expected=()):
-    """Fails on any error in the console since the last look but the expected answers (a
-    401 the app asked for knowingly: "who am I" before logging in, a wrong password)."""
-    errors = [
-        entry for entry in driver.get_log("browser")
-        if entry["level"] == "SEVERE" and not any(path in entry["message"] and "401" in entry["message"] for path in expected)
-    ]
+    """Fails on any error in the console since the last look but the expected answers, given
+    as "path status" (a 401 the app asked for knowingly: "who am I" before logging in, a wrong
+    password; a dead link's 400)."""
+    def is_expected(message):
+        return any(path in message and f"status of {status}" in message for path, status in (e.split() for e in expected))
+    errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE" and not is_expected(entry["message"])]
     check(not errors, f"errors in the browser's console on {where}: {errors}")
 
 
@@ -83,10 +83,10 @@ try:
     # Anyone not logged in lands on the login page, which a wrong password does not pass.
     driver.get(base + "/")
     heading("Log in")
-    console_errors("the login page", expected=["/v1/me"])
+    console_errors("the login page", expected=["/v1/me 401"])
     fill(driver.find_element(By.TAG_NAME, "form"), {"email": email, "password": "wrong password"})
     wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "[role=alert]")))
-    console_errors("a wrong password", expected=["/v1/sessions"])
+    console_errors("a wrong password", expected=["/v1/sessions 401"])
     fill(driver.find_element(By.TAG_NAME, "form"), {"email": email, "password": password})
     heading("Projects")
     cookie = driver.get_cookie("harrow_session")
@@ -150,7 +150,18 @@ try:
     heading("Log in")
     driver.get(project_url)
     heading("Log in")
-    console_errors("the pages after logging out", expected=["/v1/me"])
+    console_errors("the pages after logging out", expected=["/v1/me 401"])
+    # Logging in again leads back to the page that asked for it.
+    fill(driver.find_element(By.TAG_NAME, "form"), {"email": email, "password": password})
+    heading("Web")
+    # A mail's link that no longer works says so on its page.
+    driver.get(base + "/verify-email?token=not-a-token")
+    heading("This link does not work")
+    check(driver.find_elements(By.CSS_SELECTOR, "[role=alert]"), "the link's error")
+    console_errors("a dead verification link", expected=["/v1/users/verify 400"])
+    driver.get(base + "/signup")
+    heading("Sign up")
+    console_errors("the sign-up page")
     print("browser test: passed")
 except (AssertionError, TimeoutException) as failure:
     print(f"browser test failed at {driver.current_url}: {failure!r}", file=sys.stderr)

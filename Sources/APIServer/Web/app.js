@@ -89,7 +89,7 @@ function form(fields, submit, action) {
       await action(values);
     } catch (error) {
       // Logged out meanwhile: to the login page (where a 401 is a wrong password, shown).
-      if (error instanceof APIError && error.status === 401 && location.pathname !== "/login") return go("/login");
+      if (error instanceof APIError && error.status === 401 && location.pathname !== "/login") return toLogin();
       showError(node, error);
     }
   });
@@ -116,8 +116,21 @@ document.addEventListener("keydown", (event) => {
 
 let me = null;
 
+/** Where to go after logging in: the page that asked for it, if it is one of the app's. */
+function afterLogin() {
+  const next = sessionStorage.getItem("harrow.next") || "/";
+  sessionStorage.removeItem("harrow.next");
+  return next.startsWith("/") && !next.startsWith("//") && next !== "/login" ? next : "/";
+}
+
+function toLogin() {
+  if (location.pathname !== "/login") sessionStorage.setItem("harrow.next", location.pathname + location.search);
+  me = null;
+  go("/login");
+}
+
 async function loginPage() {
-  nav.replaceChildren();
+  nav.replaceChildren(link("/signup", "Sign up"));
   page("Log in", form(
     [["email", "Email", "email", { autocomplete: "username", required: true }],
       ["password", "Password", "password", { autocomplete: "current-password", required: true }]],
@@ -125,8 +138,64 @@ async function loginPage() {
     async ({ email, password }) => {
       await api("POST", "/v1/sessions", { email, password, cookie: true });
       me = null;
-      go("/");
-    }));
+      go(afterLogin());
+    }),
+    el("p", {}, link("/forgot-password", "Forgot your password?"), " · ", link("/signup", "Make an account")));
+}
+
+/** The pages anyone may open: signing up, the links in mails. */
+async function publicPage(path, query) {
+  nav.replaceChildren(link("/login", "Log in"));
+  const done = (title, text) => page(title, el("p", { role: "status" }, text), el("p", {}, link("/login", "Log in")));
+  if (path === "/signup") {
+    return page("Sign up", form(
+      [["email", "Email", "email", { autocomplete: "email", required: true }], ["name", "Name", "text", { autocomplete: "name", required: true }],
+        ["password", "Password (at least 10 characters)", "password", { autocomplete: "new-password", required: true }]],
+      "Sign up", async (values) => {
+        await api("POST", "/v1/users", values);
+        done("Check your mail", "If the address can be used, a mail with a link to verify it is on its way.");
+      }));
+  }
+  if (path === "/forgot-password") {
+    return page("Forgot your password?", form([["email", "Email", "email", { autocomplete: "email", required: true }]], "Send a reset link",
+      async ({ email }) => {
+        await api("POST", "/v1/password/forgot", { email });
+        done("Check your mail", "If the address has an account, a mail with a link to choose a new password is on its way.");
+      }));
+  }
+  const token = query.get("token") || "";
+  if (path === "/verify-email") {
+    page("Verifying your address", el("p", {}, "One moment…"));
+    try {
+      await api("POST", "/v1/users/verify", { token });
+      return done("Address verified", "Your address is verified: you can log in.");
+    } catch (error) {
+      return page("This link does not work", el("p", { class: "error", role: "alert" }, error.message));
+    }
+  }
+  if (path === "/reset-password") {
+    return page("Choose a new password", form(
+      [["password", "New password (at least 10 characters)", "password", { autocomplete: "new-password", required: true }]], "Set the password",
+      async ({ password }) => {
+        await api("POST", "/v1/password/reset", { token, password });
+        done("Password changed", "Your new password is set, and your other sessions have ended.");
+      }));
+  }
+}
+
+async function invitationPage(id) {
+  const answer = (verb) => async () => {
+    try {
+      await api("POST", `/v1/invitations/${id}/${verb}`);
+      page(verb === "accept" ? "Invitation accepted" : "Invitation refused", el("p", { role: "status" }, link("/", "To your projects")));
+    } catch (error) {
+      if (error instanceof APIError && error.status === 401) return toLogin();
+      main.append(el("p", { class: "error", role: "alert" }, error.message));
+    }
+  };
+  page("An invitation", el("p", {}, "You were invited to an organization on Harrow."),
+    el("p", {}, el("button", { type: "button", onclick: answer("accept") }, "Accept"), " ",
+      el("button", { type: "button", class: "secondary", onclick: answer("refuse") }, "Refuse")));
 }
 
 async function homePage() {
@@ -316,6 +385,9 @@ async function render() {
   const path = location.pathname;
   try {
     if (path === "/login") return await loginPage();
+    if (["/signup", "/forgot-password", "/verify-email", "/reset-password"].includes(path)) {
+      return await publicPage(path, new URLSearchParams(location.search));
+    }
     if (!me) me = await api("GET", "/v1/me");
     nav.replaceChildren(link("/", "Projects"), me.is_admin ? link("/admin", "Queues") : null, el("span", {}, me.name),
       el("button", { type: "button", class: "secondary", onclick: async () => {
@@ -327,9 +399,10 @@ async function render() {
     if ((match = path.match(/^\/projects\/([0-9a-f-]{36})\/operations\/([0-9a-f-]{36})$/))) return await operationPage(match[1], match[2]);
     if ((match = path.match(/^\/projects\/([0-9a-f-]{36})$/))) return await projectPage(match[1]);
     if (path === "/admin") return await adminPage();
+    if ((match = path.match(/^\/invitations\/([0-9a-f-]{36})$/))) return await invitationPage(match[1]);
     return await homePage();
   } catch (error) {
-    if (error instanceof APIError && error.status === 401) { me = null; return go("/login"); }
+    if (error instanceof APIError && error.status === 401) return toLogin();
     page("Something went wrong", el("p", { class: "error", role: "alert" }, error.message));
   }
 }
