@@ -116,6 +116,33 @@ try:
     if screenshot:
         driver.save_screenshot(screenshot)
 
+    # The project's other pages: each opens clean; a secret is write-only; a webhook's secret
+    # is shown once; a schedule shows its next times.
+    for tab, title in [("environments", "environments"), ("repositories", "repositories"), ("schedules", "schedules"),
+                       ("triggers", "triggers"), ("webhooks", "webhooks"), ("activity", "activity")]:
+        driver.get(f"{project_url}/{tab}")
+        heading(f"Web: {title}")
+        console_errors(f"the project's {tab}")
+    driver.get(f"{project_url}/environments")
+    heading("Web: environments")
+    fill(open_details("Set a secret in default"), {"name": "API_TOKEN", "value": "s3cret-value-123"})
+    wait.until(EC.presence_of_element_located((By.XPATH, "//td[normalize-space()='API_TOKEN']")))
+    check("s3cret-value-123" not in driver.page_source, "a secret's value shown")
+    driver.get(f"{project_url}/schedules")
+    heading("Web: schedules")
+    fill(open_details("New schedule"), {"cron": "0 2 * * *"})
+    wait.until(EC.presence_of_element_located((By.XPATH, "//td[starts-with(normalize-space(), '0 2 * * *')]")))
+    driver.get(f"{project_url}/webhooks")
+    heading("Web: webhooks")
+    fill(open_details("New webhook"), {"name": "deploy hook"})
+    secret = wait.until(EC.presence_of_element_located((By.ID, "webhook-secret"))).text
+    check(len(secret) == 43, f"the webhook's secret: {secret!r}")
+    driver.refresh()
+    heading("Web: webhooks")
+    wait.until(EC.presence_of_element_located((By.XPATH, "//td[normalize-space()='deploy hook']")))
+    check(secret not in driver.page_source, "the webhook's secret shown again")
+    console_errors("the project's pages after changes")
+
     # A run that sleeps is canceled from its page.
     driver.get(project_url)
     fill(open_details("New task"), {"name": "sleepy", "script": "echo going to sleep\nsleep 120"})

@@ -232,7 +232,7 @@ async function projectPage(project) {
     api("GET", base), api("GET", `${base}/jobs`), api("GET", `${base}/tasks`), api("GET", `${base}/environments`),
     api("GET", `${base}/operations?limit=20`)]);
   const jobNames = Object.fromEntries(jobs.items.map((job) => [job.id, job.name]));
-  page(info.name,
+  page(info.name, projectTabs(project, ""),
     el("h2", {}, "Jobs"),
     jobs.items.length
       ? el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Job"), el("th", {}, ""))),
@@ -262,6 +262,184 @@ async function projectPage(project) {
         ["task_id", "Task", "select", { options: tasks.items.map((task) => [task.id, task.name]) }],
         ["environment_id", "Environment", "select", { options: environments.items.map((environment) => [environment.id, environment.name]) }]],
       "Create job", async (values) => { await api("POST", `${base}/jobs`, values); render(); })));
+}
+
+const projectSections = [
+  ["", "Jobs"], ["environments", "Environments"], ["repositories", "Repositories"], ["schedules", "Schedules"],
+  ["triggers", "Triggers"], ["webhooks", "Webhooks"], ["activity", "Activity"],
+];
+
+/** The project's tabs, the current one marked for screen readers. */
+function projectTabs(project, current) {
+  return el("nav", { class: "tabs", "aria-label": "Project" }, projectSections.map(([section, label]) => {
+    const anchor = link(`/projects/${project}${section ? "/" + section : ""}`, label);
+    if (section === current) anchor.setAttribute("aria-current", "page");
+    return anchor;
+  }));
+}
+
+/** A table of `items` with the given columns ([heading, item => cell]), or `empty` when none. */
+function table(items, columns, empty) {
+  if (!items.length) return el("p", {}, empty);
+  return el("table", {},
+    el("thead", {}, el("tr", {}, columns.map(([heading]) => el("th", { scope: "col" }, heading)))),
+    el("tbody", {}, items.map((item) => el("tr", {}, columns.map(([, cell]) => el("td", {}, cell(item)))))));
+}
+
+function deleteButton(label, path) {
+  return el("button", { type: "button", class: "secondary", "aria-label": label, onclick: async () => {
+    if (confirm(`${label}?`)) { await api("DELETE", path); render(); }
+  } }, "Delete");
+}
+
+/** `KEY=value` lines as a map; a line without `=` is an error naming it. */
+function variables(text) {
+  const map = {};
+  for (const line of (text || "").split("\n").map((line) => line.trim()).filter(Boolean)) {
+    const at = line.indexOf("=");
+    if (at <= 0) throw new APIError(422, { detail: `"${line}" is not NAME=value`, errors: [{ field: "variables", message: `"${line}" is not NAME=value` }] });
+    map[line.slice(0, at)] = line.slice(at + 1);
+  }
+  return map;
+}
+
+async function environmentsPage(project, info) {
+  const base = `/v1/projects/${project}`;
+  const environments = (await api("GET", `${base}/environments`)).items;
+  const blocks = [];
+  for (const environment of environments) {
+    const secrets = (await api("GET", `${base}/environments/${environment.id}/secrets`)).items;
+    blocks.push(el("section", { "aria-label": `Environment ${environment.name}` },
+      el("h2", {}, environment.name, environment.is_default ? " (default)" : ""),
+      table(Object.entries(environment.variables || {}), [["Variable", ([name]) => name], ["Value", ([, value]) => value]], "No variables."),
+      el("h3", {}, "Secrets"),
+      table(secrets, [["Name", (secret) => secret.name], ["Kind", (secret) => secret.kind], ["Status", (secret) => secret.status],
+        ["", (secret) => deleteButton(`Delete secret ${secret.name}`, `${base}/secrets/${secret.id}`)]], "No secrets."),
+      el("details", {}, el("summary", {}, `Set a secret in ${environment.name}`),
+        form([["name", "Name", "text", { required: true, autocomplete: "off" }],
+          ["value", "Value (write-only: it is never shown again)", "password", { required: true, autocomplete: "off" }]],
+        "Set secret", async ({ name, value }) => {
+          await api("POST", `${base}/environments/${environment.id}/secrets`, { name, kind: "env", value });
+          render();
+        }))));
+  }
+  page(`${info.name}: environments`, projectTabs(project, "environments"), ...blocks,
+    el("details", {}, el("summary", {}, "New environment"),
+      form([["name", "Name", "text", { required: true }], ["variables", "Variables (NAME=value, one a line)", "textarea"]], "Create environment",
+        async ({ name, variables: text }) => { await api("POST", `${base}/environments`, { name, variables: variables(text) }); render(); })));
+}
+
+async function repositoriesPage(project, info) {
+  const base = `/v1/projects/${project}`;
+  const repositories = (await api("GET", `${base}/repositories`)).items;
+  page(`${info.name}: repositories`, projectTabs(project, "repositories"),
+    ...repositories.map((repository) => {
+      const key = repository.deploy_key || {};
+      const keyText = el("textarea", { readonly: true, rows: 2, class: "code", id: `key-${repository.id}`, "aria-label": `Deploy key of ${repository.name}` });
+      keyText.value = key.public_key || "(being generated…)";
+      return el("section", { "aria-label": `Repository ${repository.name}` },
+        el("h2", {}, repository.name),
+        el("p", {}, repository.url),
+        el("p", {}, "Accessible: ", repository.accessible === null || repository.accessible === undefined ? "not checked yet" : repository.accessible ? "yes" : "no",
+          repository.checked_at ? ` (checked ${new Date(repository.checked_at).toLocaleString()})` : ""),
+        el("label", {}, "Deploy key (add it to the git host, read-only)", keyText),
+        el("p", {},
+          el("button", { type: "button", class: "secondary", onclick: () => navigator.clipboard.writeText(keyText.value) }, "Copy key"), " ",
+          el("button", { type: "button", class: "secondary", onclick: async () => { await api("POST", `${base}/repositories/${repository.id}/refresh`); } }, "Refresh refs"), " ",
+          deleteButton(`Delete repository ${repository.name}`, `${base}/repositories/${repository.id}`)),
+        table(Object.entries(repository.refs || {}), [["Ref", ([ref]) => ref], ["Commit", ([, sha]) => sha.slice(0, 12)]], "No refs seen yet."));
+    }),
+    repositories.length ? null : el("p", {}, "No repositories yet."),
+    el("details", {}, el("summary", {}, "New repository"),
+      form([["url", "URL (git@host:owner/repo.git or https://…)", "text", { required: true }], ["known_hosts", "known_hosts for a host not on GitHub, GitLab or Bitbucket (optional)", "textarea"]],
+        "Add repository", async ({ url, known_hosts: knownHosts }) => {
+          await api("POST", `${base}/repositories`, knownHosts ? { url, known_hosts: knownHosts } : { url });
+          render();
+        })));
+}
+
+async function schedulesPage(project, info) {
+  const base = `/v1/projects/${project}`;
+  const [schedules, jobs] = await Promise.all([api("GET", `${base}/schedules`), api("GET", `${base}/jobs`)]);
+  const jobNames = Object.fromEntries(jobs.items.map((job) => [job.id, job.name]));
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  page(`${info.name}: schedules`, projectTabs(project, "schedules"),
+    table(schedules.items, [
+      ["Job", (schedule) => jobNames[schedule.job_id] || schedule.job_id.slice(0, 8)],
+      ["When", (schedule) => schedule.cron ? `${schedule.cron} (${schedule.time_zone})` : new Date(schedule.run_at).toLocaleString()],
+      ["Next", (schedule) => (schedule.next_fire_times || []).slice(0, 3).map((time) => new Date(time).toLocaleString()).join(", ") || "–"],
+      ["State", (schedule) => schedule.disabled_at ? `disabled: ${schedule.disabled_reason || ""}` : "enabled"],
+      ["", (schedule) => el("span", {},
+        el("button", { type: "button", class: "secondary", onclick: async () => {
+          await api("POST", `${base}/schedules/${schedule.id}/${schedule.disabled_at ? "enable" : "disable"}`);
+          render();
+        } }, schedule.disabled_at ? "Enable" : "Disable"), " ",
+        deleteButton(`Delete the schedule of ${jobNames[schedule.job_id] || "a job"}`, `${base}/schedules/${schedule.id}`))],
+    ], "No schedules yet."),
+    el("details", {}, el("summary", {}, "New schedule"),
+      form([["job_id", "Job", "select", { options: jobs.items.map((job) => [job.id, job.name]) }],
+        ["cron", "Cron (minute hour day month weekday, or @daily…)", "text", { required: true, placeholder: "0 2 * * *" }],
+        ["time_zone", "Time zone (IANA)", "text", { required: true, value: zone }]],
+      "Create schedule", async (values) => { await api("POST", `${base}/schedules`, values); render(); })));
+}
+
+async function triggersPage(project, info) {
+  const base = `/v1/projects/${project}`;
+  const [triggers, jobs, repositories] = await Promise.all([
+    api("GET", `${base}/triggers`), api("GET", `${base}/jobs`), api("GET", `${base}/repositories`)]);
+  const names = Object.fromEntries([...jobs.items, ...repositories.items].map((item) => [item.id, item.name]));
+  page(`${info.name}: triggers`, projectTabs(project, "triggers"),
+    table(triggers.items, [["Name", (trigger) => trigger.name], ["Repository", (trigger) => names[trigger.repository_id] || ""],
+      ["Refs", (trigger) => trigger.ref_pattern], ["On", (trigger) => trigger.change_type], ["Runs", (trigger) => names[trigger.job_id] || ""],
+      ["", (trigger) => deleteButton(`Delete trigger ${trigger.name}`, `${base}/triggers/${trigger.id}`)]], "No git triggers yet."),
+    el("details", {}, el("summary", {}, "New trigger"),
+      form([["name", "Name", "text", { required: true }],
+        ["repository_id", "Repository", "select", { options: repositories.items.map((repository) => [repository.id, repository.name]) }],
+        ["ref_pattern", "Refs (a regular expression over the whole name)", "text", { required: true, value: "^refs/heads/main$" }],
+        ["change_type", "On", "select", { options: [["change", "a ref moves"], ["add", "a ref appears"], ["remove", "a ref goes"]] }],
+        ["job_id", "Job to run", "select", { options: jobs.items.map((job) => [job.id, job.name]) }]],
+      "Create trigger", async (values) => { await api("POST", `${base}/triggers`, values); render(); })));
+}
+
+async function webhooksPage(project, info) {
+  const base = `/v1/projects/${project}`;
+  const [webhooks, jobs] = await Promise.all([api("GET", `${base}/webhooks`), api("GET", `${base}/jobs`)]);
+  const jobNames = Object.fromEntries(jobs.items.map((job) => [job.id, job.name]));
+  const shown = el("div", { role: "status" });
+  page(`${info.name}: webhooks`, projectTabs(project, "webhooks"), shown,
+    table(webhooks.items, [["Name", (webhook) => webhook.name], ["Runs", (webhook) => jobNames[webhook.job_id] || ""],
+      ["URL", (webhook) => `${location.origin}/hooks/${webhook.slug}`],
+      ["", (webhook) => deleteButton(`Delete webhook ${webhook.name}`, `${base}/webhooks/${webhook.id}`)]], "No webhooks yet."),
+    el("details", {}, el("summary", {}, "New webhook"),
+      form([["name", "Name", "text", { required: true }], ["job_id", "Job to run", "select", { options: jobs.items.map((job) => [job.id, job.name]) }]],
+        "Create webhook", async (values) => {
+          const created = await api("POST", `${base}/webhooks`, values);
+          const url = `${location.origin}/hooks/${created.webhook.slug}`;
+          const example = [`secret='${created.signing_secret}'`, `body='{}'`, "timestamp=$(date +%s)",
+            `signature=$(printf '%s.%s' "$timestamp" "$body" | openssl dgst -sha256 -hmac "$secret" | sed 's/^.* //')`,
+            `curl -X POST '${url}' -H 'Content-Type: application/json' -H "X-Harrow-Timestamp: $timestamp" \\`,
+            `  -H "X-Harrow-Signature: sha256=$signature" -H "X-Harrow-Delivery: $(cat /proc/sys/kernel/random/uuid)" --data-binary "$body"`].join("\n");
+          shown.replaceChildren(el("h2", {}, "Its signing secret, shown this once"), el("pre", { class: "log", id: "webhook-secret" }, created.signing_secret),
+            el("p", {}, "Sign each delivery with it, for example:"), el("pre", { class: "log" }, example));
+          webhooks.items.push(created.webhook);
+        })));
+}
+
+async function activityPage(project, info) {
+  const base = `/v1/projects/${project}`;
+  const feed = (await api("GET", `${base}/activities?limit=50`)).items;
+  const list = el("ol", { id: "activity", reversed: true },
+    feed.map((activity) => el("li", {}, `${new Date(activity.occurred_at).toLocaleString()} · ${activity.name}`)));
+  page(`${info.name}: activity`, projectTabs(project, "activity"), list);
+  // Live: what happens while the page is open comes in at the top.
+  if (socket) socket.close();
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+  socket = ws;
+  ws.addEventListener("message", (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "ready") ws.send(JSON.stringify({ type: "subscribe", project }));
+    if (message.type === "changed") list.prepend(el("li", {}, `${new Date().toLocaleString()} · ${message.activity.name}`));
+  });
 }
 
 let refresher = null;
@@ -380,7 +558,7 @@ async function operationPage(project, id) {
 }
 
 async function render() {
-  if (socket && !location.pathname.includes("/operations/")) { const old = socket; socket = null; old.close(); }
+  if (socket) { const old = socket; socket = null; old.close(); }
   if (refresher) { clearInterval(refresher); refresher = null; }
   const path = location.pathname;
   try {
@@ -398,6 +576,10 @@ async function render() {
     let match;
     if ((match = path.match(/^\/projects\/([0-9a-f-]{36})\/operations\/([0-9a-f-]{36})$/))) return await operationPage(match[1], match[2]);
     if ((match = path.match(/^\/projects\/([0-9a-f-]{36})$/))) return await projectPage(match[1]);
+    if ((match = path.match(/^\/projects\/([0-9a-f-]{36})\/(environments|repositories|schedules|triggers|webhooks|activity)$/))) {
+      const pages = { environments: environmentsPage, repositories: repositoriesPage, schedules: schedulesPage, triggers: triggersPage, webhooks: webhooksPage, activity: activityPage };
+      return await pages[match[2]](match[1], await api("GET", `/v1/projects/${match[1]}`));
+    }
     if (path === "/admin") return await adminPage();
     if ((match = path.match(/^\/invitations\/([0-9a-f-]{36})$/))) return await invitationPage(match[1]);
     return await homePage();
