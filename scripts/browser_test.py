@@ -119,7 +119,8 @@ try:
     # The project's other pages: each opens clean; a secret is write-only; a webhook's secret
     # is shown once; a schedule shows its next times.
     for tab, title in [("environments", "environments"), ("repositories", "repositories"), ("schedules", "schedules"),
-                       ("triggers", "triggers"), ("webhooks", "webhooks"), ("activity", "activity")]:
+                       ("triggers", "triggers"), ("webhooks", "webhooks"), ("notifications", "notifications"),
+                       ("members", "members"), ("settings", "settings"), ("activity", "activity")]:
         driver.get(f"{project_url}/{tab}")
         heading(f"Web: {title}")
         console_errors(f"the project's {tab}")
@@ -141,6 +142,23 @@ try:
     heading("Web: webhooks")
     wait.until(EC.presence_of_element_located((By.XPATH, "//td[normalize-space()='deploy hook']")))
     check(secret not in driver.page_source, "the webhook's secret shown again")
+    driver.get(f"{project_url}/notifications")
+    heading("Web: notifications")
+    fill(open_details("New email notifier"), {"name": "ops", "recipients": "ops@example.com"})
+    wait.until(EC.presence_of_element_located((By.XPATH, "//td[normalize-space()='ops@example.com']")))
+    fill(open_details("New rule"), {"notifier_id": "ops"})
+    wait.until(EC.presence_of_element_located((By.XPATH, "//td[normalize-space()='operation.failed']")))
+    driver.get(base + "/account")
+    heading("Your account")
+    wait.until(EC.presence_of_element_located((By.XPATH, "//td[normalize-space()='this one']")))
+    driver.get(project_url)
+    heading("Web")
+    driver.find_element(By.XPATH, "//nav[@aria-label='Project']/a[normalize-space()='Members']").click()
+    heading("Web: members")
+    driver.find_element(By.LINK_TEXT, "the organization").click()
+    heading("Acme")
+    fill(open_details("Invite someone"), {"email": "newcomer@example.com", "role": "member"})
+    wait.until(EC.presence_of_element_located((By.XPATH, "//td[normalize-space()='newcomer@example.com']")))
     console_errors("the project's pages after changes")
 
     # A run that sleeps is canceled from its page.

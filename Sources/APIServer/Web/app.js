@@ -204,7 +204,7 @@ async function homePage() {
   for (const organization of organizations) {
     const projects = (await api("GET", `/v1/organizations/${organization.id}/projects`)).items;
     sections.push(el("section", { "aria-label": organization.name },
-      el("h2", {}, organization.name),
+      el("h2", {}, link(`/organizations/${organization.id}`, organization.name)),
       projects.length
         ? el("ul", {}, projects.map((project) => el("li", {}, link(`/projects/${project.id}`, project.name))))
         : el("p", {}, "No projects yet."),
@@ -266,8 +266,106 @@ async function projectPage(project) {
 
 const projectSections = [
   ["", "Jobs"], ["environments", "Environments"], ["repositories", "Repositories"], ["schedules", "Schedules"],
-  ["triggers", "Triggers"], ["webhooks", "Webhooks"], ["activity", "Activity"],
+  ["triggers", "Triggers"], ["webhooks", "Webhooks"], ["notifications", "Notifications"], ["members", "Members"],
+  ["settings", "Settings"], ["activity", "Activity"],
 ];
+
+const roles = [["guest", "guest"], ["member", "member"], ["manager", "manager"], ["owner", "owner"]];
+
+/** Members of a project or an organization (`scope` is its API path): roles to change, removal. */
+async function membersBlock(scope) {
+  const members = (await api("GET", `${scope}/members`)).items;
+  return table(members, [
+    ["Name", (member) => member.user.name], ["Email", (member) => member.user.email || "–"],
+    ["Role", (member) => {
+      const select = el("select", { "aria-label": `Role of ${member.user.name}`, onchange: async () => {
+        try { await api("PATCH", `${scope}/members/${member.user.id}`, { role: select.value }); } catch (error) { alert(error.message); }
+        render();
+      } }, roles.map(([value, text]) => el("option", { value, selected: value === member.role }, text)));
+      return select;
+    }],
+    ["", (member) => deleteButton(`Remove ${member.user.name}`, `${scope}/members/${member.user.id}`)],
+  ], "No members.");
+}
+
+async function membersPage(project, info) {
+  page(`${info.name}: members`, projectTabs(project, "members"), await membersBlock(`/v1/projects/${project}`),
+    el("p", {}, "People join by invitation, from the organization's page: ", link(`/organizations/${info.organization_id}`, "the organization")));
+}
+
+async function organizationPage(organization) {
+  const base = `/v1/organizations/${organization}`;
+  const [info, invitations] = await Promise.all([api("GET", base), api("GET", `${base}/invitations`)]);
+  page(info.name, el("h2", {}, "Members"), await membersBlock(base),
+    el("h2", {}, "Invitations"),
+    table(invitations.items, [["Email", (invitation) => invitation.email], ["Role", (invitation) => invitation.role],
+      ["Expires", (invitation) => new Date(invitation.expires_at).toLocaleString()],
+      ["", (invitation) => deleteButton(`Revoke the invitation of ${invitation.email}`, `${base}/invitations/${invitation.id}`)]], "No open invitations."),
+    el("details", {}, el("summary", {}, "Invite someone"),
+      form([["email", "Email", "email", { required: true }], ["role", "Role", "select", { options: roles }]], "Send invitation",
+        async (values) => { await api("POST", `${base}/invitations`, values); render(); })));
+}
+
+async function notificationsPage(project, info) {
+  const base = `/v1/projects/${project}`;
+  const [notifiers, rules, jobs] = await Promise.all([api("GET", `${base}/notifiers`), api("GET", `${base}/notification-rules`), api("GET", `${base}/jobs`)]);
+  const names = Object.fromEntries([...notifiers.items, ...jobs.items].map((item) => [item.id, item.name]));
+  const jobOptions = jobs.items.map((job) => [job.id, job.name]);
+  const shown = el("div", { role: "status" });
+  page(`${info.name}: notifications`, projectTabs(project, "notifications"), shown,
+    el("h2", {}, "Notifiers"),
+    table(notifiers.items, [["Name", (notifier) => notifier.name], ["Kind", (notifier) => notifier.kind],
+      ["Goes to", (notifier) => notifier.kind === "email" ? notifier.recipients.join(", ") : notifier.kind === "job" ? names[notifier.job_id] || "" : notifier.url || ""],
+      ["", (notifier) => deleteButton(`Delete notifier ${notifier.name}`, `${base}/notifiers/${notifier.id}`)]], "No notifiers yet."),
+    el("details", {}, el("summary", {}, "New email notifier"),
+      form([["name", "Name", "text", { required: true }], ["recipients", "Addresses (comma-separated)", "text", { required: true }]], "Create",
+        async ({ name, recipients }) => {
+          await api("POST", `${base}/notifiers`, { name, recipients: recipients.split(",").map((address) => address.trim()).filter(Boolean) });
+          render();
+        })),
+    el("details", {}, el("summary", {}, "New job notifier (a chained job)"),
+      form([["name", "Name", "text", { required: true }], ["job_id", "Job to run", "select", { options: jobOptions }]], "Create",
+        async ({ name, job_id: job }) => { await api("POST", `${base}/notifiers`, { name, kind: "job", job_id: job }); render(); })),
+    el("details", {}, el("summary", {}, "New webhook notifier (Slack-compatible)"),
+      form([["name", "Name", "text", { required: true }], ["url", "URL", "url", { required: true }]], "Create",
+        async ({ name, url }) => {
+          const created = await api("POST", `${base}/notifiers`, { name, kind: "webhook", url });
+          shown.replaceChildren(el("h2", {}, "Its signing secret, shown this once"), el("pre", { class: "log" }, created.signing_secret));
+        })),
+    el("h2", {}, "Rules"),
+    table(rules.items, [["When", (rule) => rule.activity_pattern], ["Of job", (rule) => rule.job_id ? names[rule.job_id] || "" : "any"],
+      ["Notify", (rule) => names[rule.notifier_id] || ""], ["", (rule) => deleteButton(`Delete the rule ${rule.activity_pattern}`, `${base}/notification-rules/${rule.id}`)]],
+    "No rules yet: a notifier does nothing until a rule sends to it."),
+    el("details", {}, el("summary", {}, "New rule"),
+      form([["activity_pattern", "When (an activity glob)", "text", { required: true, value: "operation.failed" }],
+        ["job_id", "Of job", "select", { options: [["", "any job"], ...jobOptions] }],
+        ["notifier_id", "Notify", "select", { options: notifiers.items.map((notifier) => [notifier.id, notifier.name]) }]],
+      "Create rule", async (values) => {
+        if (!values.job_id) delete values.job_id;
+        await api("POST", `${base}/notification-rules`, values);
+        render();
+      })));
+}
+
+async function settingsPage(project, info) {
+  const base = `/v1/projects/${project}`;
+  const token = await api("GET", `${base}/github-token`);
+  page(`${info.name}: settings`, projectTabs(project, "settings"),
+    el("h2", {}, "GitHub token"),
+    el("p", {}, token.configured ? "Set: commit statuses are posted for this project's GitHub repositories." : "Not set."),
+    token.configured ? el("p", {}, el("button", { type: "button", class: "secondary", onclick: async () => { await api("DELETE", `${base}/github-token`); render(); } }, "Remove the token")) : null,
+    el("details", {}, el("summary", {}, token.configured ? "Replace the token" : "Set a token"),
+      form([["token", "Token (write-only)", "password", { required: true, autocomplete: "off" }]], "Save",
+        async ({ token: value }) => { await api("PUT", `${base}/github-token`, { token: value }); render(); })));
+}
+
+async function accountPage() {
+  const sessions = (await api("GET", "/v1/sessions")).items;
+  page("Your account", el("p", {}, `${me.name} · ${me.email}`), el("h2", {}, "Sessions"),
+    table(sessions, [["Started", (view) => new Date(view.session.created_at).toLocaleString()], ["From", (view) => view.session.address || "–"],
+      ["Browser", (view) => view.session.user_agent || "–"], ["", (view) => view.current ? "this one" : deleteButton("Revoke this session", `/v1/sessions/${view.session.id}`)]],
+    "No sessions."));
+}
 
 /** The project's tabs, the current one marked for screen readers. */
 function projectTabs(project, current) {
@@ -567,7 +665,7 @@ async function render() {
       return await publicPage(path, new URLSearchParams(location.search));
     }
     if (!me) me = await api("GET", "/v1/me");
-    nav.replaceChildren(link("/", "Projects"), me.is_admin ? link("/admin", "Queues") : null, el("span", {}, me.name),
+    nav.replaceChildren(link("/", "Projects"), me.is_admin ? link("/admin", "Queues") : null, link("/account", me.name),
       el("button", { type: "button", class: "secondary", onclick: async () => {
         await api("DELETE", "/v1/sessions/current");
         me = null;
@@ -576,11 +674,16 @@ async function render() {
     let match;
     if ((match = path.match(/^\/projects\/([0-9a-f-]{36})\/operations\/([0-9a-f-]{36})$/))) return await operationPage(match[1], match[2]);
     if ((match = path.match(/^\/projects\/([0-9a-f-]{36})$/))) return await projectPage(match[1]);
-    if ((match = path.match(/^\/projects\/([0-9a-f-]{36})\/(environments|repositories|schedules|triggers|webhooks|activity)$/))) {
-      const pages = { environments: environmentsPage, repositories: repositoriesPage, schedules: schedulesPage, triggers: triggersPage, webhooks: webhooksPage, activity: activityPage };
+    if ((match = path.match(/^\/projects\/([0-9a-f-]{36})\/(environments|repositories|schedules|triggers|webhooks|notifications|members|settings|activity)$/))) {
+      const pages = {
+        environments: environmentsPage, repositories: repositoriesPage, schedules: schedulesPage, triggers: triggersPage, webhooks: webhooksPage,
+        notifications: notificationsPage, members: membersPage, settings: settingsPage, activity: activityPage,
+      };
       return await pages[match[2]](match[1], await api("GET", `/v1/projects/${match[1]}`));
     }
     if (path === "/admin") return await adminPage();
+    if (path === "/account") return await accountPage();
+    if ((match = path.match(/^\/organizations\/([0-9a-f-]{36})$/))) return await organizationPage(match[1]);
     if ((match = path.match(/^\/invitations\/([0-9a-f-]{36})$/))) return await invitationPage(match[1]);
     return await homePage();
   } catch (error) {
