@@ -50,37 +50,65 @@ function go(path) {
 
 /** A link inside the app: navigates without reloading. */
 function link(path, ...children) {
-  return el("a", { href: path, onclick: (event) => { event.preventDefault(); go(path); } }, ...children);
+  return el("a", { href: path, onclick: (event) => {
+    // A new tab or window (a modifier, another button) is the browser's to open.
+    if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+    event.preventDefault();
+    go(path);
+  } }, ...children);
+}
+
+/** A button's action: the button is disabled while it runs (no double runs), a lost session
+ * leads to the login page, and any other error is said next to the button. */
+function guarded(action) {
+  return async (event) => {
+    const button = event.currentTarget;
+    button.disabled = true;
+    button.parentElement.querySelector(":scope > .action-error")?.remove();
+    try {
+      await action(event);
+    } catch (error) {
+      if (error instanceof APIError && error.status === 401) return toLogin();
+      button.after(el("span", { class: "error action-error", role: "alert" }, ` ${error.message}`));
+    } finally {
+      button.disabled = false;
+    }
+  };
 }
 
 /** Shows an API error next to the form's fields it names, or above the form. */
 function showError(form, error) {
   for (const old of form.querySelectorAll(".field-error, .form-error")) old.remove();
+  for (const old of form.querySelectorAll("[aria-invalid]")) { old.removeAttribute("aria-invalid"); old.removeAttribute("aria-describedby"); }
   const fields = (error.problem && error.problem.errors) || [];
-  let placed = false;
+  const unplaced = [];
+  let first = null;
   for (const field of fields) {
     const input = form.querySelector(`[name="${CSS.escape(field.field)}"]`);
-    if (input) {
-      const message = el("span", { class: "field-error", id: `${input.id || input.name}-error` }, field.message);
-      input.setAttribute("aria-invalid", "true");
-      input.setAttribute("aria-describedby", message.id);
-      input.closest("label").append(message);
-      placed = true;
-    }
+    if (!input || input.hasAttribute("aria-invalid")) { unplaced.push(`${field.field} ${field.message}`); continue; }
+    const message = el("span", { class: "field-error", id: `${input.id}-error` }, field.message);
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-describedby", message.id);
+    input.closest("label").append(message);
+    first = first || input;
   }
-  if (!placed) form.prepend(el("p", { class: "error form-error", role: "alert" }, error.message));
+  if (!fields.length || unplaced.length) form.prepend(el("p", { class: "error form-error", role: "alert" }, unplaced.length ? unplaced.join("; ") : error.message));
+  (first || form).focus?.();
 }
+
+let formCount = 0;
 
 /** A form whose submit runs `action` with the named fields' values. */
 function form(fields, submit, action) {
-  const node = el("form", {},
+  const prefix = `f${++formCount}`;
+  const node = el("form", { tabindex: "-1" },
     fields.map(([name, label, type = "text", extra = {}]) =>
       el("label", {}, label,
-        type === "textarea"
-          ? el("textarea", { name, id: `f-${name}`, rows: 6, class: "code", spellcheck: "false", ...extra })
+        type === "textarea" || type === "script"
+          ? el("textarea", { name, id: `${prefix}-${name}`, rows: 6, class: type === "script" ? "code script" : "code", spellcheck: "false", ...extra })
           : type === "select"
-            ? el("select", { name, id: `f-${name}` }, (extra.options || []).map(([value, text]) => el("option", { value }, text)))
-            : el("input", { name, id: `f-${name}`, type, ...extra }))),
+            ? el("select", { name, id: `${prefix}-${name}` }, (extra.options || []).map(([value, text]) => el("option", { value, selected: value === extra.selected }, text)))
+            : el("input", { name, id: `${prefix}-${name}`, type, ...extra }))),
     el("button", { type: "submit" }, submit));
   node.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -98,15 +126,28 @@ function form(fields, submit, action) {
 
 function page(title, ...children) {
   document.title = `${title} · Harrow`;
-  main.replaceChildren(el("h1", {}, title), ...children);
-  main.focus();
+  const heading = el("h1", { tabindex: "-1" }, title);
+  main.replaceChildren(heading, ...children);
+  heading.focus();
+  announce(title);
+}
+
+/** Says `text` to screen readers (a polite live region of its own, not the whole page). */
+function announce(text) {
+  let region = document.getElementById("announcer");
+  if (!region) {
+    region = el("div", { id: "announcer", class: "visually-hidden", "aria-live": "polite" });
+    document.body.append(region);
+  }
+  region.textContent = text;
 }
 
 // Tabs in a script editor insert a tab; Escape then Tab leaves it (keyboard users are not trapped).
 document.addEventListener("keydown", (event) => {
   const target = event.target;
-  if (event.key === "Escape" && target.classList && target.classList.contains("code")) target.dataset.release = "1";
-  if (event.key !== "Tab" || !(target instanceof HTMLTextAreaElement) || !target.classList.contains("code")) return;
+  if (!(target instanceof HTMLTextAreaElement) || !target.classList.contains("script") || target.readOnly) return;
+  if (event.key === "Escape") target.dataset.release = "1";
+  if (event.key !== "Tab" || event.shiftKey) return;
   if (target.dataset.release) { delete target.dataset.release; return; }
   event.preventDefault();
   const { selectionStart: start, selectionEnd: end, value } = target;
@@ -126,7 +167,9 @@ function afterLogin() {
 function toLogin() {
   if (location.pathname !== "/login") sessionStorage.setItem("harrow.next", location.pathname + location.search);
   me = null;
-  go("/login");
+  // Replaced, not pushed: Back from the login page must not land on the page that needed it.
+  history.replaceState(null, "", "/login");
+  render();
 }
 
 async function loginPage() {
@@ -136,9 +179,22 @@ async function loginPage() {
       ["password", "Password", "password", { autocomplete: "current-password", required: true }]],
     "Log in",
     async ({ email, password }) => {
-      await api("POST", "/v1/sessions", { email, password, cookie: true });
+      try {
+        await api("POST", "/v1/sessions", { email, password, cookie: true });
+      } catch (error) {
+        if (error instanceof APIError && error.status === 403 && (error.problem.type || "").endsWith("email-not-verified")) {
+          const resend = el("button", { type: "button", class: "secondary", onclick: guarded(async () => {
+            await api("POST", "/v1/users/verify/resend", { email });
+            resend.replaceWith(el("span", { role: "status" }, "A new link is on its way."));
+          }) }, "Send the link again");
+          main.append(el("p", {}, error.message, " ", resend));
+          return;
+        }
+        throw error;
+      }
       me = null;
-      go(afterLogin());
+      history.replaceState(null, "", afterLogin());
+      render();
     }),
     el("p", {}, link("/forgot-password", "Forgot your password?"), " · ", link("/signup", "Make an account")));
 }
@@ -150,7 +206,7 @@ async function publicPage(path, query) {
   if (path === "/signup") {
     return page("Sign up", form(
       [["email", "Email", "email", { autocomplete: "email", required: true }], ["name", "Name", "text", { autocomplete: "name", required: true }],
-        ["password", "Password (at least 10 characters)", "password", { autocomplete: "new-password", required: true }]],
+        ["password", "Password (at least 10 characters)", "password", { autocomplete: "new-password", required: true, minlength: 10 }]],
       "Sign up", async (values) => {
         await api("POST", "/v1/users", values);
         done("Check your mail", "If the address can be used, a mail with a link to verify it is on its way.");
@@ -175,7 +231,7 @@ async function publicPage(path, query) {
   }
   if (path === "/reset-password") {
     return page("Choose a new password", form(
-      [["password", "New password (at least 10 characters)", "password", { autocomplete: "new-password", required: true }]], "Set the password",
+      [["password", "New password (at least 10 characters)", "password", { autocomplete: "new-password", required: true, minlength: 10 }]], "Set the password",
       async ({ password }) => {
         await api("POST", "/v1/password/reset", { token, password });
         done("Password changed", "Your new password is set, and your other sessions have ended.");
@@ -202,7 +258,9 @@ async function homePage() {
   const organizations = (await api("GET", "/v1/organizations")).items;
   const sections = [];
   for (const organization of organizations) {
-    const projects = (await api("GET", `/v1/organizations/${organization.id}/projects`)).items;
+    // An organization seen only through one of its projects does not list its projects.
+    const projects = await api("GET", `/v1/organizations/${organization.id}/projects`).then((page) => page.items, () => null);
+    if (projects === null) continue;
     sections.push(el("section", { "aria-label": organization.name },
       el("h2", {}, link(`/organizations/${organization.id}`, organization.name)),
       projects.length
@@ -239,10 +297,10 @@ async function projectPage(project) {
         el("tbody", {}, jobs.items.map((job) => el("tr", {}, el("td", {}, job.name),
           el("td", {}, el("button", {
             type: "button", "aria-label": `Run ${job.name} now`,
-            onclick: async () => {
+            onclick: guarded(async () => {
               const operation = await api("POST", `${base}/jobs/${job.id}/operations`, {});
               go(`/projects/${project}/operations/${operation.id}`);
-            },
+            }),
           }, "Run now"))))))
       : el("p", {}, "No jobs yet: make a task, then a job that runs it."),
     el("h2", {}, "Recent operations"),
@@ -255,12 +313,15 @@ async function projectPage(project) {
           el("td", {}, new Date(operation.created_at).toLocaleString())))))
       : el("p", {}, "Nothing has run yet."),
     el("details", {}, el("summary", {}, "New task"),
-      form([["name", "Task name", "text", { required: true }], ["script", "Script", "textarea", { required: true }]], "Create task",
+      form([["name", "Task name", "text", { required: true }], ["script", "Script (Tab indents; Escape, then Tab, leaves the editor)", "script", { required: true }]], "Create task",
         async ({ name, script }) => { await api("POST", `${base}/tasks`, { name, script }); render(); })),
     el("details", {}, el("summary", {}, "New job"),
       form([["name", "Job name", "text", { required: true }],
         ["task_id", "Task", "select", { options: tasks.items.map((task) => [task.id, task.name]) }],
-        ["environment_id", "Environment", "select", { options: environments.items.map((environment) => [environment.id, environment.name]) }]],
+        ["environment_id", "Environment", "select", {
+          options: environments.items.map((environment) => [environment.id, environment.name]),
+          selected: (environments.items.find((environment) => environment.is_default) || {}).id,
+        }]],
       "Create job", async (values) => { await api("POST", `${base}/jobs`, values); render(); })));
 }
 
@@ -278,11 +339,10 @@ async function membersBlock(scope) {
   return table(members, [
     ["Name", (member) => member.user.name], ["Email", (member) => member.user.email || "–"],
     ["Role", (member) => {
-      const select = el("select", { "aria-label": `Role of ${member.user.name}`, onchange: async () => {
-        try { await api("PATCH", `${scope}/members/${member.user.id}`, { role: select.value }); } catch (error) { alert(error.message); }
-        render();
-      } }, roles.map(([value, text]) => el("option", { value, selected: value === member.role }, text)));
-      return select;
+      const select = el("select", { "aria-label": `Role of ${member.user.name}` },
+        roles.map(([value, text]) => el("option", { value, selected: value === member.role }, text)));
+      return el("span", {}, select, " ", el("button", { type: "button", class: "secondary", "aria-label": `Save the role of ${member.user.name}`,
+        onclick: guarded(async () => { await api("PATCH", `${scope}/members/${member.user.id}`, { role: select.value }); render(); }) }, "Save"));
     }],
     ["", (member) => deleteButton(`Remove ${member.user.name}`, `${scope}/members/${member.user.id}`)],
   ], "No members.");
@@ -295,7 +355,9 @@ async function membersPage(project, info) {
 
 async function organizationPage(organization) {
   const base = `/v1/organizations/${organization}`;
-  const [info, invitations] = await Promise.all([api("GET", base), api("GET", `${base}/invitations`)]);
+  // Invitations are a manager's to see; others see the members.
+  const [info, invitations] = await Promise.all([api("GET", base), api("GET", `${base}/invitations`).catch(() => null)]);
+  if (!invitations) return page(info.name, el("h2", {}, "Members"), await membersBlock(base));
   page(info.name, el("h2", {}, "Members"), await membersBlock(base),
     el("h2", {}, "Invitations"),
     table(invitations.items, [["Email", (invitation) => invitation.email], ["Role", (invitation) => invitation.role],
@@ -363,7 +425,7 @@ async function accountPage() {
   const sessions = (await api("GET", "/v1/sessions")).items;
   page("Your account", el("p", {}, `${me.name} · ${me.email}`), el("h2", {}, "Sessions"),
     table(sessions, [["Started", (view) => new Date(view.session.created_at).toLocaleString()], ["From", (view) => view.session.address || "–"],
-      ["Browser", (view) => view.session.user_agent || "–"], ["", (view) => view.current ? "this one" : deleteButton("Revoke this session", `/v1/sessions/${view.session.id}`)]],
+      ["Browser", (view) => view.session.user_agent || "–"], ["", (view) => view.current ? "this one" : deleteButton(`Revoke the session from ${view.session.address || "somewhere"} started ${new Date(view.session.created_at).toLocaleString()}`, `/v1/sessions/${view.session.id}`)]],
     "No sessions."));
 }
 
@@ -385,9 +447,9 @@ function table(items, columns, empty) {
 }
 
 function deleteButton(label, path) {
-  return el("button", { type: "button", class: "secondary", "aria-label": label, onclick: async () => {
+  return el("button", { type: "button", class: "secondary", "aria-label": label, onclick: guarded(async () => {
     if (confirm(`${label}?`)) { await api("DELETE", path); render(); }
-  } }, "Delete");
+  }) }, "Delete");
 }
 
 /** `KEY=value` lines as a map; a line without `=` is an error naming it. */
@@ -433,7 +495,7 @@ async function repositoriesPage(project, info) {
   page(`${info.name}: repositories`, projectTabs(project, "repositories"),
     ...repositories.map((repository) => {
       const key = repository.deploy_key || {};
-      const keyText = el("textarea", { readonly: true, rows: 2, class: "code", id: `key-${repository.id}`, "aria-label": `Deploy key of ${repository.name}` });
+      const keyText = el("textarea", { readonly: true, rows: 2, class: "code", id: `key-${repository.id}` });
       keyText.value = key.public_key || "(being generated…)";
       return el("section", { "aria-label": `Repository ${repository.name}` },
         el("h2", {}, repository.name),
@@ -442,8 +504,16 @@ async function repositoriesPage(project, info) {
           repository.checked_at ? ` (checked ${new Date(repository.checked_at).toLocaleString()})` : ""),
         el("label", {}, "Deploy key (add it to the git host, read-only)", keyText),
         el("p", {},
-          el("button", { type: "button", class: "secondary", onclick: () => navigator.clipboard.writeText(keyText.value) }, "Copy key"), " ",
-          el("button", { type: "button", class: "secondary", onclick: async () => { await api("POST", `${base}/repositories/${repository.id}/refresh`); } }, "Refresh refs"), " ",
+          el("button", { type: "button", class: "secondary", "aria-label": `Copy the deploy key of ${repository.name}`, onclick: guarded(async () => {
+            // The clipboard API needs https or localhost; elsewhere, the old way.
+            if (navigator.clipboard) await navigator.clipboard.writeText(keyText.value);
+            else { keyText.select(); document.execCommand("copy"); }
+            announce("Copied");
+          }) }, "Copy key"), " ",
+          el("button", { type: "button", class: "secondary", "aria-label": `Refresh the refs of ${repository.name}`, onclick: guarded(async () => {
+            await api("POST", `${base}/repositories/${repository.id}/refresh`);
+            announce("A poll is queued");
+          }) }, "Refresh refs"), " ",
           deleteButton(`Delete repository ${repository.name}`, `${base}/repositories/${repository.id}`)),
         table(Object.entries(repository.refs || {}), [["Ref", ([ref]) => ref], ["Commit", ([, sha]) => sha.slice(0, 12)]], "No refs seen yet."));
     }),
@@ -468,10 +538,11 @@ async function schedulesPage(project, info) {
       ["Next", (schedule) => (schedule.next_fire_times || []).slice(0, 3).map((time) => new Date(time).toLocaleString()).join(", ") || "–"],
       ["State", (schedule) => schedule.disabled_at ? `disabled: ${schedule.disabled_reason || ""}` : "enabled"],
       ["", (schedule) => el("span", {},
-        el("button", { type: "button", class: "secondary", onclick: async () => {
-          await api("POST", `${base}/schedules/${schedule.id}/${schedule.disabled_at ? "enable" : "disable"}`);
-          render();
-        } }, schedule.disabled_at ? "Enable" : "Disable"), " ",
+        el("button", { type: "button", class: "secondary", "aria-label": `${schedule.disabled_at ? "Enable" : "Disable"} the schedule of ${jobNames[schedule.job_id] || "a job"}`,
+          onclick: guarded(async () => {
+            await api("POST", `${base}/schedules/${schedule.id}/${schedule.disabled_at ? "enable" : "disable"}`);
+            render();
+          }) }, schedule.disabled_at ? "Enable" : "Disable"), " ",
         deleteButton(`Delete the schedule of ${jobNames[schedule.job_id] || "a job"}`, `${base}/schedules/${schedule.id}`))],
     ], "No schedules yet."),
     el("details", {}, el("summary", {}, "New schedule"),
@@ -519,7 +590,11 @@ async function webhooksPage(project, info) {
             `  -H "X-Harrow-Signature: sha256=$signature" -H "X-Harrow-Delivery: $(cat /proc/sys/kernel/random/uuid)" --data-binary "$body"`].join("\n");
           shown.replaceChildren(el("h2", {}, "Its signing secret, shown this once"), el("pre", { class: "log", id: "webhook-secret" }, created.signing_secret),
             el("p", {}, "Sign each delivery with it, for example:"), el("pre", { class: "log" }, example));
-          webhooks.items.push(created.webhook);
+          // The list as it is now (the secret stays above it, this once).
+          const list = main.querySelector("table");
+          const row = el("tr", {}, el("td", {}, created.webhook.name), el("td", {}, jobNames[created.webhook.job_id] || ""), el("td", {}, url),
+            el("td", {}, deleteButton(`Delete webhook ${created.webhook.name}`, `${base}/webhooks/${created.webhook.id}`)));
+          if (list) list.querySelector("tbody").append(row);
         })));
 }
 
@@ -548,7 +623,10 @@ async function adminPage() {
   if (!me.is_admin) return page("Not found", el("p", {}, "No such page."));
   const view = el("div", {});
   page("Queues", view);
-  const draw = async () => {
+  const draw = async (forced = false) => {
+    // The periodic refresh waits while the keyboard is in the page: replacing the buttons would
+    // lose its place.
+    if (!forced && view.contains(document.activeElement)) return;
     const overview = await api("GET", "/admin/queues");
     const rows = overview.queues.map((queue) => {
       const path = `/admin/queues/${encodeURIComponent(queue.queue)}`;
@@ -559,7 +637,7 @@ async function adminPage() {
         el("td", {}, queue.oldest_ready_age_ms === null || queue.oldest_ready_age_ms === undefined ? "–" : `${Math.round(queue.oldest_ready_age_ms / 1000)} s`),
         el("td", {}, el("button", {
           type: "button", class: "secondary", "aria-label": `${queue.paused ? "Resume" : "Pause"} ${queue.queue}`,
-          onclick: async () => { await api("POST", `${path}/${queue.paused ? "resume" : "pause"}`); await draw(); },
+          onclick: guarded(async () => { await api("POST", `${path}/${queue.paused ? "resume" : "pause"}`); await draw(true); }),
         }, queue.paused ? "Resume" : "Pause")));
     });
     const sections = [];
@@ -569,17 +647,17 @@ async function adminPage() {
       sections.push(el("section", { "aria-label": `Dead letters of ${queue.queue}` },
         el("h2", {}, `Dead letters of ${queue.queue}`),
         el("p", {},
-          el("button", { type: "button", onclick: async () => { await api("POST", `${path}/dead/retry`, { all: true }); await draw(); } }, "Retry all"),
+          el("button", { type: "button", "aria-label": `Retry every dead letter of ${queue.queue}`, onclick: guarded(async () => { await api("POST", `${path}/dead/retry`, { all: true }); await draw(true); }) }, "Retry all"),
           " ",
-          el("button", { type: "button", class: "secondary", onclick: async () => {
-            if (confirm(`Delete every dead letter of ${queue.queue}?`)) { await api("DELETE", `${path}/dead`); await draw(); }
-          } }, "Delete all")),
+          el("button", { type: "button", class: "secondary", "aria-label": `Delete every dead letter of ${queue.queue}`, onclick: guarded(async () => {
+            if (confirm(`Delete every dead letter of ${queue.queue}?`)) { await api("DELETE", `${path}/dead`); await draw(true); }
+          }) }, "Delete all")),
         el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Job"), el("th", {}, "Type"), el("th", {}, "Error"), el("th", {}, "Failed"), el("th", {}, ""))),
           el("tbody", {}, dead.map((letter) => el("tr", {},
             el("td", {}, letter.id.slice(0, 8)), el("td", {}, letter.fields.type || ""), el("td", {}, letter.error),
             el("td", {}, new Date(letter.failed_at).toLocaleString()),
             el("td", {}, el("button", { type: "button", class: "secondary", "aria-label": `Retry ${letter.id}`,
-              onclick: async () => { await api("POST", `${path}/dead/retry`, { id: letter.id }); await draw(); } }, "Retry"))))))));
+              onclick: guarded(async () => { await api("POST", `${path}/dead/retry`, { id: letter.id }); await draw(true); }) }, "Retry"))))))));
     }
     view.replaceChildren(
       el("table", { id: "queues" },
@@ -588,8 +666,9 @@ async function adminPage() {
       el("p", {}, `Outbox: ${overview.outbox.depth} waiting, ${overview.outbox.failed} failed.`),
       ...sections);
   };
-  await draw();
-  refresher = setInterval(() => { draw().catch(() => {}); }, 5000);
+  const rendering = renders;
+  await draw(true);
+  if (rendering === renders) refresher = setInterval(() => { draw().catch(() => {}); }, 5000);
 }
 
 let socket = null;
@@ -597,17 +676,17 @@ let socket = null;
 async function operationPage(project, id) {
   const base = `/v1/projects/${project}`;
   const operation = await api("GET", `${base}/operations/${id}`);
-  const status = el("strong", { id: "operation-status" }, statusCell(operation.status));
-  const log = el("pre", { class: "log", id: "log", "aria-label": "Log", tabindex: "0" });
+  const status = el("strong", { id: "operation-status", role: "status" }, statusCell(operation.status));
+  const log = el("pre", { class: "log", id: "log", role: "log", "aria-live": "off", "aria-label": "Log", tabindex: "0" });
   const seen = new Set();
-  const cancel = el("button", { type: "button", class: "secondary", onclick: async () => {
+  const cancel = el("button", { type: "button", class: "secondary", onclick: guarded(async () => {
     await api("POST", `${base}/operations/${id}/cancel`);
     await refresh();
-  } }, "Cancel");
-  const retry = el("button", { type: "button", class: "secondary", onclick: async () => {
+  }) }, "Cancel");
+  const retry = el("button", { type: "button", class: "secondary", onclick: guarded(async () => {
     const again = await api("POST", `${base}/operations/${id}/retry`);
     go(`/projects/${project}/operations/${again.id}`);
-  } }, "Retry");
+  }) }, "Retry");
   const actions = el("p", {}, cancel, " ", retry);
   // Cancel while it may still run; Retry once it has ended.
   const showActions = (current) => {
@@ -625,6 +704,28 @@ async function operationPage(project, id) {
   }
   // Live: lines as they are written; a reconnect starts the log over and lines already shown
   // (by id) are skipped, so none is lost or shown twice.
+  const show = (lines) => {
+    const follow = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    for (const line of lines) {
+      if (seen.has(line.id)) continue;
+      seen.add(line.id);
+      // The stream is said in words too, not by colour alone.
+      const prefix = line.stream === "stderr" ? "stderr: " : line.stream === "system" ? "harrow: " : "";
+      log.append(el("span", { class: line.stream }, prefix ? el("span", { class: "visually-hidden" }, prefix) : null, line.text + "\n"));
+    }
+    if (follow) log.scrollTop = log.scrollHeight;
+  };
+  // An ended run's log is read from its archive (the live stream expires after days).
+  const readStored = async () => {
+    let after = "0";
+    for (;;) {
+      const chunk = await api("GET", `${base}/operations/${id}/log?after=${encodeURIComponent(after)}`);
+      show(chunk.lines);
+      if (chunk.finished || !chunk.lines.length || chunk.next === after) return;
+      after = chunk.next;
+    }
+  };
+  if (!["queued", "running"].includes(operation.status)) return readStored();
   const connect = () => {
     if (socket) socket.close();
     const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
@@ -633,29 +734,27 @@ async function operationPage(project, id) {
       const message = JSON.parse(event.data);
       if (message.type === "ready") ws.send(JSON.stringify({ type: "subscribe", operation: id }));
       if (message.type === "log") {
-        const follow = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-        for (const line of message.lines) {
-          if (seen.has(line.id)) continue;
-          seen.add(line.id);
-          log.append(el("span", { class: line.stream }, line.text + "\n"));
-        }
-        if (follow) log.scrollTop = log.scrollHeight;
+        show(message.lines);
         if (message.finished) await refresh();
       }
+      if (message.type === "error") await readStored().catch(() => {});
       if (message.type === "changed") await refresh();
     });
     ws.addEventListener("close", (event) => {
       if (socket !== ws || !location.pathname.endsWith(id)) return;
       // 4001: the session ended (log in again); 4029: this session has too many sockets open
       // (wait longer); anything else: a dropped connection, tried again soon.
-      if (event.code === 4001) { me = null; return go("/login"); }
+      if (event.code === 4001) return toLogin();
       setTimeout(connect, event.code === 4029 ? 15000 : 1000);
     });
   };
   connect();
 }
 
+let renders = 0;
+
 async function render() {
+  renders += 1;
   if (socket) { const old = socket; socket = null; old.close(); }
   if (refresher) { clearInterval(refresher); refresher = null; }
   const path = location.pathname;
@@ -666,11 +765,11 @@ async function render() {
     }
     if (!me) me = await api("GET", "/v1/me");
     nav.replaceChildren(link("/", "Projects"), me.is_admin ? link("/admin", "Queues") : null, link("/account", me.name),
-      el("button", { type: "button", class: "secondary", onclick: async () => {
+      el("button", { type: "button", class: "secondary", onclick: guarded(async () => {
         await api("DELETE", "/v1/sessions/current");
         me = null;
         go("/login");
-      } }, "Log out"));
+      }) }, "Log out"));
     let match;
     if ((match = path.match(/^\/projects\/([0-9a-f-]{36})\/operations\/([0-9a-f-]{36})$/))) return await operationPage(match[1], match[2]);
     if ((match = path.match(/^\/projects\/([0-9a-f-]{36})$/))) return await projectPage(match[1]);
