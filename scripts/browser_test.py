@@ -185,6 +185,8 @@ try:
     retry.click()
     wait.until(EC.text_to_be_present_in_element((By.XPATH, row + "/td[@class='ready']"), "1"))
     check(driver.find_element(By.XPATH, row + "/td[@class='dead']").text == "0", "the dead letter left the dead list")
+    check(driver.find_elements(By.XPATH, "//h2[normalize-space()='Workers']/following-sibling::table[1]//td[contains(., 'operations')]"),
+          "the worker and its queues on the queues page")
     console_errors("the admin queues page")
 
     # A deep link opens its page after a reload; logging out ends the session.

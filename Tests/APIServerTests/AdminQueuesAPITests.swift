@@ -22,6 +22,14 @@ import Testing
             #expect(try await client.send(.get, "/admin/queues").status == .notFound, "anonymous callers see no admin routes either")
             #expect(try await client.send(.get, "/admin/queues", token: userToken).status == .notFound)
             #expect(try await client.send(.post, "/admin/queues/work/pause", token: userToken).status == .notFound)
+            #expect(try await client.send(.get, "/admin/workers", token: userToken).status == .notFound)
+
+            // A worker's heartbeat makes it show, with its queues and concurrency.
+            let worker = WorkerInfo(id: "host:1:abc", host: "host", pid: 1, queues: ["work"], concurrency: 7, startedAt: 1)
+            _ = try await queue.heartbeat(worker, ttl: .seconds(60))
+            let workers = try #require(try await client.send(.get, "/admin/workers", token: adminToken).json()["items"] as? [[String: Any]])
+            let shown = try #require(workers.first { $0["id"] as? String == "host:1:abc" })
+            #expect(shown["queues"] as? [String] == ["work"] && shown["concurrency"] as? Int == 7 && (shown["last_seen"] as? Int ?? 0) > 0)
 
             let overview = try await client.send(.get, "/admin/queues", token: adminToken)
             #expect(overview.status == .ok)

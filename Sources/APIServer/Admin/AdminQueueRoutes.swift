@@ -70,7 +70,27 @@ struct AdminQueueRoutes: Sendable {
         var count: Int
     }
 
+    /// A live worker: where it runs, what it reads, how many jobs at once, its last heartbeat.
+    struct WorkerView: Encodable, Sendable {
+        var id: String
+        var host: String
+        var pid: Int
+        var queues: [String]
+        var concurrency: Int
+        var startedAt: Int64
+        var lastSeen: Int64
+    }
+
     func addRoutes(to router: some RouterMethods<APIContext>) {
+        router.get("admin/workers") { _, context -> Listing<WorkerView> in
+            try Self.requireAdmin(context)
+            return Listing(
+                items: try await jobQueue.liveWorkers().map {
+                    WorkerView(
+                        id: $0.id, host: $0.host, pid: $0.pid, queues: $0.queues, concurrency: $0.concurrency, startedAt: $0.startedAt,
+                        lastSeen: $0.lastSeen)
+                })
+        }
         let admin = router.group("admin/queues")
         admin.get { _, context -> Overview in
             try Self.requireAdmin(context)

@@ -659,11 +659,15 @@ async function adminPage() {
             el("td", {}, el("button", { type: "button", class: "secondary", "aria-label": `Retry ${letter.id}`,
               onclick: guarded(async () => { await api("POST", `${path}/dead/retry`, { id: letter.id }); await draw(true); }) }, "Retry"))))))));
     }
+    const workers = (await api("GET", "/admin/workers")).items;
     view.replaceChildren(
       el("table", { id: "queues" },
         el("thead", {}, el("tr", {}, ["Queue", "Ready", "In flight", "Delayed", "Dead", "Consumers", "Oldest ready", ""].map((text) => el("th", { scope: "col" }, text)))),
         el("tbody", {}, rows)),
       el("p", {}, `Outbox: ${overview.outbox.depth} waiting, ${overview.outbox.failed} failed.`),
+      el("h2", {}, "Workers"),
+      table(workers, [["Worker", (worker) => worker.id], ["Queues", (worker) => worker.queues.join(", ")], ["Concurrency", (worker) => worker.concurrency],
+        ["Last heartbeat", (worker) => `${Math.max(0, Math.round((Date.now() - worker.last_seen) / 1000))} s ago`]], "No live workers."),
       ...sections);
   };
   const rendering = renders;
