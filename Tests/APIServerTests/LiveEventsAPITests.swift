@@ -47,7 +47,12 @@ import Testing
                 // A change in the other project is not sent; one in mine is.
                 _ = try await tasks.create(project: theirs.id, name: "hidden", script: "true", actor: stranger.id)
                 _ = try await tasks.create(project: mine.id, name: "build", script: "make", actor: owner.id)
-                let changed = Self.json(try await messages.next())
+                // The project's own `project.created`, made before the subscription, may still be
+                // on its way when a loaded machine delivers its notification late: passed over.
+                var changed = Self.json(try await messages.next())
+                while (changed["activity"] as? [String: Any])?["name"] as? String == "project.created" {
+                    changed = Self.json(try await messages.next())
+                }
                 #expect(changed["type"] as? String == "changed")
                 let activity = changed["activity"] as? [String: Any]
                 #expect(activity?["name"] as? String == "task.created")
