@@ -75,23 +75,10 @@ HARROW_APT_PACKAGES=(redis-server libhiredis-dev pkg-config postgresql-15 postgr
 #   python3-selenium          - drives it (Debian's, under /usr/bin/python3)
 HARROW_BROWSER_PACKAGES=(chromium chromium-driver python3-selenium)
 
-harrow_install_browser() {
+# Installs those of the given Debian packages that are missing.
+harrow_install_packages() {
   local missing=() pkg
-  for pkg in "${HARROW_BROWSER_PACKAGES[@]}"; do
-    if ! dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed'; then
-      missing+=("$pkg")
-    fi
-  done
-  if ((${#missing[@]} > 0)); then
-    harrow_log "installing missing packages: ${missing[*]}"
-    harrow_as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    harrow_as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-  fi
-}
-
-harrow_install_deps() {
-  local missing=() pkg
-  for pkg in "${HARROW_APT_PACKAGES[@]}"; do
+  for pkg in "$@"; do
     # `dpkg -s` succeeds only when the package is known; also require the
     # "install ok installed" state so half-removed packages count as missing.
     if ! dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed'; then
@@ -107,6 +94,14 @@ harrow_install_deps() {
     harrow_as_root env DEBIAN_FRONTEND=noninteractive \
       apt-get install -y -qq "${missing[@]}"
   fi
+}
+
+harrow_install_browser() {
+  harrow_install_packages "${HARROW_BROWSER_PACKAGES[@]}"
+}
+
+harrow_install_deps() {
+  harrow_install_packages "${HARROW_APT_PACKAGES[@]}"
 
   # Swift is installed outside of apt (under /opt/swift on these machines);
   # non-login shells often do not have it on PATH.

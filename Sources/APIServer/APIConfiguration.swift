@@ -94,3 +94,10 @@ public struct APIConfiguration: Sendable {
         self.quotas = quotas
     }
 }
+
+extension APIConfiguration {
+    /// The web app's session cookie, as the public URL makes it (its name, `Secure`, and the
+    /// origin its changes must come from): one definition for the login, the logout, the
+    /// authenticator, `/ws` and the security headers.
+    var sessionCookie: SessionCookie { SessionCookie(publicURL: publicURL) }
+}

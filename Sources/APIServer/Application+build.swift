@@ -33,13 +33,13 @@ public func buildRouter(_ configuration: APIConfiguration, dependencies: APIDepe
     let database = dependencies.database
     let router = Router(context: APIContext.self)
     router.add(middleware: RequestIDMiddleware())
-    router.add(middleware: SecurityHeadersMiddleware(secure: SessionCookie(publicURL: configuration.publicURL).secure))
+    router.add(middleware: SecurityHeadersMiddleware(secure: configuration.sessionCookie.secure))
     router.add(middleware: MetricsMiddleware())
     router.add(middleware: ProblemMiddleware(bodyLimit: configuration.bodyLimit))
     router.add(middleware: ClientAddressMiddleware(proxies: configuration.trustedProxies))
     router.add(
         middleware: SessionAuthenticator(
-            sessions: SessionStore(client: database, logger: logger), cookie: SessionCookie(publicURL: configuration.publicURL)))
+            sessions: SessionStore(client: database, logger: logger), cookie: configuration.sessionCookie))
 
     let jobQueue = JobQueue(redis: dependencies.redis, options: JobQueue.Options(keyPrefix: configuration.keyPrefix))
     HealthRoutes(database: database, redis: dependencies.redis).addRoutes(to: router)
@@ -120,7 +120,7 @@ public func buildApplication(
         log: log, logs: logs, access: Access(memberships: MembershipStore(client: database, logger: logger)),
         connections: LiveConnections(limit: configuration.liveConnectionsPerSession),
         subscriptionLimit: configuration.liveSubscriptionLimit, recheckInterval: configuration.liveRecheckInterval,
-        cookie: SessionCookie(publicURL: configuration.publicURL)
+        cookie: configuration.sessionCookie
     ).addRoutes(to: live)
     let webSocketResponder = live.buildResponder()
     let http1 = HTTP1Channel.Configuration(idleTimeout: TimeAmount(configuration.idleTimeout))

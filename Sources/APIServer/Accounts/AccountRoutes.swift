@@ -79,7 +79,7 @@ struct AccountRoutes: Sendable {
             try await sessions.revoke(try context.caller().sessionID, user: try context.caller().user.id)
             // The browser forgets its cookie too (harmless for a bearer client).
             return Response(
-                status: .noContent, headers: [.setCookie: SessionCookie(publicURL: configuration.publicURL).cleared])
+                status: .noContent, headers: [.setCookie: configuration.sessionCookie.cleared])
         }
         router.delete("sessions/:id") { _, context -> HTTPResponse.Status in
             let id = try context.id()
@@ -189,7 +189,7 @@ struct AccountRoutes: Sendable {
         guard body.cookie == true else {
             return EditedResponse(status: .created, response: SessionCreated(token: token, session: session, user: user))
         }
-        let cookie = SessionCookie(publicURL: configuration.publicURL).set(token, maxAge: Int(configuration.sessionLifetime))
+        let cookie = configuration.sessionCookie.set(token, maxAge: Int(configuration.sessionLifetime))
         return EditedResponse(status: .created, headers: [.setCookie: cookie], response: SessionCreated(session: session, user: user))
     }
 
