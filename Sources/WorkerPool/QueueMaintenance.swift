@@ -2,8 +2,8 @@ import Logging
 import NIOConcurrencyHelpers
 import Queue
 
-/// The singleton loops a worker hosts: the delayed-job promoter and the reclaimer of dead
-/// workers' and stalled jobs. Each runs under its own Redis lease, so across any number of
+/// The singleton loops a worker hosts: the delayed-job promoter, the reclaimer of dead
+/// workers' and stalled jobs, and the sampler of every queue's throughput (for dashboards). Each runs under its own Redis lease, so across any number of
 /// workers exactly one of each runs at a time.
 struct QueueMaintenance: Sendable {
     let jobQueue: JobQueue
@@ -34,6 +34,12 @@ struct QueueMaintenance: Sendable {
                 await SingletonLoop(name: "reclaimer", jobQueue: jobQueue, holder: options.workerID, logger: logger).run {
                     try await reclaim()
                     return options.reclaimInterval
+                }
+            }
+            group.addTask {
+                await SingletonLoop(name: "sampler", jobQueue: jobQueue, holder: options.workerID, logger: logger).run {
+                    try await jobQueue.sampleThroughput(queues: try await jobQueue.knownQueues())
+                    return options.sampleInterval
                 }
             }
         }

@@ -30,6 +30,8 @@ extension Worker {
         public var promoteInterval: Duration
         /// How often the reclaimer looks for dead workers and stalled jobs.
         public var reclaimInterval: Duration
+        /// How often the sampler records every queue's throughput (``JobQueue/sampleThroughput(queues:)``).
+        public var sampleInterval: Duration
         /// This worker's id, the consumer name in every group. Unique per process.
         public var workerID: String
 
@@ -38,7 +40,7 @@ extension Worker {
             cancellationGrace: Duration = .seconds(5), heartbeatInterval: Duration = Worker.defaultHeartbeatInterval,
             deadWorkerAfter: Duration = .seconds(30), blockTimeout: Duration = .seconds(2),
             runsMaintenance: Bool = true, promoteInterval: Duration = .seconds(1), reclaimInterval: Duration = .seconds(5),
-            workerID: String = Worker.makeWorkerID()
+            sampleInterval: Duration = .seconds(5), workerID: String = Worker.makeWorkerID()
         ) {
             self.queues = queues
             self.concurrency = max(1, concurrency)
@@ -51,6 +53,7 @@ extension Worker {
             self.runsMaintenance = runsMaintenance
             self.promoteInterval = promoteInterval
             self.reclaimInterval = reclaimInterval
+            self.sampleInterval = sampleInterval
             self.workerID = workerID
         }
     }

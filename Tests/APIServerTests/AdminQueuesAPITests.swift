@@ -72,4 +72,29 @@ import Testing
             try await TestRedis.deleteKeys(prefix: harness.configuration.keyPrefix, on: harness.redis)
         }
     }
+
+    /// The dashboard's chart: every queue's last hour by the minute, from the workers' samples.
+    @Test func throughputOfTheLastHourByTheMinute() async throws {
+        try await APIHarness.with("api_admin_throughput") { harness, client in
+            let queue = JobQueue(redis: harness.redis, options: JobQueue.Options(keyPrefix: harness.configuration.keyPrefix))
+            _ = try await queue.enqueue(type: "noop", queue: "charted", payload: ByteBuffer(string: "{}"))
+            try await queue.sampleThroughput(queues: ["charted"])
+            for _ in 0..<4 { _ = try await queue.enqueue(type: "noop", queue: "charted", payload: ByteBuffer(string: "{}")) }
+            try await queue.sampleThroughput(queues: ["charted"])
+            let (_, userToken) = try await harness.signedIn("User", client: client)
+            let (_, adminToken) = try await harness.signedIn("Admin", admin: true, client: client)
+            #expect(try await client.send(.get, "/admin/throughput", token: userToken).status == .notFound)
+            #expect(try await client.send(.get, "/admin/throughput").status == .notFound)
+
+            let answer = try await client.send(.get, "/admin/throughput", token: adminToken)
+            #expect(answer.status == .ok)
+            let items = try #require(try answer.json()["items"] as? [[String: Any]])
+            let charted = try #require(items.first { $0["queue"] as? String == "charted" })
+            let minutes = try #require(charted["minutes"] as? [[String: Any]])
+            #expect(minutes.count == 60)
+            #expect(minutes.last?["added"] as? Int == 4 && minutes.last?["finished"] as? Int == 0, "\(minutes.last ?? [:])")
+            #expect(minutes.first?["added"] == nil && (minutes.first?["start"] as? Int ?? 0) > 0)
+            try await TestRedis.deleteKeys(prefix: harness.configuration.keyPrefix, on: harness.redis)
+        }
+    }
 }

@@ -35,6 +35,59 @@ import Testing
         return (base, job, token)
     }
 
+    /// The operations list filtered by status, as the web app's filter asks for it.
+    @Test func operationsAreListedByStatus() async throws {
+        try await APIHarness.with("api_operations_status") { harness, client in
+            let (base, job, token) = try await Self.project(harness, client)
+            var ids: [String] = []
+            for _ in 0..<2 {
+                let run = try await client.send(.post, "\(base)/jobs/\(job)/operations", token: token)
+                ids.append(try #require(try run.json()["id"] as? String))
+            }
+            #expect(try await client.send(.post, "\(base)/operations/\(ids[0])/cancel", token: token).status == .ok)
+            func listed(_ query: String) async throws -> [String] {
+                let page = try await client.send(.get, "\(base)/operations\(query)", token: token)
+                #expect(page.status == .ok, "\(String(buffer: page.body))")
+                return (try page.json()["items"] as? [[String: Any]])?.compactMap { $0["id"] as? String } ?? []
+            }
+            #expect(try await listed("?status=canceled") == [ids[0]])
+            #expect(try await listed("?status=queued") == [ids[1]])
+            #expect(try await listed("?status=queued,canceled") == [ids[1], ids[0]])
+            #expect(try await listed("?status=failed,timed_out").isEmpty)
+            #expect(try await listed("").count == 2)
+            let bad = try await client.send(.get, "\(base)/operations?status=queued,bogus", token: token)
+            #expect(bad.status == .unprocessableContent)
+            #expect((try bad.problem()["errors"] as? [[String: Any]])?.first?["field"] as? String == "status")
+            #expect(try await client.send(.get, "\(base)/operations?status=", token: token).status == .unprocessableContent)
+        }
+    }
+
+    /// The schedule editor's preview: the next fire times of a spec not yet saved, or the field
+    /// that is wrong; nothing is saved, and only those who can read the project may ask.
+    @Test func aCronSpecIsPreviewedBeforeItIsSaved() async throws {
+        try await APIHarness.with("api_schedule_preview") { harness, client in
+            let (base, _, token) = try await Self.project(harness, client)
+            let preview = try await client.send(
+                .get, "\(base)/schedule-preview?cron=30%202%20*%20*%20*&time_zone=Europe/Berlin", token: token)
+            #expect(preview.status == .ok, "\(String(buffer: preview.body))")
+            let times = try #require(try preview.json()["next_fire_times"] as? [String])
+            #expect(times.count == 5)
+            // 02:30 in Berlin is 00:30 or 01:30 UTC, by the season.
+            #expect(times.allSatisfy { $0.contains("T00:30:00") || $0.contains("T01:30:00") }, "\(times)")
+            let badCron = try await client.send(.get, "\(base)/schedule-preview?cron=61%20*%20*%20*%20*", token: token)
+            #expect(badCron.status == .unprocessableContent)
+            #expect((try badCron.problem()["errors"] as? [[String: Any]])?.first?["field"] as? String == "cron")
+            let badZone = try await client.send(.get, "\(base)/schedule-preview?cron=@daily&time_zone=Mars/Olympus", token: token)
+            #expect((try badZone.problem()["errors"] as? [[String: Any]])?.first?["field"] as? String == "time_zone")
+            let long = String(repeating: "1", count: 300)
+            #expect(try await client.send(.get, "\(base)/schedule-preview?cron=\(long)", token: token).status == .unprocessableContent)
+            #expect(try await client.send(.get, "\(base)/schedule-preview?cron=@daily").status == .unauthorized)
+            let (_, stranger) = try await harness.signedIn("Stranger", client: client)
+            #expect(try await client.send(.get, "\(base)/schedule-preview?cron=@daily", token: stranger).status == .notFound)
+            #expect((try await client.send(.get, "\(base)/schedules", token: token).json()["items"] as? [Any])?.isEmpty == true)
+        }
+    }
+
     @Test func schedulesRepositoriesAndTheActivityFeed() async throws {
         try await APIHarness.with("api_automation") { harness, client in
             let (base, job, token) = try await Self.project(harness, client)

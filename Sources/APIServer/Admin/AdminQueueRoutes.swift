@@ -81,7 +81,19 @@ struct AdminQueueRoutes: Sendable {
         var lastSeen: Int64
     }
 
+    /// One queue's last hour, minute by minute (`nil` where no worker sampled it).
+    struct ThroughputView: Encodable, Sendable {
+        var queue: String
+        var minutes: [ThroughputMinute]
+    }
+
     func addRoutes(to router: some RouterMethods<APIContext>) {
+        router.get("admin/throughput") { _, context -> Listing<ThroughputView> in
+            try Self.requireAdmin(context)
+            let queues = try await jobQueue.knownQueues()
+            let minutes = try await jobQueue.throughput(queues: queues)
+            return Listing(items: queues.map { ThroughputView(queue: $0, minutes: minutes[$0] ?? []) })
+        }
         router.get("admin/workers") { _, context -> Listing<WorkerView> in
             try Self.requireAdmin(context)
             return Listing(

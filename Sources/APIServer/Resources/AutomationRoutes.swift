@@ -139,6 +139,11 @@ struct AutomationRoutes: Sendable {
         }
     }
 
+    /// The next fire times of a cron spec not yet saved.
+    struct SchedulePreview: ResponseEncodable {
+        var nextFireTimes: [Date]
+    }
+
     /// A repository with the public part of its deploy key (to install at the git host).
     struct RepositoryView: ResponseEncodable {
         struct DeployKey: Encodable, Sendable {
@@ -259,6 +264,16 @@ struct AutomationRoutes: Sendable {
             let (project, _) = try await context.project(.read, access: access)
             let page = try await schedules.list(project: project, page: try request.pageRequest())
             return PageBody(Page(items: page.items.map(ScheduleView.init), nextCursor: page.nextCursor))
+        }
+        // The next fire times of a cron spec as it is typed, before it is saved.
+        project.get("schedule-preview") { request, context -> SchedulePreview in
+            _ = try await context.project(.read, access: access)
+            let cron = request.uri.queryParameters["cron"].map(String.init) ?? ""
+            let zone = request.uri.queryParameters["time_zone"].map(String.init) ?? "UTC"
+            guard cron.utf8.count <= 200, zone.utf8.count <= 100 else {
+                throw Problem.invalid([Problem.FieldError(field: cron.utf8.count > 200 ? "cron" : "time_zone", message: "is too long")])
+            }
+            return SchedulePreview(nextFireTimes: try ScheduleStore.preview(cron: cron, timeZone: zone))
         }
         project.post("schedules") { request, context -> EditedResponse<ScheduleView> in
             let (project, caller) = try await context.project(.manageSchedules, access: access)

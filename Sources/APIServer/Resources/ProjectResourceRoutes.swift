@@ -194,7 +194,21 @@ struct ProjectResourceRoutes: Sendable {
         }
         project.get("operations") { request, context -> PageBody<Store.Operation> in
             let (project, _) = try await context.project(.read, access: access)
-            return PageBody(try await operations.list(project: project, page: try request.pageRequest()))
+            let statuses = try request.uri.queryParameters["status"].map { text in
+                try text.split(separator: ",", omittingEmptySubsequences: false).map {
+                    guard let status = Store.Operation.Status(rawValue: String($0)) else {
+                        throw Problem.invalid([
+                            Problem.FieldError(
+                                field: "status",
+                                message:
+                                    "must be statuses among \(Store.Operation.Status.allCases.map(\.rawValue).joined(separator: ", ")), comma-separated"
+                            )
+                        ])
+                    }
+                    return status
+                }
+            }
+            return PageBody(try await operations.list(project: project, statuses: statuses, page: try request.pageRequest()))
         }
         project.get("operations/:id") { _, context -> Store.Operation in
             let (project, _) = try await context.project(.read, access: access)

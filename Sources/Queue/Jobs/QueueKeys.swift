@@ -27,6 +27,9 @@ public struct QueueKeys: Sendable, Hashable {
     /// Hash of job type → the type's ``JobPolicy`` as JSON, published by the workers that read
     /// this queue, for jobs that carry no policy of their own.
     public var policies: String { "\(base):policies" }
+    /// Sorted set of throughput samples (`<ms>:<added>:<finished>`, scored by their time), the
+    /// last hour's, written by the workers' sampler (``JobQueue/sampleThroughput(queues:)``).
+    public var throughput: String { "\(base):throughput" }
     /// Hash with the fields of a delayed job, while it waits in ``delayed``.
     public func job(_ id: String) -> String { "\(base):job:\(id)" }
 }

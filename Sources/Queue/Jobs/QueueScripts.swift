@@ -356,6 +356,30 @@ enum QueueScripts {
                     consumers, age, redis.call('EXISTS', KEYS[4])}
             """)
 
+    /// Records one throughput sample of a queue: how many entries its stream has taken in all
+    /// (`entries-added`, Redis 7) and how many have left it (added minus its length: acked,
+    /// retried or dead-lettered), at the server's time; drops samples older than the span.
+    /// KEYS: stream, throughput set. ARGV: span ms. Returns {added, finished}, or {} when the
+    /// stream does not exist or the server does not count additions.
+    static let sampleThroughput = RedisScript(
+        name: "sample-throughput",
+        source: """
+            local info = redis.pcall('XINFO', 'STREAM', KEYS[1])
+            if type(info) ~= 'table' or info.err then return {} end
+            local added
+            for i = 1, #info, 2 do
+              if info[i] == 'entries-added' then added = info[i + 1] end
+            end
+            if not added then return {} end
+            \(serverNow)
+            local finished = added - redis.call('XLEN', KEYS[1])
+            local span = tonumber(ARGV[1])
+            redis.call('ZADD', KEYS[2], now, now .. ':' .. added .. ':' .. finished)
+            redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. (now - span))
+            redis.call('PEXPIRE', KEYS[2], span)
+            return {added, finished}
+            """)
+
     /// Records a worker's heartbeat with the server's clock. KEYS: workers set. ARGV: worker id.
     static let heartbeat = RedisScript(
         name: "heartbeat",

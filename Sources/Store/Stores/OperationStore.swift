@@ -118,11 +118,12 @@ public struct OperationStore: Sendable {
         return operation
     }
 
-    /// The project's operations, newest first.
-    public func list(project: UUID, page: PageRequest) async throws -> Page<Operation> {
+    /// The project's operations, newest first; only those in `statuses` when given.
+    public func list(project: UUID, statuses: [Operation.Status]? = nil, page: PageRequest) async throws -> Page<Operation> {
         try await client.read { connection in
             try await connection.page(
-                of: "operations", columns: Self.columns, project: project, includeArchived: true, newestFirst: true, page: page,
+                of: "operations", columns: Self.columns, project: project, statuses: statuses?.map(\.rawValue), includeArchived: true,
+                newestFirst: true, page: page,
                 logger: logger, Self.record)
         }
     }

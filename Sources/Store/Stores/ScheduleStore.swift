@@ -76,6 +76,14 @@ public struct ScheduleStore: Sendable {
         }
     }
 
+    /// The next `count` fire times of `cron` read in `timeZone`, checked as ``create(project:job:cron:runAt:timeZone:description:catchUp:overlap:actor:)``
+    /// checks them (a field error names what is wrong), for editors that show them as one types.
+    public static func preview(cron: String, timeZone: String, count: Int = 5, after now: Date = Date()) throws -> [Date] {
+        let spec = try Spec(cron: cron, runAt: nil, timeZone: timeZone, description: nil, catchUp: .once, overlap: .allow, now: now)
+        guard let text = spec.cron, let zone = TimeZone(identifier: spec.timeZone) else { return [] }
+        return try CronSpec(text, timeZone: zone).nextFireTimes(after: now, count: count)
+    }
+
     /// Creates a schedule of a live job of `project`: `cron` (read in `timeZone`) or `runAt`,
     /// not both.
     public func create(

@@ -64,7 +64,7 @@ extension PostgresConnection {
     /// ones unless `includeArchived` (for tables without `archived_at`), oldest first or newest
     /// first, with keyset pagination on `(created_at, id)`.
     func page<Item>(
-        of table: StaticString, columns: String, project: UUID, job: UUID? = nil, includeArchived: Bool = false,
+        of table: StaticString, columns: String, project: UUID, job: UUID? = nil, statuses: [String]? = nil, includeArchived: Bool = false,
         newestFirst: Bool = false, page: PageRequest, logger: Logger, _ record: (PostgresRow) throws -> (item: Item, position: Cursor)
     ) async throws -> Page<Item> {
         let after = Cursor.bounds(try page.position())
@@ -75,6 +75,11 @@ extension PostgresConnection {
         if let job {
             sql.appendLiteral(" AND job_id = ")
             sql.appendInterpolation(job)
+        }
+        if let statuses {
+            sql.appendLiteral(" AND status = ANY(")
+            sql.appendInterpolation(statuses)
+            sql.appendLiteral(")")
         }
         if !includeArchived { sql.appendLiteral(" AND archived_at IS NULL") }
         sql.appendLiteral(" AND (")
