@@ -71,6 +71,12 @@ def fill(form, values):
     form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
 
 
+def save(form, values):
+    """Fills and submits `form`, then waits until the page is drawn again (the old form gone)."""
+    fill(form, values)
+    wait.until(EC.staleness_of(form))
+
+
 def open_details(summary_text):
     summary = wait.until(EC.element_to_be_clickable((By.XPATH, f"//summary[normalize-space()='{summary_text}']")))
     details = summary.find_element(By.XPATH, "..")
@@ -112,9 +118,27 @@ try:
     log = driver.find_element(By.ID, "log")
     check(log.text.count("hello from the browser") == 1, f"the line shown once: {log.text!r}")
     check(len(log.find_elements(By.CSS_SELECTOR, "span.stderr")) == 1, "stderr apart")
+    timeline = driver.find_element(By.ID, "timeline").text
+    check("Queued" in timeline and "run by hand" in timeline and "Ended" in timeline, f"the timeline: {timeline!r}")
     console_errors("the operation page")
     if screenshot:
         driver.save_screenshot(screenshot)
+
+    # The operations list filtered by status, by URL too; a job and a task edited in place.
+    driver.get(project_url)
+    heading("Web")
+    Select(wait.until(EC.presence_of_element_located((By.ID, "status-filter")))).select_by_visible_text("failed")
+    wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "main"), "No failed operations."))
+    check(driver.current_url.endswith("?status=failed"), f"the filter in the URL: {driver.current_url}")
+    Select(driver.find_element(By.ID, "status-filter")).select_by_visible_text("succeeded")
+    wait.until(EC.presence_of_element_located((By.XPATH, "//table[@id='operations']//td[normalize-space()='succeeded']")))
+    save(open_details("Edit greet"), {"time_limit_seconds": "120"})
+    check(open_details("Edit greet").find_element(By.NAME, "time_limit_seconds").get_attribute("value") == "120", "the job's time limit saved")
+    edited = open_details("Edit hello")
+    check("hello from the browser" in edited.find_element(By.NAME, "script").get_attribute("value"), "the task's script in its editor")
+    save(edited, {"script": "echo edited in the browser"})
+    check("echo edited in the browser" == open_details("Edit hello").find_element(By.NAME, "script").get_attribute("value"), "the task's script saved")
+    console_errors("the project page after edits")
 
     # The project's other pages: each opens clean; a secret is write-only; a webhook's secret
     # is shown once; a schedule shows its next times.
@@ -129,10 +153,39 @@ try:
     fill(open_details("Set a secret in default"), {"name": "API_TOKEN", "value": "s3cret-value-123"})
     wait.until(EC.presence_of_element_located((By.XPATH, "//td[normalize-space()='API_TOKEN']")))
     check("s3cret-value-123" not in driver.page_source, "a secret's value shown")
+    fill(open_details("New environment"), {"name": "staging", "variables": "GREETING=hi"})
+    save(open_details("Edit staging"), {"target": "ssh://deploy@app.example.com"})
+    wait.until(EC.presence_of_element_located((By.XPATH, "//td[normalize-space()='GREETING']")))
+    check("Scripts run on ssh://deploy@app.example.com over SSH." in driver.find_element(By.TAG_NAME, "main").text, "the environment's target")
+    driver.get(f"{project_url}/repositories")
+    heading("Web: repositories")
+    fill(open_details("New repository"), {"url": "https://git.example.com/acme/web.git"})
+    fill(open_details("Set a token for web"), {"token": "tok-en-value-1"})
+    wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "main"), "An HTTPS access token is set."))
+    check("tok-en-value-1" not in driver.page_source, "a repository's token shown")
+    # Gone again, or every later run would check out a host that does not exist.
+    driver.find_element(By.XPATH, "//button[@aria-label='Delete repository web']").click()
+    wait.until(EC.alert_is_present()).accept()
+    wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "main"), "No repositories yet."))
     driver.get(f"{project_url}/schedules")
     heading("Web: schedules")
-    fill(open_details("New schedule"), {"cron": "0 2 * * *"})
-    wait.until(EC.presence_of_element_located((By.XPATH, "//td[starts-with(normalize-space(), '0 2 * * *')]")))
+    # The next fire times appear as the spec is typed, in the chosen time zone; a wrong spec says why.
+    schedule = open_details("New schedule")
+    schedule.find_element(By.NAME, "cron").send_keys("61 * * * *")
+    wait.until(lambda _: "minute" in schedule.find_element(By.CSS_SELECTOR, ".preview").text.lower())
+    console_errors("a wrong cron spec", expected=["/schedule-preview 422"])
+    zone = schedule.find_element(By.NAME, "time_zone")
+    zone.clear()
+    zone.send_keys("Asia/Tokyo")
+    check(driver.execute_script("return document.querySelectorAll('#time-zones option').length") > 300, "the time zone suggestions")
+    cron = schedule.find_element(By.NAME, "cron")
+    cron.clear()
+    cron.send_keys("30 9 * * 1")
+    wait.until(lambda _: len(schedule.find_elements(By.CSS_SELECTOR, ".preview li")) == 5)
+    times = [item.text for item in schedule.find_elements(By.CSS_SELECTOR, ".preview li")]
+    check(all("09:30" in text and "Mon" in text for text in times), f"the preview's times: {times}")
+    schedule.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait.until(EC.presence_of_element_located((By.XPATH, "//td[starts-with(normalize-space(), '30 9 * * 1 (Asia/Tokyo)')]")))
     driver.get(f"{project_url}/webhooks")
     heading("Web: webhooks")
     fill(open_details("New webhook"), {"name": "deploy hook"})
@@ -187,7 +240,17 @@ try:
     check(driver.find_element(By.XPATH, row + "/td[@class='dead']").text == "0", "the dead letter left the dead list")
     check(driver.find_elements(By.XPATH, "//h2[normalize-space()='Workers']/following-sibling::table[1]//td[contains(., 'operations')]"),
           "the worker and its queues on the queues page")
+    chart = driver.find_element(By.XPATH, "//section[@aria-label='Throughput']//*[local-name()='svg']")
+    check("last hour" in chart.get_attribute("aria-label"), f"the throughput chart: {chart.get_attribute('aria-label')!r}")
     console_errors("the admin queues page")
+    # One queue's page: its jobs by state; the retried job waits among the ready ones.
+    driver.find_element(By.XPATH, row + "/th/a").click()
+    heading("Queue default")
+    wait.until(EC.presence_of_element_located((By.XPATH, "//section[@aria-label='Ready']//td[contains(., 'no-such-type')]")))
+    check("None running." in driver.find_element(By.XPATH, "//section[@aria-label='In flight']").text, "nothing in flight")
+    console_errors("a queue's page")
+    driver.back()
+    heading("Queues")
 
     # A deep link opens its page after a reload; logging out ends the session.
     driver.back()

@@ -98,36 +98,58 @@ function showError(form, error) {
 
 let formCount = 0;
 
-/** A form whose submit runs `action` with the named fields' values. */
+/** One labelled field of a form: [name, label, type, extra]. `extra.value` prefills it (a
+ * textarea's text too), `extra.selected` picks a select's option, `extra.checked` a checkbox. */
+function field(prefix, [name, label, type = "text", extra = {}]) {
+  const id = `${prefix}-${name}`;
+  if (type === "textarea" || type === "script") {
+    const { value, ...rest } = extra;
+    return el("label", {}, label,
+      el("textarea", { name, id, rows: 6, class: type === "script" ? "code script" : "code", spellcheck: "false", ...rest }, value ?? ""));
+  }
+  if (type === "select") {
+    const { options = [], selected, ...rest } = extra;
+    return el("label", {}, label, el("select", { name, id, ...rest }, options.map(([value, text]) => el("option", { value, selected: value === selected }, text))));
+  }
+  if (type === "checkbox") {
+    return el("label", { class: "check" }, el("input", { name, id, type, checked: Boolean(extra.checked) }), label);
+  }
+  return el("label", {}, label, el("input", { name, id, type, ...extra }));
+}
+
+/** A form whose submit runs `action` with the named fields' values (a checkbox's as a boolean). */
 function form(fields, submit, action) {
   const prefix = `f${++formCount}`;
-  const node = el("form", { tabindex: "-1" },
-    fields.map(([name, label, type = "text", extra = {}]) =>
-      el("label", {}, label,
-        type === "textarea" || type === "script"
-          ? el("textarea", { name, id: `${prefix}-${name}`, rows: 6, class: type === "script" ? "code script" : "code", spellcheck: "false", ...extra })
-          : type === "select"
-            ? el("select", { name, id: `${prefix}-${name}` }, (extra.options || []).map(([value, text]) => el("option", { value, selected: value === extra.selected }, text)))
-            : el("input", { name, id: `${prefix}-${name}`, type, ...extra }))),
-    el("button", { type: "submit" }, submit));
+  const node = el("form", { tabindex: "-1" }, fields.map((spec) => field(prefix, spec)), el("button", { type: "submit" }, submit));
   node.addEventListener("submit", async (event) => {
     event.preventDefault();
     const values = Object.fromEntries(new FormData(node).entries());
+    for (const box of node.querySelectorAll("input[type=checkbox]")) values[box.name] = box.checked;
+    const button = node.querySelector("button[type=submit]");
+    button.disabled = true;
     try {
       await action(values);
     } catch (error) {
       // Logged out meanwhile: to the login page (where a 401 is a wrong password, shown).
       if (error instanceof APIError && error.status === 401 && location.pathname !== "/login") return toLogin();
       showError(node, error);
+    } finally {
+      button.disabled = false;
     }
   });
   return node;
 }
 
+/** A closed disclosure with a form in it: "New …" and "Edit …" blocks. */
+function editor(summary, fields, submit, action) {
+  return el("details", {}, el("summary", {}, summary), form(fields, submit, action));
+}
+
 function page(title, ...children) {
   document.title = `${title} · Harrow`;
   const heading = el("h1", { tabindex: "-1" }, title);
-  main.replaceChildren(heading, ...children);
+  // Parts a page leaves out (null) are left out, not written as text.
+  main.replaceChildren(heading, ...children.flat().filter((child) => child !== null && child !== undefined));
   heading.focus();
   announce(title);
 }
@@ -284,45 +306,68 @@ function statusCell(status) {
   return el("span", { class: `status-${status}` }, status);
 }
 
-async function projectPage(project) {
+const operationStatuses = ["queued", "running", "succeeded", "failed", "timed_out", "canceled"];
+
+async function projectPage(project, query) {
   const base = `/v1/projects/${project}`;
+  const status = operationStatuses.includes(query.get("status")) ? query.get("status") : "";
   const [info, jobs, tasks, environments, operations] = await Promise.all([
     api("GET", base), api("GET", `${base}/jobs`), api("GET", `${base}/tasks`), api("GET", `${base}/environments`),
-    api("GET", `${base}/operations?limit=20`)]);
+    api("GET", `${base}/operations?limit=20${status ? `&status=${status}` : ""}`)]);
   const jobNames = Object.fromEntries(jobs.items.map((job) => [job.id, job.name]));
+  const taskNames = Object.fromEntries(tasks.items.map((task) => [task.id, task.name]));
+  const taskOptions = tasks.items.map((task) => [task.id, task.name]);
+  const environmentOptions = environments.items.map((environment) => [environment.id, environment.name]);
+  const environmentNames = Object.fromEntries(environmentOptions);
+  const jobFields = (job) => [["name", "Job name", "text", { required: true, value: job.name }],
+    ["task_id", "Task", "select", { options: taskOptions, selected: job.task_id }],
+    ["environment_id", "Environment", "select", { options: environmentOptions, selected: job.environment_id }],
+    ["time_limit_seconds", "Time limit (seconds)", "number", { required: true, min: 1, value: job.time_limit_seconds ?? 900 }]];
+  const jobBody = (values) => ({ ...values, time_limit_seconds: Number(values.time_limit_seconds) });
+  const operationRows = (items) => items.map((operation) => el("tr", {},
+    el("td", {}, link(`/projects/${project}/operations/${operation.id}`, operation.id.slice(0, 8))),
+    el("td", {}, jobNames[operation.job_id] || operation.job_id.slice(0, 8)),
+    el("td", {}, statusCell(operation.status)), el("td", {}, operation.reason),
+    el("td", {}, new Date(operation.created_at).toLocaleString())));
+  const operationBody = el("tbody", {}, operationRows(operations.items));
+  let cursor = operations.next_cursor;
+  const more = el("button", { type: "button", class: "secondary", hidden: !cursor, onclick: guarded(async () => {
+    const next = await api("GET", `${base}/operations?limit=20&cursor=${encodeURIComponent(cursor)}${status ? `&status=${status}` : ""}`);
+    operationBody.append(...operationRows(next.items));
+    cursor = next.next_cursor;
+    more.hidden = !cursor;
+  }) }, "Older operations");
+  const filter = el("select", { id: "status-filter", onchange: (event) => go(`/projects/${project}${event.target.value ? `?status=${event.target.value}` : ""}`) },
+    el("option", { value: "" }, "any status"), operationStatuses.map((value) => el("option", { value, selected: value === status }, value)));
   page(info.name, projectTabs(project, ""),
     el("h2", {}, "Jobs"),
-    jobs.items.length
-      ? el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Job"), el("th", {}, ""))),
-        el("tbody", {}, jobs.items.map((job) => el("tr", {}, el("td", {}, job.name),
-          el("td", {}, el("button", {
-            type: "button", "aria-label": `Run ${job.name} now`,
-            onclick: guarded(async () => {
-              const operation = await api("POST", `${base}/jobs/${job.id}/operations`, {});
-              go(`/projects/${project}/operations/${operation.id}`);
-            }),
-          }, "Run now"))))))
-      : el("p", {}, "No jobs yet: make a task, then a job that runs it."),
-    el("h2", {}, "Recent operations"),
+    table(jobs.items, [
+      ["Job", (job) => job.name], ["Task", (job) => taskNames[job.task_id] || ""], ["Environment", (job) => environmentNames[job.environment_id] || ""],
+      ["", (job) => el("span", {}, el("button", {
+        type: "button", "aria-label": `Run ${job.name} now`,
+        onclick: guarded(async () => {
+          const operation = await api("POST", `${base}/jobs/${job.id}/operations`, {});
+          go(`/projects/${project}/operations/${operation.id}`);
+        }),
+      }, "Run now"), " ", deleteButton(`Delete job ${job.name}`, `${base}/jobs/${job.id}`),
+      editor(`Edit ${job.name}`, jobFields(job), "Save job", async (values) => { await api("PATCH", `${base}/jobs/${job.id}`, jobBody(values)); render(); }))],
+    ], "No jobs yet: make a task, then a job that runs it."),
+    el("h2", {}, "Operations"),
+    el("p", {}, el("label", { class: "inline" }, "Show ", filter)),
     operations.items.length
-      ? el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Operation"), el("th", {}, "Job"), el("th", {}, "Status"), el("th", {}, "Queued"))),
-        el("tbody", {}, operations.items.map((operation) => el("tr", {},
-          el("td", {}, link(`/projects/${project}/operations/${operation.id}`, operation.id.slice(0, 8))),
-          el("td", {}, jobNames[operation.job_id] || operation.job_id.slice(0, 8)),
-          el("td", {}, statusCell(operation.status)),
-          el("td", {}, new Date(operation.created_at).toLocaleString())))))
-      : el("p", {}, "Nothing has run yet."),
-    el("details", {}, el("summary", {}, "New task"),
-      form([["name", "Task name", "text", { required: true }], ["script", "Script (Tab indents; Escape, then Tab, leaves the editor)", "script", { required: true }]], "Create task",
-        async ({ name, script }) => { await api("POST", `${base}/tasks`, { name, script }); render(); })),
-    el("details", {}, el("summary", {}, "New job"),
-      form([["name", "Job name", "text", { required: true }],
-        ["task_id", "Task", "select", { options: tasks.items.map((task) => [task.id, task.name]) }],
-        ["environment_id", "Environment", "select", {
-          options: environments.items.map((environment) => [environment.id, environment.name]),
-          selected: (environments.items.find((environment) => environment.is_default) || {}).id,
-        }]],
-      "Create job", async (values) => { await api("POST", `${base}/jobs`, values); render(); })));
+      ? el("table", { id: "operations" }, el("thead", {}, el("tr", {}, ["Operation", "Job", "Status", "Why", "Queued"].map((text) => el("th", { scope: "col" }, text)))),
+        operationBody)
+      : el("p", {}, status ? `No ${status} operations.` : "Nothing has run yet."),
+    more,
+    el("h2", {}, "Tasks"),
+    table(tasks.items, [["Task", (task) => task.name], ["", (task) => el("span", {}, deleteButton(`Delete task ${task.name}`, `${base}/tasks/${task.id}`),
+      editor(`Edit ${task.name}`, [["name", "Task name", "text", { required: true, value: task.name }],
+        ["script", "Script (Tab indents; Escape, then Tab, leaves the editor)", "script", { required: true, value: task.script, rows: 12 }]],
+      "Save task", async (values) => { await api("PATCH", `${base}/tasks/${task.id}`, values); render(); }))]], "No tasks yet."),
+    editor("New task", [["name", "Task name", "text", { required: true }], ["script", "Script (Tab indents; Escape, then Tab, leaves the editor)", "script", { required: true }]], "Create task",
+      async ({ name, script }) => { await api("POST", `${base}/tasks`, { name, script }); render(); }),
+    editor("New job", jobFields({ name: "", environment_id: (environments.items.find((environment) => environment.is_default) || {}).id }), "Create job",
+      async (values) => { await api("POST", `${base}/jobs`, jobBody(values)); render(); }));
 }
 
 const projectSections = [
@@ -378,7 +423,23 @@ async function notificationsPage(project, info) {
     el("h2", {}, "Notifiers"),
     table(notifiers.items, [["Name", (notifier) => notifier.name], ["Kind", (notifier) => notifier.kind],
       ["Goes to", (notifier) => notifier.kind === "email" ? notifier.recipients.join(", ") : notifier.kind === "job" ? names[notifier.job_id] || "" : notifier.url || ""],
-      ["", (notifier) => deleteButton(`Delete notifier ${notifier.name}`, `${base}/notifiers/${notifier.id}`)]], "No notifiers yet."),
+      ["", (notifier) => el("span", {}, deleteButton(`Delete notifier ${notifier.name}`, `${base}/notifiers/${notifier.id}`),
+        notifier.kind === "webhook" ? [" ", el("button", { type: "button", class: "secondary", "aria-label": `Rotate the signing secret of ${notifier.name}`, onclick: guarded(async () => {
+          if (!confirm(`Rotate the signing secret of ${notifier.name}? The receiver needs the new one.`)) return;
+          const rotated = await api("POST", `${base}/notifiers/${notifier.id}/rotate`);
+          shown.replaceChildren(el("h2", {}, `The new signing secret of ${notifier.name}, shown this once`), el("pre", { class: "log" }, rotated.signing_secret));
+        }) }, "Rotate secret")] : null,
+        editor(`Edit ${notifier.name}`, [["name", "Name", "text", { required: true, value: notifier.name }],
+          notifier.kind === "email" ? ["recipients", "Addresses (comma-separated)", "text", { required: true, value: (notifier.recipients || []).join(", ") }]
+            : notifier.kind === "job" ? ["job_id", "Job to run", "select", { options: jobOptions, selected: notifier.job_id }]
+              : ["url", "URL (leave it to keep the one set)", "url", { placeholder: notifier.url || "" }]],
+        "Save notifier", async (values) => {
+          const body = { ...values };
+          if (body.recipients !== undefined) body.recipients = body.recipients.split(",").map((address) => address.trim()).filter(Boolean);
+          if (body.url === "") delete body.url;
+          await api("PATCH", `${base}/notifiers/${notifier.id}`, body);
+          render();
+        }))]], "No notifiers yet."),
     el("details", {}, el("summary", {}, "New email notifier"),
       form([["name", "Name", "text", { required: true }], ["recipients", "Addresses (comma-separated)", "text", { required: true }]], "Create",
         async ({ name, recipients }) => {
@@ -463,30 +524,60 @@ function variables(text) {
   return map;
 }
 
+/** A map as `KEY=value` lines, for editing. */
+function variableLines(map) {
+  return Object.entries(map || {}).map(([name, value]) => `${name}=${value}`).join("\n");
+}
+
 async function environmentsPage(project, info) {
   const base = `/v1/projects/${project}`;
   const environments = (await api("GET", `${base}/environments`)).items;
   const blocks = [];
   for (const environment of environments) {
     const secrets = (await api("GET", `${base}/environments/${environment.id}/secrets`)).items;
+    const sshKeys = secrets.filter((secret) => secret.kind === "ssh");
     blocks.push(el("section", { "aria-label": `Environment ${environment.name}` },
       el("h2", {}, environment.name, environment.is_default ? " (default)" : ""),
       table(Object.entries(environment.variables || {}), [["Variable", ([name]) => name], ["Value", ([, value]) => value]], "No variables."),
+      el("p", {}, environment.target ? `Scripts run on ${environment.target} over SSH.` : "Scripts run on the worker."),
+      editor(`Edit ${environment.name}`, [["name", "Name", "text", { required: true, value: environment.name }],
+        ["variables", "Variables (NAME=value, one a line)", "textarea", { value: variableLines(environment.variables) }],
+        ["is_default", "The project's default environment", "checkbox", { checked: environment.is_default }],
+        ["target", "Target (ssh://user@host[:port]; empty: the worker itself)", "text", { value: environment.target || "", placeholder: "ssh://deploy@app.example.com" }],
+        ["target_secret_id", "Logs in to the target with", "select", {
+          // A key once chosen is replaced, not removed (clear the target instead).
+          options: [...(environment.target_secret_id ? [] : [["", "no key"]]), ...sshKeys.map((secret) => [secret.id, secret.name])],
+          selected: environment.target_secret_id || "" }],
+        ["known_hosts", "known_hosts (the target's host key, and hosts the script connects to)", "textarea", { value: environment.known_hosts || "" }]],
+      "Save environment", async (values) => {
+        const body = { ...values, variables: variables(values.variables) };
+        if (!body.target_secret_id) delete body.target_secret_id;
+        await api("PATCH", `${base}/environments/${environment.id}`, body);
+        render();
+      }),
       el("h3", {}, "Secrets"),
-      table(secrets, [["Name", (secret) => secret.name], ["Kind", (secret) => secret.kind], ["Status", (secret) => secret.status],
-        ["", (secret) => deleteButton(`Delete secret ${secret.name}`, `${base}/secrets/${secret.id}`)]], "No secrets."),
-      el("details", {}, el("summary", {}, `Set a secret in ${environment.name}`),
-        form([["name", "Name", "text", { required: true, autocomplete: "off" }],
-          ["value", "Value (write-only: it is never shown again)", "password", { required: true, autocomplete: "off" }]],
-        "Set secret", async ({ name, value }) => {
-          await api("POST", `${base}/environments/${environment.id}/secrets`, { name, kind: "env", value });
+      table(secrets, [["Name", (secret) => secret.name], ["Kind", (secret) => secret.kind],
+        ["Status", (secret) => secret.kind === "ssh" && secret.public_key
+          ? el("span", {}, `${secret.status} · ${secret.fingerprint || ""}`, el("textarea", { readonly: true, rows: 2, class: "code", "aria-label": `Public key of ${secret.name}` }, secret.public_key))
+          : secret.status],
+        ["", (secret) => el("span", {}, deleteButton(`Delete secret ${secret.name}`, `${base}/secrets/${secret.id}`),
+          editor(`Replace ${secret.name}`, [["value", "New value (write-only)", secret.kind === "ssh" ? "textarea" : "password", { required: true, autocomplete: "off" }]],
+            "Replace", async ({ value }) => { await api("PATCH", `${base}/secrets/${secret.id}`, { value }); render(); }))]], "No secrets."),
+      editor(`Set a secret in ${environment.name}`, [["name", "Name", "text", { required: true, autocomplete: "off" }],
+        ["value", "Value (write-only: it is never shown again)", "password", { required: true, autocomplete: "off" }]],
+      "Set secret", async ({ name, value }) => {
+        await api("POST", `${base}/environments/${environment.id}/secrets`, { name, kind: "env", value });
+        render();
+      }),
+      editor(`New SSH key in ${environment.name} (for a target)`, [["name", "Name", "text", { required: true, autocomplete: "off" }]],
+        "Generate key", async ({ name }) => {
+          await api("POST", `${base}/environments/${environment.id}/secrets`, { name, kind: "ssh" });
           render();
-        }))));
+        })));
   }
   page(`${info.name}: environments`, projectTabs(project, "environments"), ...blocks,
-    el("details", {}, el("summary", {}, "New environment"),
-      form([["name", "Name", "text", { required: true }], ["variables", "Variables (NAME=value, one a line)", "textarea"]], "Create environment",
-        async ({ name, variables: text }) => { await api("POST", `${base}/environments`, { name, variables: variables(text) }); render(); })));
+    editor("New environment", [["name", "Name", "text", { required: true }], ["variables", "Variables (NAME=value, one a line)", "textarea"]], "Create environment",
+      async ({ name, variables: text }) => { await api("POST", `${base}/environments`, { name, variables: variables(text) }); render(); }));
 }
 
 async function repositoriesPage(project, info) {
@@ -515,27 +606,120 @@ async function repositoriesPage(project, info) {
             announce("A poll is queued");
           }) }, "Refresh refs"), " ",
           deleteButton(`Delete repository ${repository.name}`, `${base}/repositories/${repository.id}`)),
+        editor(`Edit ${repository.name}`, [["name", "Name (its folder in a checkout)", "text", { required: true, value: repository.name }],
+          ["poll_interval_seconds", "Seconds between polls of its refs", "number", { required: true, min: 10, max: 86400, value: repository.poll_interval_seconds }],
+          ["known_hosts", "known_hosts for a host not on GitHub, GitLab or Bitbucket", "textarea", { value: repository.known_hosts || "" }]],
+        "Save repository", async (values) => {
+          await api("PATCH", `${base}/repositories/${repository.id}`, { ...values, poll_interval_seconds: Number(values.poll_interval_seconds) });
+          render();
+        }),
+        /^https?:/.test(repository.url) ? el("div", {},
+          el("p", {}, repository.has_token ? "An HTTPS access token is set." : "No HTTPS access token: checkouts are anonymous.",
+            repository.has_token ? [" ", el("button", { type: "button", class: "secondary", "aria-label": `Remove the token of ${repository.name}`,
+              onclick: guarded(async () => { await api("DELETE", `${base}/repositories/${repository.id}/token`); render(); }) }, "Remove token")] : null),
+          editor(repository.has_token ? `Replace the token of ${repository.name}` : `Set a token for ${repository.name}`,
+            [["token", "Access token (write-only; sent as the password of user x-access-token)", "password", { required: true, autocomplete: "off" }]],
+            "Save token", async ({ token }) => { await api("PUT", `${base}/repositories/${repository.id}/token`, { token }); render(); })) : null,
+        el("h3", {}, "Refs"),
         table(Object.entries(repository.refs || {}), [["Ref", ([ref]) => ref], ["Commit", ([, sha]) => sha.slice(0, 12)]], "No refs seen yet."));
     }),
     repositories.length ? null : el("p", {}, "No repositories yet."),
-    el("details", {}, el("summary", {}, "New repository"),
-      form([["url", "URL (git@host:owner/repo.git or https://…)", "text", { required: true }], ["known_hosts", "known_hosts for a host not on GitHub, GitLab or Bitbucket (optional)", "textarea"]],
-        "Add repository", async ({ url, known_hosts: knownHosts }) => {
-          await api("POST", `${base}/repositories`, knownHosts ? { url, known_hosts: knownHosts } : { url });
-          render();
-        })));
+    editor("New repository", [["url", "URL (git@host:owner/repo.git or https://…)", "text", { required: true }], ["known_hosts", "known_hosts for a host not on GitHub, GitLab or Bitbucket (optional)", "textarea"]],
+      "Add repository", async ({ url, known_hosts: knownHosts }) => {
+        await api("POST", `${base}/repositories`, knownHosts ? { url, known_hosts: knownHosts } : { url });
+        render();
+      }));
+}
+
+/** Every IANA time zone the browser knows, for the time zone fields' suggestions (once a page). */
+function timeZoneList() {
+  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  return el("datalist", { id: "time-zones" }, ["UTC", ...zones.filter((zone) => zone !== "UTC")].map((zone) => el("option", { value: zone })));
+}
+
+/** `time` as the wall clock of `zone` reads it, weekday first. */
+function inZone(time, zone) {
+  const options = { weekday: "short", year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" };
+  try {
+    return new Date(time).toLocaleString(undefined, { ...options, timeZone: zone });
+  } catch {
+    return new Date(time).toLocaleString(undefined, options);
+  }
+}
+
+/** A schedule's form: a cron spec (its next fire times shown as one types) or one time. */
+function scheduleForm(base, jobs, schedule, submit, save) {
+  const zone = schedule.time_zone || Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  const local = (time) => {
+    const date = new Date(time);
+    return new Date(date.getTime() - date.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+  };
+  const node = form([
+    // A schedule stays with its job (make a new one for another).
+    ["job_id", "Job", "select", { options: jobs.map((job) => [job.id, job.name]), selected: schedule.job_id, disabled: Boolean(schedule.id) }],
+    ["when", "Runs", "select", { options: [["cron", "repeatedly (cron)"], ["once", "once"]], selected: schedule.run_at ? "once" : "cron" }],
+    ["cron", "Cron (minute hour day month weekday, or @daily…)", "text", { placeholder: "0 2 * * *", value: schedule.cron || "", autocomplete: "off", spellcheck: "false" }],
+    ["time_zone", "Time zone (IANA)", "text", { value: zone, list: "time-zones", autocomplete: "off" }],
+    ["run_at", "At (your browser's time)", "datetime-local", { value: schedule.run_at ? local(schedule.run_at) : "" }],
+    ["catch_up", "Times missed while no scheduler ran", "select", { options: [["once", "run once for them all"], ["none", "skip them"]], selected: schedule.catch_up }],
+    ["overlap", "While the previous run is still running", "select", { options: [["allow", "run anyway"], ["skip", "skip this time"]], selected: schedule.overlap }],
+    ["description", "Description (optional)", "text", { value: schedule.description || "" }],
+  ], submit, async (values) => {
+    const body = { ...(schedule.id ? {} : { job_id: values.job_id }), catch_up: values.catch_up, overlap: values.overlap, time_zone: values.time_zone || "UTC" };
+    if (values.description) body.description = values.description;
+    if (values.when === "once") {
+      if (!values.run_at) throw new APIError(422, { detail: "choose when it runs", errors: [{ field: "run_at", message: "choose when it runs" }] });
+      body.run_at = new Date(values.run_at).toISOString();
+    } else {
+      body.cron = values.cron;
+    }
+    await save(body);
+  });
+  const preview = el("div", { class: "preview", role: "status", "aria-live": "polite" });
+  const cron = node.querySelector("[name=cron]");
+  const timeZone = node.querySelector("[name=time_zone]");
+  const when = node.querySelector("[name=when]");
+  cron.closest("label").after(preview);
+  let timer = null;
+  let asked = 0;
+  const update = () => {
+    const once = when.value === "once";
+    cron.closest("label").hidden = once;
+    preview.hidden = once;
+    timeZone.closest("label").hidden = once;
+    node.querySelector("[name=run_at]").closest("label").hidden = !once;
+    cron.required = !once;
+    clearTimeout(timer);
+    if (once || !cron.value.trim()) { preview.replaceChildren(); return; }
+    // Asked after a pause in typing; an older answer arriving late is dropped.
+    timer = setTimeout(async () => {
+      const ask = ++asked;
+      try {
+        const answer = await api("GET", `${base}/schedule-preview?cron=${encodeURIComponent(cron.value)}&time_zone=${encodeURIComponent(timeZone.value || "UTC")}`);
+        if (ask !== asked) return;
+        preview.replaceChildren(el("span", {}, `Next, in ${timeZone.value || "UTC"}:`), el("ul", { class: "fire-times" },
+          answer.next_fire_times.map((time) => el("li", {}, inZone(time, timeZone.value || "UTC")))));
+      } catch (error) {
+        if (ask !== asked) return;
+        const fields = (error.problem && error.problem.errors) || [];
+        preview.replaceChildren(el("span", { class: "error" }, fields.length ? fields.map((each) => each.message).join("; ") : error.message));
+      }
+    }, 300);
+  };
+  for (const input of [cron, timeZone, when]) input.addEventListener("input", update);
+  update();
+  return node;
 }
 
 async function schedulesPage(project, info) {
   const base = `/v1/projects/${project}`;
   const [schedules, jobs] = await Promise.all([api("GET", `${base}/schedules`), api("GET", `${base}/jobs`)]);
   const jobNames = Object.fromEntries(jobs.items.map((job) => [job.id, job.name]));
-  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
-  page(`${info.name}: schedules`, projectTabs(project, "schedules"),
+  page(`${info.name}: schedules`, projectTabs(project, "schedules"), timeZoneList(),
     table(schedules.items, [
       ["Job", (schedule) => jobNames[schedule.job_id] || schedule.job_id.slice(0, 8)],
       ["When", (schedule) => schedule.cron ? `${schedule.cron} (${schedule.time_zone})` : new Date(schedule.run_at).toLocaleString()],
-      ["Next", (schedule) => (schedule.next_fire_times || []).slice(0, 3).map((time) => new Date(time).toLocaleString()).join(", ") || "–"],
+      ["Next", (schedule) => (schedule.next_fire_times || []).slice(0, 3).map((time) => inZone(time, schedule.time_zone)).join("; ") || "–"],
       ["State", (schedule) => schedule.disabled_at ? `disabled: ${schedule.disabled_reason || ""}` : "enabled"],
       ["", (schedule) => el("span", {},
         el("button", { type: "button", class: "secondary", "aria-label": `${schedule.disabled_at ? "Enable" : "Disable"} the schedule of ${jobNames[schedule.job_id] || "a job"}`,
@@ -543,14 +727,15 @@ async function schedulesPage(project, info) {
             await api("POST", `${base}/schedules/${schedule.id}/${schedule.disabled_at ? "enable" : "disable"}`);
             render();
           }) }, schedule.disabled_at ? "Enable" : "Disable"), " ",
-        deleteButton(`Delete the schedule of ${jobNames[schedule.job_id] || "a job"}`, `${base}/schedules/${schedule.id}`))],
+        deleteButton(`Delete the schedule of ${jobNames[schedule.job_id] || "a job"}`, `${base}/schedules/${schedule.id}`),
+        el("details", {}, el("summary", {}, `Edit the schedule of ${jobNames[schedule.job_id] || "a job"}`),
+          scheduleForm(base, jobs.items, schedule, "Save schedule", async (body) => { await api("PATCH", `${base}/schedules/${schedule.id}`, body); render(); })))],
     ], "No schedules yet."),
     el("details", {}, el("summary", {}, "New schedule"),
-      form([["job_id", "Job", "select", { options: jobs.items.map((job) => [job.id, job.name]) }],
-        ["cron", "Cron (minute hour day month weekday, or @daily…)", "text", { required: true, placeholder: "0 2 * * *" }],
-        ["time_zone", "Time zone (IANA)", "text", { required: true, value: zone }]],
-      "Create schedule", async (values) => { await api("POST", `${base}/schedules`, values); render(); })));
+      scheduleForm(base, jobs.items, { catch_up: "once", overlap: "allow" }, "Create schedule", async (body) => { await api("POST", `${base}/schedules`, body); render(); })));
 }
+
+const changeTypes = [["change", "a ref moves"], ["add", "a ref appears"], ["remove", "a ref goes"]];
 
 async function triggersPage(project, info) {
   const base = `/v1/projects/${project}`;
@@ -560,12 +745,16 @@ async function triggersPage(project, info) {
   page(`${info.name}: triggers`, projectTabs(project, "triggers"),
     table(triggers.items, [["Name", (trigger) => trigger.name], ["Repository", (trigger) => names[trigger.repository_id] || ""],
       ["Refs", (trigger) => trigger.ref_pattern], ["On", (trigger) => trigger.change_type], ["Runs", (trigger) => names[trigger.job_id] || ""],
-      ["", (trigger) => deleteButton(`Delete trigger ${trigger.name}`, `${base}/triggers/${trigger.id}`)]], "No git triggers yet."),
+      ["", (trigger) => el("span", {}, deleteButton(`Delete trigger ${trigger.name}`, `${base}/triggers/${trigger.id}`),
+        editor(`Edit ${trigger.name}`, [["name", "Name", "text", { required: true, value: trigger.name }],
+          ["ref_pattern", "Refs (a regular expression over the whole name)", "text", { required: true, value: trigger.ref_pattern }],
+          ["change_type", "On", "select", { options: changeTypes, selected: trigger.change_type }]],
+        "Save trigger", async (values) => { await api("PATCH", `${base}/triggers/${trigger.id}`, values); render(); }))]], "No git triggers yet."),
     el("details", {}, el("summary", {}, "New trigger"),
       form([["name", "Name", "text", { required: true }],
         ["repository_id", "Repository", "select", { options: repositories.items.map((repository) => [repository.id, repository.name]) }],
         ["ref_pattern", "Refs (a regular expression over the whole name)", "text", { required: true, value: "^refs/heads/main$" }],
-        ["change_type", "On", "select", { options: [["change", "a ref moves"], ["add", "a ref appears"], ["remove", "a ref goes"]] }],
+        ["change_type", "On", "select", { options: changeTypes }],
         ["job_id", "Job to run", "select", { options: jobs.items.map((job) => [job.id, job.name]) }]],
       "Create trigger", async (values) => { await api("POST", `${base}/triggers`, values); render(); })));
 }
@@ -578,7 +767,13 @@ async function webhooksPage(project, info) {
   page(`${info.name}: webhooks`, projectTabs(project, "webhooks"), shown,
     table(webhooks.items, [["Name", (webhook) => webhook.name], ["Runs", (webhook) => jobNames[webhook.job_id] || ""],
       ["URL", (webhook) => `${location.origin}/hooks/${webhook.slug}`],
-      ["", (webhook) => deleteButton(`Delete webhook ${webhook.name}`, `${base}/webhooks/${webhook.id}`)]], "No webhooks yet."),
+      ["", (webhook) => el("span", {}, deleteButton(`Delete webhook ${webhook.name}`, `${base}/webhooks/${webhook.id}`), " ",
+        el("button", { type: "button", class: "secondary", "aria-label": `Rotate the secret of ${webhook.name}`, onclick: guarded(async () => {
+          if (!confirm(`Rotate the secret of ${webhook.name}? Senders need the new one.`)) return;
+          const rotated = await api("POST", `${base}/webhooks/${webhook.id}/rotate`);
+          shown.replaceChildren(el("h2", {}, `The new secret of ${webhook.name}, shown this once`), el("pre", { class: "log" }, rotated.signing_secret));
+          shown.querySelector("h2").scrollIntoView();
+        }) }, "Rotate secret"))]], "No webhooks yet."),
     el("details", {}, el("summary", {}, "New webhook"),
       form([["name", "Name", "text", { required: true }], ["job_id", "Job to run", "select", { options: jobs.items.map((job) => [job.id, job.name]) }]],
         "Create webhook", async (values) => {
@@ -627,11 +822,18 @@ async function adminPage() {
     // The periodic refresh waits while the keyboard is in the page: replacing the buttons would
     // lose its place.
     if (!forced && view.contains(document.activeElement)) return;
-    const overview = await api("GET", "/admin/queues");
+    const [overview, throughput] = await Promise.all([api("GET", "/admin/queues"), api("GET", "/admin/throughput")]);
+    const minutesOf = Object.fromEntries(throughput.items.map((item) => [item.queue, item.minutes]));
+    // Every queue's minutes added up, for the chart of the whole platform.
+    const total = (throughput.items[0]?.minutes || []).map((minute, index) => {
+      const known = throughput.items.map((item) => item.minutes[index]).filter((each) => each && each.finished !== undefined && each.finished !== null);
+      return known.length ? { start: minute.start, added: known.reduce((sum, each) => sum + each.added, 0), finished: known.reduce((sum, each) => sum + each.finished, 0) } : { start: minute.start };
+    });
     const rows = overview.queues.map((queue) => {
       const path = `/admin/queues/${encodeURIComponent(queue.queue)}`;
       return el("tr", { "data-queue": queue.queue },
-        el("th", { scope: "row" }, queue.queue),
+        el("th", { scope: "row" }, link(`/admin/queues/${encodeURIComponent(queue.queue)}`, queue.queue)),
+        el("td", { class: "spark" }, chart(minutesOf[queue.queue] || [], { width: 120, height: 28, label: `${queue.queue}, last hour` })),
         el("td", { class: "ready" }, queue.ready), el("td", { class: "pending" }, queue.pending),
         el("td", { class: "delayed" }, queue.delayed), el("td", { class: "dead" }, queue.dead), el("td", {}, queue.consumers),
         el("td", {}, queue.oldest_ready_age_ms === null || queue.oldest_ready_age_ms === undefined ? "–" : `${Math.round(queue.oldest_ready_age_ms / 1000)} s`),
@@ -661,8 +863,12 @@ async function adminPage() {
     }
     const workers = (await api("GET", "/admin/workers")).items;
     view.replaceChildren(
+      el("section", { "aria-label": "Throughput" }, el("h2", {}, "Jobs finished per minute, last hour"),
+        chart(total, { width: 720, height: 160, label: "Every queue, last hour", axis: true }),
+        el("p", { class: "legend" }, el("span", { class: "key finished" }, "finished"), " ", el("span", { class: "key added" }, "added"),
+          " · sampled by the workers every few seconds; a gap is a time no worker ran.")),
       el("table", { id: "queues" },
-        el("thead", {}, el("tr", {}, ["Queue", "Ready", "In flight", "Delayed", "Dead", "Consumers", "Oldest ready", ""].map((text) => el("th", { scope: "col" }, text)))),
+        el("thead", {}, el("tr", {}, ["Queue", "Last hour", "Ready", "In flight", "Delayed", "Dead", "Consumers", "Oldest ready", ""].map((text) => el("th", { scope: "col" }, text)))),
         el("tbody", {}, rows)),
       el("p", {}, `Outbox: ${overview.outbox.depth} waiting, ${overview.outbox.failed} failed.`),
       el("h2", {}, "Workers"),
@@ -675,12 +881,92 @@ async function adminPage() {
   if (rendering === renders) refresher = setInterval(() => { draw().catch(() => {}); }, 5000);
 }
 
+const svgNS = "http://www.w3.org/2000/svg";
+
+function svg(tag, attributes = {}, ...children) {
+  const node = document.createElementNS(svgNS, tag);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
+  node.append(...children);
+  return node;
+}
+
+/** Minutes of throughput as an SVG chart: bars of finished jobs, a line of added ones. It says
+ * what it shows in words too (its label), for those who cannot see it. */
+function chart(minutes, { width, height, label, axis = false }) {
+  const known = minutes.filter((minute) => minute.finished !== undefined && minute.finished !== null);
+  const finished = known.reduce((sum, minute) => sum + minute.finished, 0);
+  const added = known.reduce((sum, minute) => sum + minute.added, 0);
+  const peak = Math.max(1, ...known.map((minute) => Math.max(minute.finished, minute.added)));
+  const busiest = Math.max(0, ...known.map((minute) => minute.finished));
+  const words = known.length
+    ? `${label}: ${finished} finished, ${added} added; busiest minute ${busiest} finished (${Math.round(busiest / 60 * 10) / 10} a second)`
+    : `${label}: no samples (no worker running)`;
+  const top = axis ? 14 : 1;
+  const plot = height - top - (axis ? 16 : 1);
+  const step = width / Math.max(1, minutes.length);
+  const y = (value) => top + plot - (value / peak) * plot;
+  const bars = minutes.map((minute, index) => minute.finished === undefined || minute.finished === null ? null
+    : svg("rect", { class: "finished", x: (index * step + step * 0.1).toFixed(1), y: y(minute.finished).toFixed(1), width: (step * 0.8).toFixed(1), height: (top + plot - y(minute.finished)).toFixed(1) })).filter(Boolean);
+  const points = minutes.map((minute, index) => minute.added === undefined || minute.added === null ? null : `${(index * step + step / 2).toFixed(1)},${y(minute.added).toFixed(1)}`).filter(Boolean);
+  const parts = [svg("title", {}, words), ...bars];
+  if (points.length > 1) parts.push(svg("polyline", { class: "added", points: points.join(" ") }));
+  if (axis) {
+    parts.push(svg("text", { x: 0, y: 11, class: "axis" }, `${peak} a minute`), svg("text", { x: 0, y: height - 3, class: "axis" }, "an hour ago"),
+      svg("text", { x: width, y: height - 3, class: "axis", "text-anchor": "end" }, "now"));
+  }
+  return svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": words, class: "chart" }, ...parts);
+}
+
+/** Admin: one queue's jobs by state (ready, in flight, delayed, dead), its chart and actions. */
+async function adminQueuePage(name) {
+  if (!me.is_admin) return page("Not found", el("p", {}, "No such page."));
+  const path = `/admin/queues/${encodeURIComponent(name)}`;
+  const [stats, throughput] = await Promise.all([api("GET", path), api("GET", "/admin/throughput")]);
+  const minutes = (throughput.items.find((item) => item.queue === name) || {}).minutes || [];
+  const [ready, pending, delayed, dead] = await Promise.all([
+    api("GET", `${path}/jobs?state=ready&limit=50`), api("GET", `${path}/jobs?state=pending&limit=50`),
+    api("GET", `${path}/jobs?state=delayed&limit=50`), api("GET", `${path}/dead?limit=50`)]);
+  const fields = (job) => el("code", {}, job.fields.type || "", job.fields.attempt ? ` · attempt ${job.fields.attempt}` : "");
+  const at = (ms) => new Date(ms).toLocaleString();
+  page(`Queue ${name}`, el("p", {}, link("/admin", "← Queues")),
+    el("p", {}, `${stats.ready} ready, ${stats.pending} in flight, ${stats.delayed} delayed, ${stats.dead} dead${stats.paused ? "; paused" : ""}.`),
+    chart(minutes, { width: 720, height: 160, label: `${name}, last hour`, axis: true }),
+    el("section", { "aria-label": "Ready" }, el("h2", {}, `Ready (${stats.ready})`),
+      table(ready.items, [["Job", (job) => job.id], ["Type", fields], ["Enqueued", (job) => job.fields.enqueued_at ? at(Number(job.fields.enqueued_at)) : "–"]], "None waiting.")),
+    el("section", { "aria-label": "In flight" }, el("h2", {}, `In flight (${stats.pending})`),
+      table(pending.items, [["Job", (job) => job.id], ["Type", fields], ["Worker", (job) => job.consumer || ""],
+        ["Idle", (job) => job.idle_ms === undefined || job.idle_ms === null ? "–" : `${Math.round(job.idle_ms / 1000)} s`]], "None running.")),
+    el("section", { "aria-label": "Delayed" }, el("h2", {}, `Delayed (${stats.delayed})`),
+      table(delayed.items, [["Job", (job) => job.id], ["Type", fields], ["Due", (job) => job.run_at ? at(job.run_at) : "–"]], "None scheduled.")),
+    el("section", { "aria-label": "Dead" }, el("h2", {}, `Dead (${stats.dead})`),
+      table(dead.items, [["Job", (letter) => letter.id], ["Type", (letter) => letter.fields.type || ""], ["Error", (letter) => letter.error],
+        ["Failed", (letter) => at(letter.failed_at)],
+        ["", (letter) => el("button", { type: "button", class: "secondary", "aria-label": `Retry ${letter.id}`,
+          onclick: guarded(async () => { await api("POST", `${path}/dead/retry`, { id: letter.id }); render(); }) }, "Retry")]], "None dead.")));
+}
+
 let socket = null;
+
+const reasons = { user: "run by hand", schedule: "by a schedule", webhook: "by a webhook", git_trigger: "by a git trigger", notification: "by a notification rule", retry: "a retry" };
+const failures = {
+  worker_lost: "its worker stopped answering", checkout_failed: "a repository could not be checked out", setup_failed: "its workspace could not be set up",
+  script_failed: "the script failed", target_unreachable: "the target host could not be reached",
+};
+
+/** ", took 1 min 5 s" between two times, or nothing. */
+function duration(start, end) {
+  if (!start || !end) return "";
+  const seconds = Math.max(0, Math.round((new Date(end) - new Date(start)) / 1000));
+  return `, took ${seconds >= 60 ? `${Math.floor(seconds / 60)} min ` : ""}${seconds % 60} s`;
+}
 
 async function operationPage(project, id) {
   const base = `/v1/projects/${project}`;
   const operation = await api("GET", `${base}/operations/${id}`);
+  const job = await api("GET", `${base}/jobs/${operation.job_id}`).catch(() => null);
   const status = el("strong", { id: "operation-status", role: "status" }, statusCell(operation.status));
+  const timeline = el("ol", { id: "timeline", class: "timeline" });
+  const outcome = el("p", {});
   const log = el("pre", { class: "log", id: "log", role: "log", "aria-live": "off", "aria-label": "Log", tabindex: "0" });
   const seen = new Set();
   const cancel = el("button", { type: "button", class: "secondary", onclick: guarded(async () => {
@@ -698,13 +984,36 @@ async function operationPage(project, id) {
     cancel.hidden = !open;
     retry.hidden = open;
   };
+  // When it was queued, started and ended; why it ran; how it ended.
+  const describe = (current) => {
+    const at = (time) => new Date(time).toLocaleString();
+    timeline.replaceChildren(...[
+      el("li", {}, `Queued ${at(current.created_at)} (${reasons[current.reason] || current.reason})`),
+      current.started_at ? el("li", {}, `Started ${at(current.started_at)}${current.runner ? ` on ${current.runner}` : ""}`) : null,
+      current.canceled_at ? el("li", {}, `Cancel asked ${at(current.canceled_at)}`) : null,
+      current.finished_at ? el("li", {}, `Ended ${at(current.finished_at)}: ${current.status}${duration(current.started_at, current.finished_at)}`) : null,
+    ].filter(Boolean));
+    outcome.replaceChildren(
+      current.exit_status !== null && current.exit_status !== undefined ? `Exit status ${current.exit_status}. ` : "",
+      current.failure_reason ? `Why it failed: ${failures[current.failure_reason] || current.failure_reason}. ` : "");
+  };
   showActions(operation);
-  page(`Operation ${id.slice(0, 8)}`, el("p", {}, link(`/projects/${project}`, "← Project")), el("p", {}, "Status: ", status), actions, log);
+  describe(operation);
+  const parameters = Object.entries(operation.parameters || {});
+  const checkouts = Object.entries(operation.checkouts || {});
+  page(`Operation ${id.slice(0, 8)}`, el("p", {}, link(`/projects/${project}`, "← Project")),
+    el("p", {}, job ? `Job ${job.name} · ` : "", "Status: ", status), actions, timeline, outcome,
+    operation.retry_of ? el("p", {}, "A retry of ", link(`/projects/${project}/operations/${operation.retry_of}`, operation.retry_of.slice(0, 8))) : null,
+    parameters.length ? el("section", { "aria-label": "Parameters" }, el("h2", {}, "Parameters"), table(parameters, [["Name", ([name]) => name], ["Value", ([, value]) => value]], "")) : null,
+    checkouts.length ? el("section", { "aria-label": "Checkouts" }, el("h2", {}, "Checkouts"),
+      table(checkouts, [["Repository", ([name]) => name], ["Commit", ([, sha]) => el("code", {}, sha)]], "")) : null,
+    el("h2", {}, "Log"), log);
 
   async function refresh() {
     const current = await api("GET", `${base}/operations/${id}`);
     status.replaceChildren(statusCell(current.status));
     showActions(current);
+    describe(current);
   }
   // Live: lines as they are written; a reconnect starts the log over and lines already shown
   // (by id) are skipped, so none is lost or shown twice.
@@ -768,15 +1077,15 @@ async function render() {
       return await publicPage(path, new URLSearchParams(location.search));
     }
     if (!me) me = await api("GET", "/v1/me");
-    nav.replaceChildren(link("/", "Projects"), me.is_admin ? link("/admin", "Queues") : null, link("/account", me.name),
+    nav.replaceChildren(...[link("/", "Projects"), me.is_admin ? link("/admin", "Queues") : null, link("/account", me.name),
       el("button", { type: "button", class: "secondary", onclick: guarded(async () => {
         await api("DELETE", "/v1/sessions/current");
         me = null;
         go("/login");
-      }) }, "Log out"));
+      }) }, "Log out")].filter(Boolean));
     let match;
     if ((match = path.match(/^\/projects\/([0-9a-f-]{36})\/operations\/([0-9a-f-]{36})$/))) return await operationPage(match[1], match[2]);
-    if ((match = path.match(/^\/projects\/([0-9a-f-]{36})$/))) return await projectPage(match[1]);
+    if ((match = path.match(/^\/projects\/([0-9a-f-]{36})$/))) return await projectPage(match[1], new URLSearchParams(location.search));
     if ((match = path.match(/^\/projects\/([0-9a-f-]{36})\/(environments|repositories|schedules|triggers|webhooks|notifications|members|settings|activity)$/))) {
       const pages = {
         environments: environmentsPage, repositories: repositoriesPage, schedules: schedulesPage, triggers: triggersPage, webhooks: webhooksPage,
@@ -785,6 +1094,7 @@ async function render() {
       return await pages[match[2]](match[1], await api("GET", `/v1/projects/${match[1]}`));
     }
     if (path === "/admin") return await adminPage();
+    if ((match = path.match(/^\/admin\/queues\/([^/]+)$/))) return await adminQueuePage(decodeURIComponent(match[1]));
     if (path === "/account") return await accountPage();
     if ((match = path.match(/^\/organizations\/([0-9a-f-]{36})$/))) return await organizationPage(match[1]);
     if ((match = path.match(/^\/invitations\/([0-9a-f-]{36})$/))) return await invitationPage(match[1]);
