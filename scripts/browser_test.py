@@ -128,9 +128,11 @@ try:
     driver.get(project_url)
     heading("Web")
     Select(wait.until(EC.presence_of_element_located((By.ID, "status-filter")))).select_by_visible_text("failed")
+    driver.find_element(By.XPATH, "//button[normalize-space()='Show']").click()
     wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "main"), "No failed operations."))
     check(driver.current_url.endswith("?status=failed"), f"the filter in the URL: {driver.current_url}")
     Select(driver.find_element(By.ID, "status-filter")).select_by_visible_text("succeeded")
+    driver.find_element(By.XPATH, "//button[normalize-space()='Show']").click()
     wait.until(EC.presence_of_element_located((By.XPATH, "//table[@id='operations']//td[normalize-space()='succeeded']")))
     save(open_details("Edit greet"), {"time_limit_seconds": "120"})
     check(open_details("Edit greet").find_element(By.NAME, "time_limit_seconds").get_attribute("value") == "120", "the job's time limit saved")
@@ -189,7 +191,7 @@ try:
     driver.get(f"{project_url}/webhooks")
     heading("Web: webhooks")
     fill(open_details("New webhook"), {"name": "deploy hook"})
-    secret = wait.until(EC.presence_of_element_located((By.ID, "webhook-secret"))).text
+    secret = wait.until(EC.presence_of_element_located((By.ID, "shown-secret"))).text
     check(len(secret) == 43, f"the webhook's secret: {secret!r}")
     driver.refresh()
     heading("Web: webhooks")
@@ -224,6 +226,7 @@ try:
     driver.find_element(By.XPATH, "//button[normalize-space()='Cancel']").click()
     WebDriverWait(driver, 60).until(EC.text_to_be_present_in_element((By.ID, "operation-status"), "canceled"))
     console_errors("the canceled operation's page")
+    operation_id = driver.current_url.rsplit("/", 1)[1]
 
     # The admin's queues page: the dead letter scripts/browser-test made, retried into a paused
     # queue, where it waits (ready 1, dead 0).
@@ -238,13 +241,16 @@ try:
     retry.click()
     wait.until(EC.text_to_be_present_in_element((By.XPATH, row + "/td[@class='ready']"), "1"))
     check(driver.find_element(By.XPATH, row + "/td[@class='dead']").text == "0", "the dead letter left the dead list")
-    check(driver.find_elements(By.XPATH, "//h2[normalize-space()='Workers']/following-sibling::table[1]//td[contains(., 'operations')]"),
+    check(driver.find_elements(By.XPATH, "//h2[normalize-space()='Workers']/following-sibling::*[1]//td[contains(., 'operations')]"),
           "the worker and its queues on the queues page")
-    chart = driver.find_element(By.XPATH, "//section[@aria-label='Throughput']//*[local-name()='svg']")
+    chart = wait.until(EC.presence_of_element_located((By.XPATH, "//section[@aria-label='Throughput']//*[local-name()='svg']")))
     check("last hour" in chart.get_attribute("aria-label"), f"the throughput chart: {chart.get_attribute('aria-label')!r}")
     console_errors("the admin queues page")
     # One queue's page: its jobs by state; the retried job waits among the ready ones.
     driver.find_element(By.XPATH, row + "/th/a").click()
+    heading("Queue default")
+    # Its address opens it again after a reload (it is the app's, not the API's).
+    driver.refresh()
     heading("Queue default")
     wait.until(EC.presence_of_element_located((By.XPATH, "//section[@aria-label='Ready']//td[contains(., 'no-such-type')]")))
     check("None running." in driver.find_element(By.XPATH, "//section[@aria-label='In flight']").text, "nothing in flight")
@@ -252,8 +258,19 @@ try:
     driver.back()
     heading("Queues")
 
+    # On a phone's width no page scrolls sideways (wide tables scroll within themselves).
+    driver.set_window_size(390, 844)
+    for path, title in [(project_url, "Web"), (f"{project_url}/environments", "Web: environments"),
+                        (f"{project_url}/schedules", "Web: schedules"), (base + "/admin", "Queues")]:
+        driver.get(path)
+        heading(title)
+        time.sleep(0.3)
+        wide = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        check(wide <= 0, f"{path} is {wide} px wider than a phone's screen")
+    driver.set_window_size(1280, 900)
+    driver.get(f"{project_url}/operations/{operation_id}")
+
     # A deep link opens its page after a reload; logging out ends the session.
-    driver.back()
     driver.refresh()
     WebDriverWait(driver, 30).until(EC.text_to_be_present_in_element((By.ID, "operation-status"), "canceled"))
     driver.find_element(By.XPATH, "//button[normalize-space()='Log out']").click()

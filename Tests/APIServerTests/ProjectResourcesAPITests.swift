@@ -90,4 +90,22 @@ import Testing
                     == .notFound)
         }
     }
+
+    /// A login key without a target says which field is wrong (it said "the input breaks a rule").
+    @Test func aLoginKeyWithoutATargetNamesTheField() async throws {
+        try await APIHarness.with("api_target_key") { harness, client in
+            let (base, _, token) = try await AutomationAPITests.project(harness, client)
+            let environment = try #require(
+                (try await client.send(.get, "\(base)/environments", token: token).json()["items"] as? [[String: Any]])?.first?["id"]
+                    as? String)
+            let key = try await client.send(
+                .post, "\(base)/environments/\(environment)/secrets", token: token, json: #"{"name":"deploy","kind":"ssh"}"#)
+            let keyID = try #require(try key.json()["id"] as? String)
+            let answer = try await client.send(
+                .patch, "\(base)/environments/\(environment)", token: token, json: #"{"target_secret_id":"\#(keyID)"}"#)
+            #expect(answer.status == .unprocessableContent, "\(String(buffer: answer.body))")
+            let errors = try answer.problem()["errors"] as? [[String: Any]]
+            #expect(errors?.first?["field"] as? String == "target_secret_id", "\(String(buffer: answer.body))")
+        }
+    }
 }

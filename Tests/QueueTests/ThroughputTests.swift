@@ -34,6 +34,22 @@ struct ThroughputTests {
         }
     }
 
+    /// One queue whose key is not a sorted set does not take the others' figures down.
+    @Test func aBrokenKeyLeavesTheOtherQueuesFigures() async throws {
+        try await TestRedis.withJobQueue("throughput-broken") { queue in
+            let good = TestRedis.uniqueQueueName("throughput-good")
+            let broken = TestRedis.uniqueQueueName("throughput-broken")
+            try await queue.enqueueNumbered(1, queue: good)
+            try await queue.sampleThroughput(queues: [good])
+            try await queue.enqueueNumbered(2, queue: good)
+            try await queue.sampleThroughput(queues: [good])
+            _ = try await queue.redis.send("SET", [.string(queue.keys(broken).throughput), "not a sorted set"])
+            let minutes = try await queue.throughput(queues: [broken, good])
+            #expect(minutes[good]?.last?.added == 2)
+            #expect(minutes[broken]?.count == 60 && minutes[broken]?.allSatisfy { $0.added == nil } == true)
+        }
+    }
+
     @Test func samplesOlderThanTheSpanAreDropped() async throws {
         try await TestRedis.withJobQueue("throughput-old") { queue in
             let name = TestRedis.uniqueQueueName("throughput-old")
@@ -72,5 +88,10 @@ struct ThroughputTests {
         ]
         #expect(ThroughputSample.perMinute(reset, now: now, minutes: 1) == [ThroughputMinute(start: now - minute, added: 4, finished: 3)])
         #expect(ThroughputSample.perMinute([], now: now, minutes: 2).allSatisfy { $0.added == nil })
+        // Members the sampler never writes (negative counters) are not read: huge opposite values
+        // would overflow the difference.
+        #expect(ThroughputSample(member: "1000:-9000000000000000000:0") == nil)
+        #expect(ThroughputSample(member: "1000:5:5") == ThroughputSample(at: 1000, added: 5, finished: 5))
+        #expect(ThroughputSample(member: "x:1:1") == nil && ThroughputSample(member: "1:1") == nil)
     }
 }

@@ -208,7 +208,9 @@ struct ProjectResourceRoutes: Sendable {
                     return status
                 }
             }
-            return PageBody(try await operations.list(project: project, statuses: statuses, page: try request.pageRequest()))
+            // Each status once (a list repeating one would bind a long array for nothing).
+            return PageBody(
+                try await operations.list(project: project, statuses: statuses.map { Array(Set($0)) }, page: try request.pageRequest()))
         }
         project.get("operations/:id") { _, context -> Store.Operation in
             let (project, _) = try await context.project(.read, access: access)

@@ -31,7 +31,7 @@ struct WebAppRoutes: Sendable {
     /// Paths the app answers: its pages, beside the API's `/v1`, `/admin/queues`, `/hooks`, `/ws`.
     static let pages: [RouterPath] = [
         "/", "login", "signup", "forgot-password", "reset-password", "verify-email", "invitations/**", "projects/**",
-        "organizations/**", "account", "account/**", "admin",
+        "organizations/**", "account", "account/**", "admin", "queues/**",
     ]
 
     func addRoutes(to router: some RouterMethods<APIContext>) {

@@ -98,6 +98,23 @@ function showError(form, error) {
 
 let formCount = 0;
 
+/** What the next drawing of a page shows once at its top (a secret shown this once), then forgets. */
+let flash = null;
+
+/** The flash's block for this page (empty when none), focused so it is seen and heard. */
+function flashBlock() {
+  const shown = el("div", { role: "status" });
+  if (flash) {
+    const { title, secret, example } = flash;
+    flash = null;
+    const heading = el("h2", { tabindex: "-1" }, title);
+    shown.append(heading, el("pre", { class: "log", id: "shown-secret" }, secret),
+      example ? el("p", {}, "Sign each delivery with it, for example:") : "", example ? el("pre", { class: "log" }, example) : "");
+    queueMicrotask(() => heading.focus());
+  }
+  return shown;
+}
+
 /** One labelled field of a form: [name, label, type, extra]. `extra.value` prefills it (a
  * textarea's text too), `extra.selected` picks a select's option, `extra.checked` a checkbox. */
 function field(prefix, [name, label, type = "text", extra = {}]) {
@@ -109,7 +126,10 @@ function field(prefix, [name, label, type = "text", extra = {}]) {
   }
   if (type === "select") {
     const { options = [], selected, ...rest } = extra;
-    return el("label", {}, label, el("select", { name, id, ...rest }, options.map(([value, text]) => el("option", { value, selected: value === selected }, text))));
+    // A current value the options lack (a record on a later page, or gone) stays chosen, rather
+    // than the browser quietly picking the first option and a save sending it.
+    const all = selected && !options.some(([value]) => value === selected) ? [[selected, "(as it is)"], ...options] : options;
+    return el("label", {}, label, el("select", { name, id, ...rest }, all.map(([value, text]) => el("option", { value, selected: value === selected }, text))));
   }
   if (type === "checkbox") {
     return el("label", { class: "check" }, el("input", { name, id, type, checked: Boolean(extra.checked) }), label);
@@ -120,7 +140,8 @@ function field(prefix, [name, label, type = "text", extra = {}]) {
 /** A form whose submit runs `action` with the named fields' values (a checkbox's as a boolean). */
 function form(fields, submit, action) {
   const prefix = `f${++formCount}`;
-  const node = el("form", { tabindex: "-1" }, fields.map((spec) => field(prefix, spec)), el("button", { type: "submit" }, submit));
+  // A field given as null is one this form leaves out.
+  const node = el("form", { tabindex: "-1" }, fields.filter(Boolean).map((spec) => field(prefix, spec)), el("button", { type: "submit" }, submit));
   node.addEventListener("submit", async (event) => {
     event.preventDefault();
     const values = Object.fromEntries(new FormData(node).entries());
@@ -140,9 +161,21 @@ function form(fields, submit, action) {
   return node;
 }
 
-/** A closed disclosure with a form in it: "New …" and "Edit …" blocks. */
+/** A closed disclosure with a form in it: "New …" and "Edit …" blocks. Once its action has
+ * saved (and drawn the page again), focus returns to the same block and "Saved" is said. */
 function editor(summary, fields, submit, action) {
-  return el("details", {}, el("summary", {}, summary), form(fields, submit, action));
+  return el("details", {}, el("summary", {}, summary), form(fields, submit, async (values) => {
+    await action(values);
+    await backTo(summary);
+  }));
+}
+
+/** After a page was drawn again: focus on the summary named `text` (or the heading), "Saved". */
+async function backTo(text) {
+  await drawn;
+  const again = [...main.querySelectorAll("summary")].find((summary) => summary.textContent === text);
+  if (again) again.focus();
+  announce("Saved");
 }
 
 function page(title, ...children) {
@@ -312,7 +345,7 @@ async function projectPage(project, query) {
   const base = `/v1/projects/${project}`;
   const status = operationStatuses.includes(query.get("status")) ? query.get("status") : "";
   const [info, jobs, tasks, environments, operations] = await Promise.all([
-    api("GET", base), api("GET", `${base}/jobs`), api("GET", `${base}/tasks`), api("GET", `${base}/environments`),
+    api("GET", base), api("GET", `${base}/jobs?limit=200`), api("GET", `${base}/tasks?limit=200`), api("GET", `${base}/environments?limit=200`),
     api("GET", `${base}/operations?limit=20${status ? `&status=${status}` : ""}`)]);
   const jobNames = Object.fromEntries(jobs.items.map((job) => [job.id, job.name]));
   const taskNames = Object.fromEntries(tasks.items.map((task) => [task.id, task.name]));
@@ -327,18 +360,30 @@ async function projectPage(project, query) {
   const operationRows = (items) => items.map((operation) => el("tr", {},
     el("td", {}, link(`/projects/${project}/operations/${operation.id}`, operation.id.slice(0, 8))),
     el("td", {}, jobNames[operation.job_id] || operation.job_id.slice(0, 8)),
-    el("td", {}, statusCell(operation.status)), el("td", {}, operation.reason),
+    el("td", {}, statusCell(operation.status)), el("td", {}, reasons[operation.reason] || operation.reason),
     el("td", {}, new Date(operation.created_at).toLocaleString())));
   const operationBody = el("tbody", {}, operationRows(operations.items));
   let cursor = operations.next_cursor;
   const more = el("button", { type: "button", class: "secondary", hidden: !cursor, onclick: guarded(async () => {
     const next = await api("GET", `${base}/operations?limit=20&cursor=${encodeURIComponent(cursor)}${status ? `&status=${status}` : ""}`);
-    operationBody.append(...operationRows(next.items));
+    const rows = operationRows(next.items);
+    operationBody.append(...rows);
     cursor = next.next_cursor;
-    more.hidden = !cursor;
+    // The button goes with the last page: the keyboard moves on to the first new row.
+    if (!cursor) {
+      more.hidden = true;
+      rows[0]?.querySelector("a")?.focus();
+      announce(`${next.items.length} more; no older operations`);
+    } else announce(`${next.items.length} more`);
   }) }, "Older operations");
-  const filter = el("select", { id: "status-filter", onchange: (event) => go(`/projects/${project}${event.target.value ? `?status=${event.target.value}` : ""}`) },
-    el("option", { value: "" }, "any status"), operationStatuses.map((value) => el("option", { value, selected: value === status }, value)));
+  // A small form, not a select that acts on change: arrow keys on a select must not reload the page.
+  const filter = el("form", { class: "inline", onsubmit: (event) => {
+    event.preventDefault();
+    const chosen = event.currentTarget.querySelector("select").value;
+    go(`/projects/${project}${chosen ? `?status=${chosen}` : ""}`);
+  } }, el("label", { class: "inline" }, "Operation status ", el("select", { id: "status-filter" },
+    el("option", { value: "" }, "any"), operationStatuses.map((value) => el("option", { value, selected: value === status }, value.replace("_", " "))))),
+  " ", el("button", { type: "submit", class: "secondary" }, "Show"));
   page(info.name, projectTabs(project, ""),
     el("h2", {}, "Jobs"),
     table(jobs.items, [
@@ -353,7 +398,7 @@ async function projectPage(project, query) {
       editor(`Edit ${job.name}`, jobFields(job), "Save job", async (values) => { await api("PATCH", `${base}/jobs/${job.id}`, jobBody(values)); render(); }))],
     ], "No jobs yet: make a task, then a job that runs it."),
     el("h2", {}, "Operations"),
-    el("p", {}, el("label", { class: "inline" }, "Show ", filter)),
+    filter,
     operations.items.length
       ? el("table", { id: "operations" }, el("thead", {}, el("tr", {}, ["Operation", "Job", "Status", "Why", "Queued"].map((text) => el("th", { scope: "col" }, text)))),
         operationBody)
@@ -415,10 +460,10 @@ async function organizationPage(organization) {
 
 async function notificationsPage(project, info) {
   const base = `/v1/projects/${project}`;
-  const [notifiers, rules, jobs] = await Promise.all([api("GET", `${base}/notifiers`), api("GET", `${base}/notification-rules`), api("GET", `${base}/jobs`)]);
+  const [notifiers, rules, jobs] = await Promise.all([api("GET", `${base}/notifiers?limit=200`), api("GET", `${base}/notification-rules?limit=200`), api("GET", `${base}/jobs?limit=200`)]);
   const names = Object.fromEntries([...notifiers.items, ...jobs.items].map((item) => [item.id, item.name]));
   const jobOptions = jobs.items.map((job) => [job.id, job.name]);
-  const shown = el("div", { role: "status" });
+  const shown = flashBlock();
   page(`${info.name}: notifications`, projectTabs(project, "notifications"), shown,
     el("h2", {}, "Notifiers"),
     table(notifiers.items, [["Name", (notifier) => notifier.name], ["Kind", (notifier) => notifier.kind],
@@ -427,7 +472,8 @@ async function notificationsPage(project, info) {
         notifier.kind === "webhook" ? [" ", el("button", { type: "button", class: "secondary", "aria-label": `Rotate the signing secret of ${notifier.name}`, onclick: guarded(async () => {
           if (!confirm(`Rotate the signing secret of ${notifier.name}? The receiver needs the new one.`)) return;
           const rotated = await api("POST", `${base}/notifiers/${notifier.id}/rotate`);
-          shown.replaceChildren(el("h2", {}, `The new signing secret of ${notifier.name}, shown this once`), el("pre", { class: "log" }, rotated.signing_secret));
+          flash = { title: `The new signing secret of ${notifier.name}, shown this once`, secret: rotated.signing_secret };
+          render();
         }) }, "Rotate secret")] : null,
         editor(`Edit ${notifier.name}`, [["name", "Name", "text", { required: true, value: notifier.name }],
           notifier.kind === "email" ? ["recipients", "Addresses (comma-separated)", "text", { required: true, value: (notifier.recipients || []).join(", ") }]
@@ -453,7 +499,8 @@ async function notificationsPage(project, info) {
       form([["name", "Name", "text", { required: true }], ["url", "URL", "url", { required: true }]], "Create",
         async ({ name, url }) => {
           const created = await api("POST", `${base}/notifiers`, { name, kind: "webhook", url });
-          shown.replaceChildren(el("h2", {}, "Its signing secret, shown this once"), el("pre", { class: "log" }, created.signing_secret));
+          flash = { title: `The signing secret of ${name}, shown this once`, secret: created.signing_secret };
+          render();
         })),
     el("h2", {}, "Rules"),
     table(rules.items, [["When", (rule) => rule.activity_pattern], ["Of job", (rule) => rule.job_id ? names[rule.job_id] || "" : "any"],
@@ -478,7 +525,7 @@ async function settingsPage(project, info) {
     el("p", {}, token.configured ? "Set: commit statuses are posted for this project's GitHub repositories." : "Not set."),
     token.configured ? el("p", {}, el("button", { type: "button", class: "secondary", onclick: async () => { await api("DELETE", `${base}/github-token`); render(); } }, "Remove the token")) : null,
     el("details", {}, el("summary", {}, token.configured ? "Replace the token" : "Set a token"),
-      form([["token", "Token (write-only)", "password", { required: true, autocomplete: "off" }]], "Save",
+      form([["token", "Token (write-only)", "password", { required: true, autocomplete: "new-password" }]], "Save",
         async ({ token: value }) => { await api("PUT", `${base}/github-token`, { token: value }); render(); })));
 }
 
@@ -500,11 +547,13 @@ function projectTabs(project, current) {
 }
 
 /** A table of `items` with the given columns ([heading, item => cell]), or `empty` when none. */
-function table(items, columns, empty) {
+function table(items, columns, empty, label = "Table") {
   if (!items.length) return el("p", {}, empty);
-  return el("table", {},
-    el("thead", {}, el("tr", {}, columns.map(([heading]) => el("th", { scope: "col" }, heading)))),
-    el("tbody", {}, items.map((item) => el("tr", {}, columns.map(([, cell]) => el("td", {}, cell(item)))))));
+  // A wide table scrolls on its own on a narrow screen (the page does not), and the keyboard
+  // can scroll it too.
+  return el("div", { class: "table-scroll", role: "region", tabindex: "0", "aria-label": label }, el("table", {},
+    el("thead", {}, el("tr", {}, columns.map(([heading]) => el("th", { scope: "col" }, heading || el("span", { class: "visually-hidden" }, "Actions"))))),
+    el("tbody", {}, items.map((item) => el("tr", {}, columns.map(([, cell]) => el("td", {}, cell(item))))))));
 }
 
 function deleteButton(label, path) {
@@ -516,10 +565,13 @@ function deleteButton(label, path) {
 /** `KEY=value` lines as a map; a line without `=` is an error naming it. */
 function variables(text) {
   const map = {};
-  for (const line of (text || "").split("\n").map((line) => line.trim()).filter(Boolean)) {
+  // A value is kept as typed, spaces included; only the name around `=` is trimmed.
+  for (const line of (text || "").split("\n").map((line) => line.replace(/\r$/, "")).filter((line) => line.trim())) {
     const at = line.indexOf("=");
-    if (at <= 0) throw new APIError(422, { detail: `"${line}" is not NAME=value`, errors: [{ field: "variables", message: `"${line}" is not NAME=value` }] });
-    map[line.slice(0, at)] = line.slice(at + 1);
+    if (at <= 0 || !line.slice(0, at).trim()) {
+      throw new APIError(422, { detail: `"${line}" is not NAME=value`, errors: [{ field: "variables", message: `"${line}" is not NAME=value` }] });
+    }
+    map[line.slice(0, at).trim()] = line.slice(at + 1);
   }
   return map;
 }
@@ -531,40 +583,49 @@ function variableLines(map) {
 
 async function environmentsPage(project, info) {
   const base = `/v1/projects/${project}`;
-  const environments = (await api("GET", `${base}/environments`)).items;
+  const environments = (await api("GET", `${base}/environments?limit=200`)).items;
   const blocks = [];
   for (const environment of environments) {
     const secrets = (await api("GET", `${base}/environments/${environment.id}/secrets`)).items;
     const sshKeys = secrets.filter((secret) => secret.kind === "ssh");
+    // Values with a line break cannot be edited as NAME=value lines: they stay as they are.
+    const multiline = Object.values(environment.variables || {}).some((value) => value.includes("\n"));
     blocks.push(el("section", { "aria-label": `Environment ${environment.name}` },
       el("h2", {}, environment.name, environment.is_default ? " (default)" : ""),
-      table(Object.entries(environment.variables || {}), [["Variable", ([name]) => name], ["Value", ([, value]) => value]], "No variables."),
+      table(Object.entries(environment.variables || {}), [["Variable", ([name]) => name], ["Value", ([, value]) => value]], "No variables.", `Variables of ${environment.name}`),
       el("p", {}, environment.target ? `Scripts run on ${environment.target} over SSH.` : "Scripts run on the worker."),
       editor(`Edit ${environment.name}`, [["name", "Name", "text", { required: true, value: environment.name }],
-        ["variables", "Variables (NAME=value, one a line)", "textarea", { value: variableLines(environment.variables) }],
-        ["is_default", "The project's default environment", "checkbox", { checked: environment.is_default }],
+        multiline ? null : ["variables", "Variables (NAME=value, one a line)", "textarea", { value: variableLines(environment.variables) }],
+        // The default stops being one only when another becomes the default.
+        environment.is_default ? null : ["is_default", "Make it the project's default environment", "checkbox", { checked: false }],
         ["target", "Target (ssh://user@host[:port]; empty: the worker itself)", "text", { value: environment.target || "", placeholder: "ssh://deploy@app.example.com" }],
         ["target_secret_id", "Logs in to the target with", "select", {
-          // A key once chosen is replaced, not removed (clear the target instead).
-          options: [...(environment.target_secret_id ? [] : [["", "no key"]]), ...sshKeys.map((secret) => [secret.id, secret.name])],
-          selected: environment.target_secret_id || "" }],
+          options: [["", "no key"], ...sshKeys.map((secret) => [secret.id, secret.name])], selected: environment.target_secret_id || "" }],
         ["known_hosts", "known_hosts (the target's host key, and hosts the script connects to)", "textarea", { value: environment.known_hosts || "" }]],
       "Save environment", async (values) => {
-        const body = { ...values, variables: variables(values.variables) };
-        if (!body.target_secret_id) delete body.target_secret_id;
+        const body = { ...values };
+        // Variables go only when their text changed, so a rename leaves them exactly as stored.
+        if (multiline || values.variables === variableLines(environment.variables)) delete body.variables;
+        else body.variables = variables(values.variables);
+        if (!body.is_default) delete body.is_default;
+        // No target means no key to log in with (the server clears it with the target).
+        if (!body.target_secret_id || !body.target) delete body.target_secret_id;
         await api("PATCH", `${base}/environments/${environment.id}`, body);
         render();
       }),
+      multiline ? el("p", {}, "Some variables hold line breaks: change them through the API (PATCH …/environments/{id}).") : null,
       el("h3", {}, "Secrets"),
       table(secrets, [["Name", (secret) => secret.name], ["Kind", (secret) => secret.kind],
         ["Status", (secret) => secret.kind === "ssh" && secret.public_key
           ? el("span", {}, `${secret.status} · ${secret.fingerprint || ""}`, el("textarea", { readonly: true, rows: 2, class: "code", "aria-label": `Public key of ${secret.name}` }, secret.public_key))
           : secret.status],
         ["", (secret) => el("span", {}, deleteButton(`Delete secret ${secret.name}`, `${base}/secrets/${secret.id}`),
-          editor(`Replace ${secret.name}`, [["value", "New value (write-only)", secret.kind === "ssh" ? "textarea" : "password", { required: true, autocomplete: "off" }]],
-            "Replace", async ({ value }) => { await api("PATCH", `${base}/secrets/${secret.id}`, { value }); render(); }))]], "No secrets."),
+          // An ssh key is generated, never typed: only env values are replaced.
+          secret.kind === "env" ? editor(`Replace ${secret.name}`, [["value", "New value (write-only)", "password", { required: true, autocomplete: "new-password" }]],
+            "Replace", async ({ value }) => { await api("PATCH", `${base}/secrets/${secret.id}`, { value }); render(); }) : null)]], "No secrets.", `Secrets of ${environment.name}`),
       editor(`Set a secret in ${environment.name}`, [["name", "Name", "text", { required: true, autocomplete: "off" }],
-        ["value", "Value (write-only: it is never shown again)", "password", { required: true, autocomplete: "off" }]],
+        // new-password: the browser must not fill in the login here, nor offer to save the value as one.
+        ["value", "Value (write-only: it is never shown again)", "password", { required: true, autocomplete: "new-password" }]],
       "Set secret", async ({ name, value }) => {
         await api("POST", `${base}/environments/${environment.id}/secrets`, { name, kind: "env", value });
         render();
@@ -582,7 +643,7 @@ async function environmentsPage(project, info) {
 
 async function repositoriesPage(project, info) {
   const base = `/v1/projects/${project}`;
-  const repositories = (await api("GET", `${base}/repositories`)).items;
+  const repositories = (await api("GET", `${base}/repositories?limit=200`)).items;
   page(`${info.name}: repositories`, projectTabs(project, "repositories"),
     ...repositories.map((repository) => {
       const key = repository.deploy_key || {};
@@ -618,7 +679,7 @@ async function repositoriesPage(project, info) {
             repository.has_token ? [" ", el("button", { type: "button", class: "secondary", "aria-label": `Remove the token of ${repository.name}`,
               onclick: guarded(async () => { await api("DELETE", `${base}/repositories/${repository.id}/token`); render(); }) }, "Remove token")] : null),
           editor(repository.has_token ? `Replace the token of ${repository.name}` : `Set a token for ${repository.name}`,
-            [["token", "Access token (write-only; sent as the password of user x-access-token)", "password", { required: true, autocomplete: "off" }]],
+            [["token", "Access token (write-only; sent as the password of user x-access-token)", "password", { required: true, autocomplete: "new-password" }]],
             "Save token", async ({ token }) => { await api("PUT", `${base}/repositories/${repository.id}/token`, { token }); render(); })) : null,
         el("h3", {}, "Refs"),
         table(Object.entries(repository.refs || {}), [["Ref", ([ref]) => ref], ["Commit", ([, sha]) => sha.slice(0, 12)]], "No refs seen yet."));
@@ -660,13 +721,14 @@ function scheduleForm(base, jobs, schedule, submit, save) {
     ["when", "Runs", "select", { options: [["cron", "repeatedly (cron)"], ["once", "once"]], selected: schedule.run_at ? "once" : "cron" }],
     ["cron", "Cron (minute hour day month weekday, or @daily…)", "text", { placeholder: "0 2 * * *", value: schedule.cron || "", autocomplete: "off", spellcheck: "false" }],
     ["time_zone", "Time zone (IANA)", "text", { value: zone, list: "time-zones", autocomplete: "off" }],
-    ["run_at", "At (your browser's time)", "datetime-local", { value: schedule.run_at ? local(schedule.run_at) : "" }],
+    ["run_at", "At (your browser's time)", "datetime-local", { value: schedule.run_at ? local(schedule.run_at) : "", min: local(Date.now()) }],
     ["catch_up", "Times missed while no scheduler ran", "select", { options: [["once", "run once for them all"], ["none", "skip them"]], selected: schedule.catch_up }],
     ["overlap", "While the previous run is still running", "select", { options: [["allow", "run anyway"], ["skip", "skip this time"]], selected: schedule.overlap }],
     ["description", "Description (optional)", "text", { value: schedule.description || "" }],
   ], submit, async (values) => {
     const body = { ...(schedule.id ? {} : { job_id: values.job_id }), catch_up: values.catch_up, overlap: values.overlap, time_zone: values.time_zone || "UTC" };
-    if (values.description) body.description = values.description;
+    // An edit sends it even empty: that is how a description is removed.
+    if (values.description || schedule.id) body.description = values.description;
     if (values.when === "once") {
       if (!values.run_at) throw new APIError(422, { detail: "choose when it runs", errors: [{ field: "run_at", message: "choose when it runs" }] });
       body.run_at = new Date(values.run_at).toISOString();
@@ -675,8 +737,10 @@ function scheduleForm(base, jobs, schedule, submit, save) {
     }
     await save(body);
   });
-  const preview = el("div", { class: "preview", role: "status", "aria-live": "polite" });
+  const preview = el("div", { class: "preview", id: `${node.querySelector("[name=cron]").id}-preview` });
   const cron = node.querySelector("[name=cron]");
+  // Read with the field; a one-line summary is said as it changes (not five dates at every pause).
+  cron.setAttribute("aria-describedby", preview.id);
   const timeZone = node.querySelector("[name=time_zone]");
   const when = node.querySelector("[name=when]");
   cron.closest("label").after(preview);
@@ -690,49 +754,70 @@ function scheduleForm(base, jobs, schedule, submit, save) {
     node.querySelector("[name=run_at]").closest("label").hidden = !once;
     cron.required = !once;
     clearTimeout(timer);
-    if (once || !cron.value.trim()) { preview.replaceChildren(); return; }
+    // An answer still on its way is dropped too.
+    if (once || !cron.value.trim()) { asked += 1; preview.replaceChildren(); return; }
+    // Closed editors ask nothing until they are opened.
+    if (!node.closest("details")?.open) return;
     // Asked after a pause in typing; an older answer arriving late is dropped.
     timer = setTimeout(async () => {
       const ask = ++asked;
       try {
         const answer = await api("GET", `${base}/schedule-preview?cron=${encodeURIComponent(cron.value)}&time_zone=${encodeURIComponent(timeZone.value || "UTC")}`);
         if (ask !== asked) return;
-        preview.replaceChildren(el("span", {}, `Next, in ${timeZone.value || "UTC"}:`), el("ul", { class: "fire-times" },
-          answer.next_fire_times.map((time) => el("li", {}, inZone(time, timeZone.value || "UTC")))));
+        const times = answer.next_fire_times.map((time) => inZone(time, timeZone.value || "UTC"));
+        preview.replaceChildren(el("span", {}, `Next, in ${timeZone.value || "UTC"}:`), el("ul", { class: "fire-times" }, times.map((time) => el("li", {}, time))));
+        announce(times.length ? `Next: ${times[0]}` : "It never fires");
       } catch (error) {
         if (ask !== asked) return;
         const fields = (error.problem && error.problem.errors) || [];
-        preview.replaceChildren(el("span", { class: "error" }, fields.length ? fields.map((each) => each.message).join("; ") : error.message));
+        const words = { cron: "Cron", time_zone: "Time zone" };
+        const text = fields.length ? fields.map((each) => `${words[each.field] || each.field}: ${each.message}`).join("; ") : error.message;
+        preview.replaceChildren(el("span", { class: "error" }, text));
+        announce(text);
       }
     }, 300);
   };
   for (const input of [cron, timeZone, when]) input.addEventListener("input", update);
+  // Its details element is known once the form is in it: ask when it opens.
+  queueMicrotask(() => node.closest("details")?.addEventListener("toggle", update));
   update();
   return node;
 }
 
 async function schedulesPage(project, info) {
   const base = `/v1/projects/${project}`;
-  const [schedules, jobs] = await Promise.all([api("GET", `${base}/schedules`), api("GET", `${base}/jobs`)]);
+  const [schedules, jobs] = await Promise.all([api("GET", `${base}/schedules?limit=200`), api("GET", `${base}/jobs?limit=200`)]);
   const jobNames = Object.fromEntries(jobs.items.map((job) => [job.id, job.name]));
+  const when = (schedule) => schedule.cron ? `${schedule.cron} (${schedule.time_zone})` : new Date(schedule.run_at).toLocaleString();
+  // Names that tell two schedules of one job apart, for buttons read out of context.
+  const named = (schedule) => `the schedule ${when(schedule)} of ${jobNames[schedule.job_id] || "a job"}`;
   page(`${info.name}: schedules`, projectTabs(project, "schedules"), timeZoneList(),
     table(schedules.items, [
       ["Job", (schedule) => jobNames[schedule.job_id] || schedule.job_id.slice(0, 8)],
-      ["When", (schedule) => schedule.cron ? `${schedule.cron} (${schedule.time_zone})` : new Date(schedule.run_at).toLocaleString()],
-      ["Next", (schedule) => (schedule.next_fire_times || []).slice(0, 3).map((time) => inZone(time, schedule.time_zone)).join("; ") || "–"],
+      ["When", when],
+      ["Description", (schedule) => schedule.description || ""],
+      ["Next", (schedule) => schedule.disabled_at ? "–" : (schedule.next_fire_times || []).slice(0, 3).map((time) => inZone(time, schedule.time_zone)).join("; ") || "–"],
       ["State", (schedule) => schedule.disabled_at ? `disabled: ${schedule.disabled_reason || ""}` : "enabled"],
       ["", (schedule) => el("span", {},
-        el("button", { type: "button", class: "secondary", "aria-label": `${schedule.disabled_at ? "Enable" : "Disable"} the schedule of ${jobNames[schedule.job_id] || "a job"}`,
+        el("button", { type: "button", class: "secondary", "aria-label": `${schedule.disabled_at ? "Enable" : "Disable"} ${named(schedule)}`,
           onclick: guarded(async () => {
             await api("POST", `${base}/schedules/${schedule.id}/${schedule.disabled_at ? "enable" : "disable"}`);
             render();
           }) }, schedule.disabled_at ? "Enable" : "Disable"), " ",
-        deleteButton(`Delete the schedule of ${jobNames[schedule.job_id] || "a job"}`, `${base}/schedules/${schedule.id}`),
-        el("details", {}, el("summary", {}, `Edit the schedule of ${jobNames[schedule.job_id] || "a job"}`),
-          scheduleForm(base, jobs.items, schedule, "Save schedule", async (body) => { await api("PATCH", `${base}/schedules/${schedule.id}`, body); render(); })))],
-    ], "No schedules yet."),
+        deleteButton(`Delete ${named(schedule)}`, `${base}/schedules/${schedule.id}`),
+        el("details", {}, el("summary", {}, `Edit ${named(schedule)}`),
+          scheduleForm(base, jobs.items, schedule, "Save schedule", async (body) => {
+            await api("PATCH", `${base}/schedules/${schedule.id}`, body);
+            render();
+            await backTo(`Edit ${named(schedule)}`);
+          })))],
+    ], "No schedules yet.", "Schedules"),
     el("details", {}, el("summary", {}, "New schedule"),
-      scheduleForm(base, jobs.items, { catch_up: "once", overlap: "allow" }, "Create schedule", async (body) => { await api("POST", `${base}/schedules`, body); render(); })));
+      scheduleForm(base, jobs.items, { catch_up: "once", overlap: "allow" }, "Create schedule", async (body) => {
+        await api("POST", `${base}/schedules`, body);
+        render();
+        await backTo("New schedule");
+      })));
 }
 
 const changeTypes = [["change", "a ref moves"], ["add", "a ref appears"], ["remove", "a ref goes"]];
@@ -740,7 +825,7 @@ const changeTypes = [["change", "a ref moves"], ["add", "a ref appears"], ["remo
 async function triggersPage(project, info) {
   const base = `/v1/projects/${project}`;
   const [triggers, jobs, repositories] = await Promise.all([
-    api("GET", `${base}/triggers`), api("GET", `${base}/jobs`), api("GET", `${base}/repositories`)]);
+    api("GET", `${base}/triggers?limit=200`), api("GET", `${base}/jobs?limit=200`), api("GET", `${base}/repositories?limit=200`)]);
   const names = Object.fromEntries([...jobs.items, ...repositories.items].map((item) => [item.id, item.name]));
   page(`${info.name}: triggers`, projectTabs(project, "triggers"),
     table(triggers.items, [["Name", (trigger) => trigger.name], ["Repository", (trigger) => names[trigger.repository_id] || ""],
@@ -761,35 +846,31 @@ async function triggersPage(project, info) {
 
 async function webhooksPage(project, info) {
   const base = `/v1/projects/${project}`;
-  const [webhooks, jobs] = await Promise.all([api("GET", `${base}/webhooks`), api("GET", `${base}/jobs`)]);
+  const [webhooks, jobs] = await Promise.all([api("GET", `${base}/webhooks?limit=200`), api("GET", `${base}/jobs?limit=200`)]);
   const jobNames = Object.fromEntries(jobs.items.map((job) => [job.id, job.name]));
-  const shown = el("div", { role: "status" });
-  page(`${info.name}: webhooks`, projectTabs(project, "webhooks"), shown,
+  // The secret goes in a curl example that signs a delivery the way Harrow checks it.
+  const example = (url, secret) => [`secret='${secret}'`, `body='{}'`, "timestamp=$(date +%s)",
+    `signature=$(printf '%s.%s' "$timestamp" "$body" | openssl dgst -sha256 -hmac "$secret" | sed 's/^.* //')`,
+    `curl -X POST '${url}' -H 'Content-Type: application/json' -H "X-Harrow-Timestamp: $timestamp" \\`,
+    `  -H "X-Harrow-Signature: sha256=$signature" -H "X-Harrow-Delivery: $(cat /proc/sys/kernel/random/uuid)" --data-binary "$body"`].join("\n");
+  page(`${info.name}: webhooks`, projectTabs(project, "webhooks"), flashBlock(),
     table(webhooks.items, [["Name", (webhook) => webhook.name], ["Runs", (webhook) => jobNames[webhook.job_id] || ""],
       ["URL", (webhook) => `${location.origin}/hooks/${webhook.slug}`],
       ["", (webhook) => el("span", {}, deleteButton(`Delete webhook ${webhook.name}`, `${base}/webhooks/${webhook.id}`), " ",
         el("button", { type: "button", class: "secondary", "aria-label": `Rotate the secret of ${webhook.name}`, onclick: guarded(async () => {
           if (!confirm(`Rotate the secret of ${webhook.name}? Senders need the new one.`)) return;
           const rotated = await api("POST", `${base}/webhooks/${webhook.id}/rotate`);
-          shown.replaceChildren(el("h2", {}, `The new secret of ${webhook.name}, shown this once`), el("pre", { class: "log" }, rotated.signing_secret));
-          shown.querySelector("h2").scrollIntoView();
-        }) }, "Rotate secret"))]], "No webhooks yet."),
+          flash = { title: `The new secret of ${webhook.name}, shown this once`, secret: rotated.signing_secret,
+            example: example(`${location.origin}/hooks/${webhook.slug}`, rotated.signing_secret) };
+          render();
+        }) }, "Rotate secret"))]], "No webhooks yet.", "Webhooks"),
     el("details", {}, el("summary", {}, "New webhook"),
       form([["name", "Name", "text", { required: true }], ["job_id", "Job to run", "select", { options: jobs.items.map((job) => [job.id, job.name]) }]],
         "Create webhook", async (values) => {
           const created = await api("POST", `${base}/webhooks`, values);
-          const url = `${location.origin}/hooks/${created.webhook.slug}`;
-          const example = [`secret='${created.signing_secret}'`, `body='{}'`, "timestamp=$(date +%s)",
-            `signature=$(printf '%s.%s' "$timestamp" "$body" | openssl dgst -sha256 -hmac "$secret" | sed 's/^.* //')`,
-            `curl -X POST '${url}' -H 'Content-Type: application/json' -H "X-Harrow-Timestamp: $timestamp" \\`,
-            `  -H "X-Harrow-Signature: sha256=$signature" -H "X-Harrow-Delivery: $(cat /proc/sys/kernel/random/uuid)" --data-binary "$body"`].join("\n");
-          shown.replaceChildren(el("h2", {}, "Its signing secret, shown this once"), el("pre", { class: "log", id: "webhook-secret" }, created.signing_secret),
-            el("p", {}, "Sign each delivery with it, for example:"), el("pre", { class: "log" }, example));
-          // The list as it is now (the secret stays above it, this once).
-          const list = main.querySelector("table");
-          const row = el("tr", {}, el("td", {}, created.webhook.name), el("td", {}, jobNames[created.webhook.job_id] || ""), el("td", {}, url),
-            el("td", {}, deleteButton(`Delete webhook ${created.webhook.name}`, `${base}/webhooks/${created.webhook.id}`)));
-          if (list) list.querySelector("tbody").append(row);
+          flash = { title: `The signing secret of ${created.webhook.name}, shown this once`, secret: created.signing_secret,
+            example: example(`${location.origin}/hooks/${created.webhook.slug}`, created.signing_secret) };
+          render();
         })));
 }
 
@@ -822,7 +903,8 @@ async function adminPage() {
     // The periodic refresh waits while the keyboard is in the page: replacing the buttons would
     // lose its place.
     if (!forced && view.contains(document.activeElement)) return;
-    const [overview, throughput] = await Promise.all([api("GET", "/admin/queues"), api("GET", "/admin/throughput")]);
+    // The chart's figures are extra: the counts and actions stay usable without them.
+    const [overview, throughput] = await Promise.all([api("GET", "/admin/queues"), api("GET", "/admin/throughput").catch(() => ({ items: [] }))]);
     const minutesOf = Object.fromEntries(throughput.items.map((item) => [item.queue, item.minutes]));
     // Every queue's minutes added up, for the chart of the whole platform.
     const total = (throughput.items[0]?.minutes || []).map((minute, index) => {
@@ -832,7 +914,7 @@ async function adminPage() {
     const rows = overview.queues.map((queue) => {
       const path = `/admin/queues/${encodeURIComponent(queue.queue)}`;
       return el("tr", { "data-queue": queue.queue },
-        el("th", { scope: "row" }, link(`/admin/queues/${encodeURIComponent(queue.queue)}`, queue.queue)),
+        el("th", { scope: "row" }, link(`/queues/${encodeURIComponent(queue.queue)}`, queue.queue)),
         el("td", { class: "spark" }, chart(minutesOf[queue.queue] || [], { width: 120, height: 28, label: `${queue.queue}, last hour` })),
         el("td", { class: "ready" }, queue.ready), el("td", { class: "pending" }, queue.pending),
         el("td", { class: "delayed" }, queue.delayed), el("td", { class: "dead" }, queue.dead), el("td", {}, queue.consumers),
@@ -854,12 +936,12 @@ async function adminPage() {
           el("button", { type: "button", class: "secondary", "aria-label": `Delete every dead letter of ${queue.queue}`, onclick: guarded(async () => {
             if (confirm(`Delete every dead letter of ${queue.queue}?`)) { await api("DELETE", `${path}/dead`); await draw(true); }
           }) }, "Delete all")),
-        el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Job"), el("th", {}, "Type"), el("th", {}, "Error"), el("th", {}, "Failed"), el("th", {}, ""))),
+        el("div", { class: "table-scroll", role: "region", tabindex: "0", "aria-label": `Dead letters of ${queue.queue}` }, el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Job"), el("th", {}, "Type"), el("th", {}, "Error"), el("th", {}, "Failed"), el("th", {}, el("span", { class: "visually-hidden" }, "Actions")))),
           el("tbody", {}, dead.map((letter) => el("tr", {},
             el("td", {}, letter.id.slice(0, 8)), el("td", {}, letter.fields.type || ""), el("td", {}, letter.error),
             el("td", {}, new Date(letter.failed_at).toLocaleString()),
             el("td", {}, el("button", { type: "button", class: "secondary", "aria-label": `Retry ${letter.id}`,
-              onclick: guarded(async () => { await api("POST", `${path}/dead/retry`, { id: letter.id }); await draw(true); }) }, "Retry"))))))));
+              onclick: guarded(async () => { await api("POST", `${path}/dead/retry`, { id: letter.id }); await draw(true); }) }, "Retry")))))))));
     }
     const workers = (await api("GET", "/admin/workers")).items;
     view.replaceChildren(
@@ -867,9 +949,9 @@ async function adminPage() {
         chart(total, { width: 720, height: 160, label: "Every queue, last hour", axis: true }),
         el("p", { class: "legend" }, el("span", { class: "key finished" }, "finished"), " ", el("span", { class: "key added" }, "added"),
           " · sampled by the workers every few seconds; a gap is a time no worker ran.")),
-      el("table", { id: "queues" },
-        el("thead", {}, el("tr", {}, ["Queue", "Last hour", "Ready", "In flight", "Delayed", "Dead", "Consumers", "Oldest ready", ""].map((text) => el("th", { scope: "col" }, text)))),
-        el("tbody", {}, rows)),
+      el("div", { class: "table-scroll", role: "region", tabindex: "0", "aria-label": "Queues" }, el("table", { id: "queues" },
+        el("thead", {}, el("tr", {}, ["Queue", "Last hour", "Ready", "In flight", "Delayed", "Dead", "Consumers", "Oldest ready", ""].map((text) => el("th", { scope: "col" }, text || el("span", { class: "visually-hidden" }, "Actions"))))),
+        el("tbody", {}, rows))),
       el("p", {}, `Outbox: ${overview.outbox.depth} waiting, ${overview.outbox.failed} failed.`),
       el("h2", {}, "Workers"),
       table(workers, [["Worker", (worker) => worker.id], ["Queues", (worker) => worker.queues.join(", ")], ["Concurrency", (worker) => worker.concurrency],
@@ -891,7 +973,8 @@ function svg(tag, attributes = {}, ...children) {
 }
 
 /** Minutes of throughput as an SVG chart: bars of finished jobs, a line of added ones. It says
- * what it shows in words too (its label), for those who cannot see it. */
+ * what it shows in words (its label); with `axis`, its scale is said in text under it (readable
+ * at any width) and its minutes can be opened as a table. */
 function chart(minutes, { width, height, label, axis = false }) {
   const known = minutes.filter((minute) => minute.finished !== undefined && minute.finished !== null);
   const finished = known.reduce((sum, minute) => sum + minute.finished, 0);
@@ -901,32 +984,32 @@ function chart(minutes, { width, height, label, axis = false }) {
   const words = known.length
     ? `${label}: ${finished} finished, ${added} added; busiest minute ${busiest} finished (${Math.round(busiest / 60 * 10) / 10} a second)`
     : `${label}: no samples (no worker running)`;
-  const top = axis ? 14 : 1;
-  const plot = height - top - (axis ? 16 : 1);
   const step = width / Math.max(1, minutes.length);
-  const y = (value) => top + plot - (value / peak) * plot;
+  const y = (value) => height - (value / peak) * (height - 2);
   const bars = minutes.map((minute, index) => minute.finished === undefined || minute.finished === null ? null
-    : svg("rect", { class: "finished", x: (index * step + step * 0.1).toFixed(1), y: y(minute.finished).toFixed(1), width: (step * 0.8).toFixed(1), height: (top + plot - y(minute.finished)).toFixed(1) })).filter(Boolean);
+    : svg("rect", { class: "finished", x: (index * step + step * 0.1).toFixed(1), y: y(minute.finished).toFixed(1), width: (step * 0.8).toFixed(1), height: (height - y(minute.finished)).toFixed(1) })).filter(Boolean);
   const points = minutes.map((minute, index) => minute.added === undefined || minute.added === null ? null : `${(index * step + step / 2).toFixed(1)},${y(minute.added).toFixed(1)}`).filter(Boolean);
-  const parts = [svg("title", {}, words), ...bars];
-  if (points.length > 1) parts.push(svg("polyline", { class: "added", points: points.join(" ") }));
-  if (axis) {
-    parts.push(svg("text", { x: 0, y: 11, class: "axis" }, `${peak} a minute`), svg("text", { x: 0, y: height - 3, class: "axis" }, "an hour ago"),
-      svg("text", { x: width, y: height - 3, class: "axis", "text-anchor": "end" }, "now"));
-  }
-  return svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": words, class: "chart" }, ...parts);
+  if (points.length > 1) bars.push(svg("polyline", { class: "added", points: points.join(" ") }));
+  const picture = svg("svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": words, class: "chart" }, ...bars);
+  if (!axis) return picture;
+  const at = (ms) => new Date(ms).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  return el("figure", { class: "chart" }, el("p", { class: "axis" }, `up to ${peak} a minute`), picture,
+    el("p", { class: "axis ends" }, el("span", {}, "an hour ago"), el("span", {}, "now")),
+    el("details", {}, el("summary", {}, "The minutes as a table"),
+      table(known.slice().reverse(), [["Minute from", (minute) => at(minute.start)], ["Finished", (minute) => minute.finished], ["Added", (minute) => minute.added]],
+        "No minute was sampled.", `${label}, by the minute`)));
 }
 
 /** Admin: one queue's jobs by state (ready, in flight, delayed, dead), its chart and actions. */
 async function adminQueuePage(name) {
   if (!me.is_admin) return page("Not found", el("p", {}, "No such page."));
   const path = `/admin/queues/${encodeURIComponent(name)}`;
-  const [stats, throughput] = await Promise.all([api("GET", path), api("GET", "/admin/throughput")]);
+  const [stats, throughput] = await Promise.all([api("GET", path), api("GET", "/admin/throughput").catch(() => ({ items: [] }))]);
   const minutes = (throughput.items.find((item) => item.queue === name) || {}).minutes || [];
   const [ready, pending, delayed, dead] = await Promise.all([
     api("GET", `${path}/jobs?state=ready&limit=50`), api("GET", `${path}/jobs?state=pending&limit=50`),
     api("GET", `${path}/jobs?state=delayed&limit=50`), api("GET", `${path}/dead?limit=50`)]);
-  const fields = (job) => el("code", {}, job.fields.type || "", job.fields.attempt ? ` · attempt ${job.fields.attempt}` : "");
+  const fields = (job) => el("code", {}, job.fields.type || "", Number(job.fields.attempt) > 1 ? ` · attempt ${job.fields.attempt}` : "");
   const at = (ms) => new Date(ms).toLocaleString();
   page(`Queue ${name}`, el("p", {}, link("/admin", "← Queues")),
     el("p", {}, `${stats.ready} ready, ${stats.pending} in flight, ${stats.delayed} delayed, ${stats.dead} dead${stats.paused ? "; paused" : ""}.`),
@@ -967,6 +1050,7 @@ async function operationPage(project, id) {
   const status = el("strong", { id: "operation-status", role: "status" }, statusCell(operation.status));
   const timeline = el("ol", { id: "timeline", class: "timeline" });
   const outcome = el("p", {});
+  const details = el("div", {});
   const log = el("pre", { class: "log", id: "log", role: "log", "aria-live": "off", "aria-label": "Log", tabindex: "0" });
   const seen = new Set();
   const cancel = el("button", { type: "button", class: "secondary", onclick: guarded(async () => {
@@ -996,17 +1080,21 @@ async function operationPage(project, id) {
     outcome.replaceChildren(
       current.exit_status !== null && current.exit_status !== undefined ? `Exit status ${current.exit_status}. ` : "",
       current.failure_reason ? `Why it failed: ${failures[current.failure_reason] || current.failure_reason}. ` : "");
+    // Checkouts are recorded once the run starts: drawn again with every change.
+    const parameters = Object.entries(current.parameters || {});
+    const checkouts = Object.entries(current.checkouts || {});
+    details.replaceChildren(...[
+      current.retry_of ? el("p", {}, "A retry of ", link(`/projects/${project}/operations/${current.retry_of}`, current.retry_of.slice(0, 8))) : null,
+      parameters.length ? el("section", { "aria-label": "Parameters" }, el("h2", {}, "Parameters"),
+        table(parameters, [["Name", ([name]) => name], ["Value", ([, value]) => value]], "", "Parameters")) : null,
+      checkouts.length ? el("section", { "aria-label": "Checkouts" }, el("h2", {}, "Checkouts"),
+        table(checkouts, [["Repository", ([name]) => name], ["Commit", ([, sha]) => el("code", {}, sha)]], "", "Checkouts")) : null,
+    ].filter(Boolean));
   };
   showActions(operation);
   describe(operation);
-  const parameters = Object.entries(operation.parameters || {});
-  const checkouts = Object.entries(operation.checkouts || {});
   page(`Operation ${id.slice(0, 8)}`, el("p", {}, link(`/projects/${project}`, "← Project")),
-    el("p", {}, job ? `Job ${job.name} · ` : "", "Status: ", status), actions, timeline, outcome,
-    operation.retry_of ? el("p", {}, "A retry of ", link(`/projects/${project}/operations/${operation.retry_of}`, operation.retry_of.slice(0, 8))) : null,
-    parameters.length ? el("section", { "aria-label": "Parameters" }, el("h2", {}, "Parameters"), table(parameters, [["Name", ([name]) => name], ["Value", ([, value]) => value]], "")) : null,
-    checkouts.length ? el("section", { "aria-label": "Checkouts" }, el("h2", {}, "Checkouts"),
-      table(checkouts, [["Repository", ([name]) => name], ["Commit", ([, sha]) => el("code", {}, sha)]], "")) : null,
+    el("p", {}, job ? `Job ${job.name} · ` : "", "Status: ", status), actions, timeline, outcome, details,
     el("h2", {}, "Log"), log);
 
   async function refresh() {
@@ -1065,8 +1153,15 @@ async function operationPage(project, id) {
 }
 
 let renders = 0;
+/** The page being drawn: what waits for it to be there. */
+let drawn = Promise.resolve();
 
-async function render() {
+function render() {
+  drawn = draw();
+  return drawn;
+}
+
+async function draw() {
   renders += 1;
   if (socket) { const old = socket; socket = null; old.close(); }
   if (refresher) { clearInterval(refresher); refresher = null; }
@@ -1094,7 +1189,8 @@ async function render() {
       return await pages[match[2]](match[1], await api("GET", `/v1/projects/${match[1]}`));
     }
     if (path === "/admin") return await adminPage();
-    if ((match = path.match(/^\/admin\/queues\/([^/]+)$/))) return await adminQueuePage(decodeURIComponent(match[1]));
+    // Not under /admin/queues: that is the API's, and a reload there must open this page.
+    if ((match = path.match(/^\/queues\/([^/]+)$/))) return await adminQueuePage(decodeURIComponent(match[1]));
     if (path === "/account") return await accountPage();
     if ((match = path.match(/^\/organizations\/([0-9a-f-]{36})$/))) return await organizationPage(match[1]);
     if ((match = path.match(/^\/invitations\/([0-9a-f-]{36})$/))) return await invitationPage(match[1]);

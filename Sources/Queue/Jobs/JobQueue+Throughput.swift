@@ -29,7 +29,11 @@ extension JobQueue {
             queues.map { RedisCommand("ZRANGEBYSCORE", [.string(keys($0).throughput), .string(String(since)), "+inf"]) })
         var result: [String: [ThroughputMinute]] = [:]
         for (queue, reply) in zip(queues, replies) {
-            if case .error(let message) = reply { throw RedisError.server(message, command: "ZRANGEBYSCORE") }
+            // A queue whose key cannot be read (not a sorted set) has no figures; the others do.
+            if case .error = reply {
+                result[queue] = ThroughputSample.perMinute([], now: now, minutes: minutes)
+                continue
+            }
             let samples = (reply.array ?? []).compactMap { $0.string.flatMap(ThroughputSample.init(member:)) }
             result[queue] = ThroughputSample.perMinute(samples, now: now, minutes: minutes)
         }

@@ -16,7 +16,10 @@ public struct ThroughputSample: Sendable, Hashable, Codable {
     /// Parses a member of the throughput set (`<ms>:<added>:<finished>`).
     init?(member: String) {
         let parts = member.split(separator: ":")
-        guard parts.count == 3, let at = Int64(parts[0]), let added = Int64(parts[1]), let finished = Int64(parts[2]) else { return nil }
+        // Counters never go below zero: a member that says so is not one the sampler wrote.
+        guard parts.count == 3, let at = Int64(parts[0]), let added = Int64(parts[1]), let finished = Int64(parts[2]), added >= 0,
+            finished >= 0
+        else { return nil }
         self.init(at: at, added: added, finished: finished)
     }
 
@@ -51,6 +54,7 @@ public struct ThroughputSample: Sendable, Hashable, Codable {
                 return ThroughputMinute(start: start, added: nil, finished: nil)
             }
             let (first, last) = (sorted[firstIndex], sorted[lastIndex])
+            // Both are non-negative (see init(member:)), so the difference cannot overflow.
             func delta(_ from: Int64, _ to: Int64) -> Int64 { to >= from ? to - from : to }
             return ThroughputMinute(start: start, added: delta(first.added, last.added), finished: delta(first.finished, last.finished))
         }

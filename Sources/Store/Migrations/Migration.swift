@@ -23,6 +23,6 @@ public struct Migration: Sendable, Hashable {
     /// Every migration of this version of Harrow, in order.
     public static let all: [Migration] = [
         .domain, .secretFingerprints, .gitHubTokens, .outboxPolicy, .operationRuns, .repositoryTokens, .creators, .scheduleFiring,
-        .repositoryPolling, .jobNotifiers, .webhookNotifiers,
+        .repositoryPolling, .jobNotifiers, .webhookNotifiers, .operationStatusIndex,
     ]
 }

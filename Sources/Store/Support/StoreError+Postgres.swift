@@ -50,6 +50,7 @@ extension StoreError {
         "organization_memberships_organization_id_fkey": ("the organization does not exist", "organization_id"),
         "project_memberships_project_id_fkey": ("the project does not exist", "project_id"),
         "environments_project_id_fkey": ("the project does not exist", "project_id"),
+        "environments_target_secret_check": ("a login key needs a target to log in to: set the target, or no key", "target_secret_id"),
         "tasks_project_id_fkey": ("the project does not exist", "project_id"),
         "ssh_keys_project_id_fkey": ("the project does not exist", "project_id"),
         "repositories_project_id_fkey": ("the project does not exist", "project_id"),
