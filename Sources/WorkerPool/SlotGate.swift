@@ -13,14 +13,14 @@ final class SlotGate: Sendable {
         var running = 0
         var perQueue: [String: Int] = [:]
         var generation = 0
-        var waiters: [CheckedContinuation<Void, Never>] = []
+        var waiters: [Int: CheckedContinuation<Bool, Never>] = [:]
         var closed = false
         /// Fetched jobs waiting for a slot, in fetch order.
         var prefetched = CircularBuffer<FetchedJob>()
         var prefetchedPerQueue: [String: Int] = [:]
         var nextWaiterID = 0
         var idleWaiters: [Int: CheckedContinuation<Bool, Never>] = [:]
-        /// Idle waits whose timeout fired before they parked.
+        /// Idle and change waits whose timeout fired before they parked.
         var expiredWaiters: Set<Int> = []
     }
 
@@ -60,7 +60,7 @@ final class SlotGate: Sendable {
             state.perQueue[queue, default: 1] -= 1
             state.generation &+= 1
             let startable = takeStartable(&state)
-            let waiters = state.waiters
+            let waiters = Array(state.waiters.values)
             state.waiters.removeAll()
             var idleWaiters: [CheckedContinuation<Bool, Never>] = []
             if state.running == 0 {
@@ -69,7 +69,7 @@ final class SlotGate: Sendable {
             }
             return (startable, waiters, idleWaiters)
         }
-        for waiter in waiters { waiter.resume() }
+        for waiter in waiters { waiter.resume(returning: true) }
         for waiter in idleWaiters { waiter.resume(returning: true) }
         return startable
     }
@@ -87,15 +87,20 @@ final class SlotGate: Sendable {
         return startable
     }
 
-    /// Returns once the generation differs from `generation` (a job finished) or the gate closed.
-    func waitForChange(from generation: Int) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let resumeNow = state.withLockedValue { state -> Bool in
-                if state.generation != generation || state.closed { return true }
-                state.waiters.append(continuation)
-                return false
-            }
-            if resumeNow { continuation.resume() }
+    /// Returns `true` once the generation differs from `generation` (a job finished) or the gate
+    /// closed, `false` when `timeout` passed first.
+    @discardableResult
+    func waitForChange(from generation: Int, timeout: Duration? = nil) async -> Bool {
+        await park(in: .change, timeout: timeout) { $0.generation != generation || $0.closed }
+    }
+
+    /// Takes every prefetched job out (none of them will start here): for handing them back.
+    func withdrawPrefetched() -> [FetchedJob] {
+        state.withLockedValue { state in
+            let jobs = Array(state.prefetched)
+            state.prefetched.removeAll()
+            state.prefetchedPerQueue.removeAll()
+            return jobs
         }
     }
 
@@ -109,9 +114,9 @@ final class SlotGate: Sendable {
             state.prefetched.removeAll()
             state.prefetchedPerQueue.removeAll()
             defer { state.waiters.removeAll() }
-            return (state.waiters, unstarted)
+            return (Array(state.waiters.values), unstarted)
         }
-        for waiter in waiters { waiter.resume() }
+        for waiter in waiters { waiter.resume(returning: true) }
         return unstarted
     }
 
@@ -119,40 +124,64 @@ final class SlotGate: Sendable {
     /// drained. The timeout holds under task cancellation, so a cancelled worker still gives its
     /// jobs their grace; only an unlimited wait ends early when the task is cancelled.
     func waitUntilIdle(timeout: Duration?) async -> Bool {
-        let id = state.withLockedValue { state -> Int in
+        await park(in: .idle, timeout: timeout, endsOnCancel: timeout == nil) { $0.running == 0 }
+    }
+
+    /// Which waits a waiter is among: for a slot to change, or for the gate to go idle.
+    private enum Waiters: Sendable {
+        case change, idle
+
+        var list: WritableKeyPath<State, [Int: CheckedContinuation<Bool, Never>]> {
+            switch self {
+            case .change: \.waiters
+            case .idle: \.idleWaiters
+            }
+        }
+    }
+
+    private func nextWaiterID() -> Int {
+        state.withLockedValue { state -> Int in
             state.nextWaiterID += 1
             return state.nextWaiterID
         }
-        // A timer on an event loop rather than a sleeping task: it fires whatever the task's
-        // cancellation state.
+    }
+
+    /// Waits among `waiters` until `done` holds (true) or `timeout` passes (false); with
+    /// `endsOnCancel`, also ends (false) when the task is cancelled. The timeout is an event
+    /// loop's timer rather than a sleeping task: it fires whatever the task's cancellation state.
+    private func park(
+        in waiters: Waiters, timeout: Duration?, endsOnCancel: Bool = false, until done: @escaping @Sendable (State) -> Bool
+    ) async -> Bool {
+        let id = nextWaiterID()
         let timer = timeout.map { timeout in
             MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
-                self.expireIdleWaiter(id)
+                self.expire(id, in: waiters)
             }
         }
         defer { timer?.cancel() }
         return await withTaskCancellationHandler {
-            await parkUntilIdle(id)
+            await parkNow(id, in: waiters, until: done)
         } onCancel: {
-            if timeout == nil { self.expireIdleWaiter(id) }
+            if endsOnCancel { self.expire(id, in: waiters) }
         }
     }
 
-    private func parkUntilIdle(_ id: Int) async -> Bool {
+    private func parkNow(_ id: Int, in waiters: Waiters, until done: (State) -> Bool) async -> Bool {
         await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let immediate = state.withLockedValue { state -> Bool? in
-                if state.running == 0 { return true }
+                if done(state) { return true }
                 if state.expiredWaiters.remove(id) != nil { return false }
-                state.idleWaiters[id] = continuation
+                state[keyPath: waiters.list][id] = continuation
                 return nil
             }
             if let immediate { continuation.resume(returning: immediate) }
         }
     }
 
-    private func expireIdleWaiter(_ id: Int) {
+    /// A wait's timeout: it ends now if parked, or at once when it parks later.
+    private func expire(_ id: Int, in waiters: Waiters) {
         let waiter = state.withLockedValue { state -> CheckedContinuation<Bool, Never>? in
-            if let waiter = state.idleWaiters.removeValue(forKey: id) { return waiter }
+            if let waiter = state[keyPath: waiters.list].removeValue(forKey: id) { return waiter }
             state.expiredWaiters.insert(id)
             return nil
         }

@@ -27,6 +27,7 @@ public final class Worker: Service, Sendable {
     let inFlight: InFlightTable
     let acks: AckBatcher
     let watchdog: TimeoutWatchdog
+    let prefetch: PrefetchWindow
     private let lifecycle = NIOLockedValueBox(Lifecycle())
 
     private struct Lifecycle {
@@ -54,9 +55,18 @@ public final class Worker: Service, Sendable {
         // Timeouts fire at most a quarter of the shortest one late (between 10 ms and 1 s).
         let shortest = registry.entries.values.map(\.timeout).min() ?? .seconds(4)
         self.watchdog = TimeoutWatchdog(resolution: min(.seconds(1), max(.milliseconds(10), shortest / 4)))
+        self.prefetch = PrefetchWindow(
+            fixed: options.prefetch, concurrency: options.concurrency, horizon: options.prefetchHorizon,
+            maximum: Self.automaticPrefetchMaximum(concurrency: options.concurrency))
     }
 
     var workerID: String { options.workerID }
+
+    /// Automatic prefetch's ceiling: ten times the concurrency, at least 100 (a round trip's
+    /// worth of tiny jobs) and at most 1,000.
+    static func automaticPrefetchMaximum(concurrency: Int) -> Int {
+        min(1000, max(100, concurrency * 10))
+    }
 
     var isStopping: Bool { lifecycle.withLockedValue { $0.stopping } }
 
@@ -202,11 +212,24 @@ public final class Worker: Service, Sendable {
         while !isStopping && !Task.isCancelled {
             let slots = gate.snapshot()
             if slots.closed { break }
-            let wanted = slots.free + options.prefetch - slots.prefetched
+            let window = prefetch.size
+            let wanted = slots.free + window - slots.prefetched
             // With slots idle, fetch at once; while every slot is busy, top up the prefetched jobs
             // only once half the window is gone, so each round trip brings a batch.
-            if wanted <= 0 || (slots.free == 0 && wanted < (options.concurrency + options.prefetch + 1) / 2) {
-                await gate.waitForChange(from: slots.generation)
+            if wanted <= 0 || (slots.free == 0 && wanted < (options.concurrency + window + 1) / 2) {
+                if prefetch.fixed == nil && slots.free == 0 && slots.prefetched > 0 {
+                    // Automatic prefetch promised a short wait: jobs that would wait longer go back
+                    // to the stream (another worker may be idle), and none are fetched ahead until
+                    // a job here finishes.
+                    if await !gate.waitForChange(from: slots.generation, timeout: options.prefetchStall) {
+                        prefetch.stall()
+                        let withdrawn = gate.withdrawPrefetched()
+                        logger.info("slots stayed busy; handing back prefetched jobs", metadata: ["jobs": "\(withdrawn.count)"])
+                        await handBack(withdrawn)
+                    }
+                } else {
+                    await gate.waitForChange(from: slots.generation)
+                }
                 continue
             }
             var capped = false
@@ -298,7 +321,9 @@ public final class Worker: Service, Sendable {
             let timeout = timeout(for: job.envelope)
             let watchID = watchdog.reserve()
             let task = Task {
+                let started = ContinuousClock.now
                 await self.process(job, watchID: watchID, timeout: timeout)
+                self.prefetch.record(ContinuousClock.now - started)
                 self.start(self.gate.release(queue: job.queue))
             }
             watchdog.watch(watchID, task: task, until: .now + timeout)
@@ -399,7 +424,16 @@ public final class Worker: Service, Sendable {
                 defer { state.unstarted.removeAll() }
                 return state.unstarted
             } + gate.close()
-        for (queue, jobs) in Dictionary(grouping: unstarted, by: \.queue) {
+        await handBack(unstarted)
+        do { try await recoverOrphans() } catch {
+            logger.warning("could not look for lost deliveries at shutdown", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Puts jobs this worker fetched but will not start back into their streams (no attempt
+    /// counted); what cannot be handed back is reclaimed once its heartbeats stop.
+    private func handBack(_ jobs: [FetchedJob]) async {
+        for (queue, jobs) in Dictionary(grouping: jobs, by: \.queue) {
             let ids = jobs.map(\.entryID)
             do {
                 let returned = try await jobQueue.handBack(queue: queue, entryIDs: ids, consumer: workerID)
@@ -409,9 +443,6 @@ public final class Worker: Service, Sendable {
             }
             for id in ids { inFlight.remove(entryID: id) }
             inFlight.settle(ids)
-        }
-        do { try await recoverOrphans() } catch {
-            logger.warning("could not look for lost deliveries at shutdown", metadata: ["error": "\(error)"])
         }
     }
 

@@ -7,12 +7,20 @@ extension Worker {
         public var queues: QueueSelection
         /// Most jobs running at once in this process.
         public var concurrency: Int
-        /// Jobs fetched ahead of free slots, to wait in this process for one. Fetching ahead
-        /// overlaps the round trip to Redis with running jobs, which matters for many short
-        /// jobs; it delays a prefetched job behind the running ones, which matters for long
-        /// ones, so it is off by default. Prefetched jobs are heartbeated like running ones and
-        /// handed back at shutdown.
-        public var prefetch: Int
+        /// Jobs fetched ahead of free slots, to wait in this process for one: a fixed number
+        /// (0: none), or `nil` for automatic (the default). Fetching ahead overlaps the round
+        /// trip to Redis with running jobs, which matters for many short jobs; it delays a
+        /// prefetched job behind the running ones, which matters for long ones. Automatic
+        /// prefetch keeps as many as the slots start within ``prefetchHorizon`` at the pace jobs
+        /// have been finishing (up to ten times the concurrency, 100 to 1,000), and hands them
+        /// back when every slot stays busy for ``prefetchStall``. Prefetched jobs are
+        /// heartbeated like running ones and handed back at shutdown.
+        public var prefetch: Int?
+        /// How soon automatic prefetch expects a prefetched job to start.
+        public var prefetchHorizon: Duration
+        /// How long prefetched jobs may wait while every slot stays busy before automatic
+        /// prefetch hands them back (to run on another worker) and stops until a job finishes.
+        public var prefetchStall: Duration
         /// How long in-flight jobs may run on after SIGTERM before they are cancelled.
         public var shutdownTimeout: Duration
         /// How long cancelled jobs get to end (and hand themselves back) after that. With the
@@ -36,7 +44,8 @@ extension Worker {
         public var workerID: String
 
         public init(
-            queues: QueueSelection, concurrency: Int = 10, prefetch: Int = 0, shutdownTimeout: Duration = .seconds(20),
+            queues: QueueSelection, concurrency: Int = 10, prefetch: Int? = nil, prefetchHorizon: Duration = .milliseconds(10),
+            prefetchStall: Duration = .seconds(1), shutdownTimeout: Duration = .seconds(20),
             cancellationGrace: Duration = .seconds(5), heartbeatInterval: Duration = Worker.defaultHeartbeatInterval,
             deadWorkerAfter: Duration = .seconds(30), blockTimeout: Duration = .seconds(2),
             runsMaintenance: Bool = true, promoteInterval: Duration = .seconds(1), reclaimInterval: Duration = .seconds(5),
@@ -44,7 +53,9 @@ extension Worker {
         ) {
             self.queues = queues
             self.concurrency = max(1, concurrency)
-            self.prefetch = max(0, prefetch)
+            self.prefetch = prefetch.map { max(0, $0) }
+            self.prefetchHorizon = prefetchHorizon
+            self.prefetchStall = prefetchStall
             self.shutdownTimeout = shutdownTimeout
             self.cancellationGrace = cancellationGrace
             self.heartbeatInterval = heartbeatInterval

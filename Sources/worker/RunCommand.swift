@@ -41,8 +41,9 @@ struct RunCommand: AsyncParsableCommand {
     @Option(
         help: """
             Jobs fetched ahead of free slots, waiting in the worker (heartbeated, handed back at \
-            shutdown). Raises throughput of many short jobs; keep 0 for long ones. Env: HARROW_PREFETCH.
-            """) var prefetch: Int = Int(ProcessInfo.processInfo.environment["HARROW_PREFETCH"] ?? "") ?? 0
+            shutdown): auto (as many as the slots start within 10 ms at the pace jobs finish, handed \
+            back when every slot stays busy for 1 s), or a fixed number (0: none). Env: HARROW_PREFETCH.
+            """) var prefetch: String = ProcessInfo.processInfo.environment["HARROW_PREFETCH"] ?? "auto"
 
     @Option(help: "Per-queue limits on running jobs in this process, e.g. operations=4,mail=10.") var queueConcurrency: String?
 
@@ -163,7 +164,9 @@ struct RunCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
-        guard prefetch >= 0 else { throw ValidationError("--prefetch must not be negative") }
+        guard prefetch == "auto" || (Int(prefetch).map { $0 >= 0 } ?? false) else {
+            throw ValidationError("--prefetch must be auto or a number of jobs, 0 or more")
+        }
         guard rsaConcurrency >= 1 else { throw ValidationError("--rsa-concurrency must be at least 1") }
         guard shutdownTimeout >= 0 else { throw ValidationError("--shutdown-timeout must not be negative") }
         guard cancellationGrace >= 0 else { throw ValidationError("--cancellation-grace must not be negative") }
@@ -315,7 +318,7 @@ struct RunCommand: AsyncParsableCommand {
         let worker = Worker(
             queue: jobQueue, registry: registry,
             options: Worker.Options(
-                queues: selection, concurrency: concurrency, prefetch: prefetch,
+                queues: selection, concurrency: concurrency, prefetch: prefetch == "auto" ? nil : Int(prefetch),
                 shutdownTimeout: .milliseconds(Int64(shutdownTimeout * 1000)),
                 cancellationGrace: .milliseconds(Int64(cancellationGrace * 1000)),
                 heartbeatInterval: heartbeat,

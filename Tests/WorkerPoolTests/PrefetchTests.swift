@@ -88,4 +88,69 @@ import WorkerPool
             #expect(recorder.runs.allSatisfy { $0.attempt == 1 })
         }
     }
+
+    // MARK: Automatic prefetch
+
+    /// Short jobs: once their pace is known the worker holds more than its slots (one round trip
+    /// brings many), and every job still runs once within the concurrency.
+    @Test func automaticPrefetchFetchesAheadOfShortJobs() async throws {
+        try await TestRedis.withJobQueue("wp-prefetch-auto") { queue in
+            let recorder = RunRecorder()
+            var registry = JobRegistry()
+            try registry.registerNap(recorder)
+            let ids = try await queue.enqueue(batch: Array(repeating: Nap(ms: 1), count: 400)).map(\.id)
+            var options = Worker.Options.fast(.strict("naps"), concurrency: 2)
+            options.prefetch = nil
+            let held = Locked(0)
+            try await withWorker(queue: queue, registry: registry, options: options) { worker in
+                try await eventually("all ran", timeout: .seconds(30), poll: .milliseconds(5)) {
+                    let pending = try await queue.pendingEntryIDs(queue: "naps", consumer: worker.id).count
+                    held.withLock { $0 = max($0, pending) }
+                    return recorder.count >= 400
+                }
+                try await queue.waitUntilDrained("naps")
+            }
+            #expect(held.value > 2, "the worker held at most \(held.value) jobs: it never fetched ahead")
+            #expect(recorder.count == 400 && Set(recorder.runs.map(\.id)) == Set(ids))
+            #expect(recorder.maxRunning <= 2)
+        }
+    }
+
+    /// Jobs prefetched behind a job that runs long go back to the stream once every slot has
+    /// stayed busy past the stall limit, and another worker runs them meanwhile.
+    @Test func automaticPrefetchHandsBackJobsStuckBehindALongOne() async throws {
+        try await TestRedis.withJobQueue("wp-prefetch-stall") { queue in
+            let recorder = RunRecorder()
+            var registry = JobRegistry()
+            try registry.registerNap(recorder)
+            var options = Worker.Options.fast(.strict("naps"), concurrency: 1)
+            options.prefetch = nil
+            options.prefetchStall = .milliseconds(300)
+            try await withWorker(queue: queue, registry: registry, options: options) { first in
+                // Its pace: short jobs, so it will fetch ahead.
+                try await queue.enqueue(batch: Array(repeating: Nap(ms: 1), count: 30))
+                try await eventually("warmed up") { recorder.count == 30 }
+                _ = try await queue.enqueue(Nap(ms: 4000))
+                try await eventually("the long one runs") { recorder.running == 1 }
+                try await queue.enqueue(batch: Array(repeating: Nap(ms: 1), count: 20))
+                // Fetched ahead behind the long job (the window is deep for 1 ms jobs), then
+                // handed back: the first worker holds only its running job again.
+                try await eventually("handed back", timeout: .seconds(3), poll: .milliseconds(20)) {
+                    let held = try await queue.pendingEntryIDs(queue: "naps", consumer: first.id).count
+                    let ready = try await queue.stats("naps").ready
+                    return held == 1 && ready == 20
+                }
+                // A second worker runs them while the long one still runs on the first.
+                var second = Worker.Options.fast(.strict("naps"), concurrency: 4)
+                second.prefetch = 0
+                try await withWorker(queue: queue, registry: registry, options: second) { _ in
+                    // Runs are counted as they start: 30, the long one, and these 20.
+                    try await eventually("the others ran", timeout: .seconds(10)) { recorder.count == 51 && recorder.running == 1 }
+                }
+                #expect(recorder.running == 1, "the long job still runs")
+                try await eventually("the long one ended", timeout: .seconds(10)) { recorder.running == 0 }
+            }
+            #expect(try await queue.stats("naps").pending == 0)
+        }
+    }
 }
