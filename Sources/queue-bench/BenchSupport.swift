@@ -4,7 +4,7 @@ import NIOCore
 import Queue
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Shared pieces of the scenarios: a quiet logger, Redis counters, process figures.
@@ -38,11 +38,11 @@ enum BenchSupport {
 
     /// Waits until `name` has nothing ready or pending (the workers are done). Polls: this is
     /// the harness watching from outside, not the queue.
-    static func waitUntilEmpty(_ queue: JobQueue, _ name: String) async throws {
+    static func waitUntilEmpty(_ queue: JobQueue, _ name: String, poll: Duration = .milliseconds(20)) async throws {
         while true {
             let stats = try await queue.stats(queues: [name])[0]
             if stats.ready == 0 && stats.pending == 0 { return }
-            try await Task.sleep(for: .milliseconds(20))
+            try await Task.sleep(for: poll)
         }
     }
 

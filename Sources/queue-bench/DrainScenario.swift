@@ -3,15 +3,21 @@ import Foundation
 import NIOCore
 import Queue
 
-/// N queued `noop` jobs drained by one (or more) worker processes; jobs/s from the first
-/// handler start to the last handler end, measured inside the workers, and the cost per job.
+/// N queued `noop` jobs drained by one (or more) worker processes, and the cost per job.
+///
+/// By default the workers are the `worker` binary users run, with its default options (only
+/// `--concurrency`, and `--prefetch` when given): jobs/s from resuming the queue to finding it
+/// empty, CPU and memory read from `/proc`. `--runner bench` uses `queue-bench-worker` (the
+/// library's `Worker` alone) and measures from the first handler start to the last end inside it.
 struct DrainScenario: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "drain", abstract: "Drain rate and cost per job.")
 
     @OptionGroup var options: BenchOptions
     @Option(help: "Jobs to drain.") var jobs = 100_000
     @Option(help: "Concurrency of each worker.") var concurrency = 10
-    @Option(help: "Jobs each worker fetches ahead of its free slots.") var prefetch = 0
+    @Option(help: "Jobs each worker fetches ahead of its free slots (default: the worker's own default, auto; 0 for queue-bench-worker).")
+    var prefetch: Int?
+    @Option(help: "worker (the binary users run) or bench (queue-bench-worker).") var runner = "worker"
     @Option(help: "Worker processes.") var workers = 1
 
     func run() async throws {
@@ -28,6 +34,12 @@ struct DrainScenario: AsyncParsableCommand {
         }
         // Held paused while the workers start, so the window holds only draining.
         try await queue.pause(queue: name)
+        if runner == "worker" {
+            try await drainWithWorkers(queue, name)
+            return
+        }
+        guard runner == "bench" else { throw BenchError("--runner is worker or bench") }
+        let prefetch = self.prefetch ?? 0
         let processes = try WorkerProcesses(count: workers, queue: name, concurrency: concurrency, prefetch: prefetch, options: options)
         try await queue.redis.send("CONFIG", ["RESETSTAT"])
         let before = try await BenchSupport.RedisCounters.read(queue.redis)
@@ -52,6 +64,45 @@ struct DrainScenario: AsyncParsableCommand {
                 ("redis_cmds_per_job", BenchSupport.format(Double(after.commands - before.commands) / Double(jobs), decimals: 3)),
                 ("worker_idle_rss_mb", BenchSupport.format(Double(reports.map(\.idleRSSKiB).max() ?? 0) / 1024)),
                 ("worker_rss_mb", BenchSupport.format(Double(reports.map(\.peakRSSKiB).max() ?? 0) / 1024)), ("redis", options.mode),
+            ])
+        try await BenchSupport.reset(queue)
+        await queue.redis.close()
+    }
+
+    /// The drain with `worker` processes, measured from outside.
+    private func drainWithWorkers(_ queue: JobQueue, _ name: String) async throws {
+        let arguments = ["--concurrency", "\(concurrency)"] + (prefetch.map { ["--prefetch", "\($0)"] } ?? [])
+        let processes = try RealWorkers(count: workers, queue: name, arguments: arguments, options: options)
+        let started = ContinuousClock.now
+        while try await queue.liveWorkers().count < workers {
+            guard ContinuousClock.now - started < .seconds(30) else { throw BenchError("the workers did not start within 30 s") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        // Settled: their first fetch has found the queue paused.
+        try await Task.sleep(for: .milliseconds(300))
+        let idleRSS = processes.rssKiB(peak: false)
+        try await queue.redis.send("CONFIG", ["RESETSTAT"])
+        let before = try await BenchSupport.RedisCounters.read(queue.redis)
+        let cpuBefore = processes.cpuMicroseconds()
+        let begin = ContinuousClock.now
+        try await queue.resume(queue: name)
+        try await BenchSupport.waitUntilEmpty(queue, name, poll: .milliseconds(5))
+        let seconds =
+            Double((ContinuousClock.now - begin).components.attoseconds) / 1e18 + Double((ContinuousClock.now - begin).components.seconds)
+        let cpu = processes.cpuMicroseconds() - cpuBefore
+        let after = try await BenchSupport.RedisCounters.read(queue.redis)
+        let peakRSS = processes.rssKiB(peak: true)
+        try processes.stop()
+        BenchSupport.emit(
+            "drain",
+            [
+                ("n", "\(jobs)"), ("workers", "\(workers)"), ("conc", "\(concurrency)"), ("prefetch", prefetch.map { "\($0)" } ?? "auto"),
+                ("runner", "worker"), ("jobs_per_s", BenchSupport.format(Double(jobs) / seconds, decimals: 0)),
+                ("worker_cpu_us_per_job", BenchSupport.format(cpu / Double(jobs), decimals: 2)),
+                ("redis_cpu_us_per_job", BenchSupport.format((after.cpuMicroseconds - before.cpuMicroseconds) / Double(jobs), decimals: 2)),
+                ("redis_cmds_per_job", BenchSupport.format(Double(after.commands - before.commands) / Double(jobs), decimals: 3)),
+                ("worker_idle_rss_mb", BenchSupport.format(Double(idleRSS) / 1024)),
+                ("worker_rss_mb", BenchSupport.format(Double(peakRSS) / 1024)), ("redis", options.mode),
             ])
         try await BenchSupport.reset(queue)
         await queue.redis.close()

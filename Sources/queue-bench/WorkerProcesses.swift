@@ -51,7 +51,7 @@ final class WorkerProcesses {
 
     /// Swift concurrency's threads block SIGTERM, and a child inherits the mask: unblock it for
     /// the spawn so the worker can be stopped gracefully.
-    private static func runUnblocked(_ process: Process) throws {
+    static func runUnblocked(_ process: Process) throws {
         var none = sigset_t()
         sigemptyset(&none)
         var previous = sigset_t()
