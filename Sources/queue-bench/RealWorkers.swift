@@ -52,7 +52,7 @@ final class RealWorkers {
         return pids.compactMap { pid -> Int? in
             guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
             let line = status.split(whereSeparator: \.isNewline).first { $0.hasPrefix(field) }
-            return line.flatMap { Int($0.dropFirst(field.count).split(separator: " ").first ?? "") }
+            return line.flatMap { Int($0.dropFirst(field.count).split(whereSeparator: \.isWhitespace).first ?? "") }
         }.max() ?? 0
     }
 
