@@ -8,7 +8,7 @@ struct QueueBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "queue-bench",
         abstract: "Benchmarks of Harrow's queue against a Redis you give it (use scripts/bench).",
-        subcommands: [EnqueueScenario.self, DrainScenario.self, LatencyScenario.self])
+        subcommands: [EnqueueScenario.self, DrainScenario.self, LatencyScenario.self, BacklogScenario.self])
 }
 
 /// Options every scenario takes.
