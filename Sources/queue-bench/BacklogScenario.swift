@@ -17,13 +17,7 @@ struct BacklogScenario: AsyncParsableCommand {
         let name = "bench-backlog"
         try await queue.prepare(queues: [name])
         let before = try await Self.usedMemory(queue)
-        let request = EnqueueRequest(type: "noop", queue: name, payload: ByteBuffer(string: "{}"))
-        var remaining = jobs
-        while remaining > 0 {
-            let count = min(1000, remaining)
-            try await queue.enqueue(batch: Array(repeating: request, count: count))
-            remaining -= count
-        }
+        try await BenchSupport.enqueueNoops(jobs, queue: name, on: queue)
         let after = try await Self.usedMemory(queue)
         BenchSupport.emit(
             "backlog",

@@ -23,6 +23,17 @@ enum BenchSupport {
         return JobQueue(redis: redis, options: JobQueue.Options(keyPrefix: options.keyPrefix))
     }
 
+    /// Queues `count` `noop` jobs in batches of 1,000.
+    static func enqueueNoops(_ count: Int, queue name: String, on queue: JobQueue) async throws {
+        let request = EnqueueRequest(type: "noop", queue: name, payload: ByteBuffer(string: "{}"))
+        var remaining = count
+        while remaining > 0 {
+            let batch = min(1000, remaining)
+            try await queue.enqueue(batch: Array(repeating: request, count: batch))
+            remaining -= batch
+        }
+    }
+
     /// Deletes every key of the benchmark's prefix.
     static func reset(_ queue: JobQueue) async throws {
         var cursor = "0"

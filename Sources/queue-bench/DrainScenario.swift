@@ -25,13 +25,7 @@ struct DrainScenario: AsyncParsableCommand {
         try await BenchSupport.reset(queue)
         let name = "bench-drain"
         try await queue.prepare(queues: [name])
-        let request = EnqueueRequest(type: "noop", queue: name, payload: ByteBuffer(string: "{}"))
-        var remaining = jobs
-        while remaining > 0 {
-            let count = min(1000, remaining)
-            try await queue.enqueue(batch: Array(repeating: request, count: count))
-            remaining -= count
-        }
+        try await BenchSupport.enqueueNoops(jobs, queue: name, on: queue)
         // Held paused while the workers start, so the window holds only draining.
         try await queue.pause(queue: name)
         if runner == "worker" {
