@@ -94,9 +94,11 @@ final class SlotGate: Sendable {
         await park(in: .change, timeout: timeout) { $0.generation != generation || $0.closed }
     }
 
-    /// Takes every prefetched job out (none of them will start here): for handing them back.
-    func withdrawPrefetched() -> [FetchedJob] {
+    /// Takes every prefetched job out (none of them will start here), for handing them back;
+    /// `nil` when a job finished since `generation` (the slots are moving after all).
+    func withdrawPrefetched(ifUnchangedSince generation: Int) -> [FetchedJob]? {
         state.withLockedValue { state in
+            guard state.generation == generation else { return nil }
             let jobs = Array(state.prefetched)
             state.prefetched.removeAll()
             state.prefetchedPerQueue.removeAll()

@@ -217,19 +217,7 @@ public final class Worker: Service, Sendable {
             // With slots idle, fetch at once; while every slot is busy, top up the prefetched jobs
             // only once half the window is gone, so each round trip brings a batch.
             if wanted <= 0 || (slots.free == 0 && wanted < (options.concurrency + window + 1) / 2) {
-                if prefetch.fixed == nil && slots.free == 0 && slots.prefetched > 0 {
-                    // Automatic prefetch promised a short wait: jobs that would wait longer go back
-                    // to the stream (another worker may be idle), and none are fetched ahead until
-                    // a job here finishes.
-                    if await !gate.waitForChange(from: slots.generation, timeout: options.prefetchStall) {
-                        prefetch.stall()
-                        let withdrawn = gate.withdrawPrefetched()
-                        logger.info("slots stayed busy; handing back prefetched jobs", metadata: ["jobs": "\(withdrawn.count)"])
-                        await handBack(withdrawn)
-                    }
-                } else {
-                    await gate.waitForChange(from: slots.generation)
-                }
+                await waitForSlot(slots)
                 continue
             }
             var capped = false
@@ -239,7 +227,7 @@ public final class Worker: Service, Sendable {
                 return limit > 0 ? (entry.name, limit) : nil
             }
             if open.isEmpty {
-                await gate.waitForChange(from: slots.generation)
+                await waitForSlot(slots)
                 continue
             }
             do {
@@ -251,6 +239,12 @@ public final class Worker: Service, Sendable {
                 if isStopping || Task.isCancelled { break }
                 if !ready.deliveries.isEmpty {
                     await dispatch(ready.deliveries)
+                    continue
+                }
+                // Nothing more to fetch while jobs already wait here for busy slots: wait for a
+                // slot (or the stall) rather than on Redis, which a finished job does not wake.
+                if prefetch.fixed == nil && slots.free == 0 && slots.prefetched > 0 {
+                    await waitForSlot(slots)
                     continue
                 }
                 let empty = open.compactMap { queue in ready.emptyQueues[queue.name].map { (queue: queue.name, id: $0) } }
@@ -271,6 +265,22 @@ public final class Worker: Service, Sendable {
                 await sleepUnlessStopping(RetryPolicy.Backoff.reconnect.delay(afterAttempt: failures))
             }
         }
+    }
+
+    /// Waits until a slot frees. With automatic prefetch and jobs waiting behind busy slots, it
+    /// waits at most the stall limit: jobs that would wait longer go back to the stream (another
+    /// worker may be idle), and none are fetched ahead until a job here finishes.
+    private func waitForSlot(_ slots: (free: Int, perQueue: [String: Int], prefetched: Int, generation: Int, closed: Bool)) async {
+        guard prefetch.fixed == nil && slots.free == 0 && slots.prefetched > 0 else {
+            await gate.waitForChange(from: slots.generation)
+            return
+        }
+        if await gate.waitForChange(from: slots.generation, timeout: options.prefetchStall) { return }
+        // Only if still no slot turned over: a job that finished meanwhile proves the pace.
+        guard let withdrawn = gate.withdrawPrefetched(ifUnchangedSince: slots.generation) else { return }
+        prefetch.stall()
+        logger.info("slots stayed busy; handing back prefetched jobs", metadata: ["jobs": "\(withdrawn.count)"])
+        await handBack(withdrawn)
     }
 
     /// Holds the fetched jobs, queues them behind any prefetched ones, and starts those that have

@@ -153,4 +153,30 @@ import WorkerPool
             #expect(try await queue.stats("naps").pending == 0)
         }
     }
+
+    /// The stream runs dry right after one fetch took long jobs for every slot and short ones
+    /// behind them: the short ones still go back once the slots stay busy (the fetch loop used to
+    /// block on Redis instead, which a finished job never woke, and kept them for good).
+    @Test func automaticPrefetchHandsBackWhenTheStreamRunsDry() async throws {
+        try await TestRedis.withJobQueue("wp-prefetch-dry") { queue in
+            let recorder = RunRecorder()
+            var registry = JobRegistry()
+            try registry.registerNap(recorder)
+            var options = Worker.Options.fast(.strict("naps"), concurrency: 2)
+            options.prefetch = nil
+            options.prefetchStall = .milliseconds(300)
+            try await withWorker(queue: queue, registry: registry, options: options) { worker in
+                try await queue.enqueue(batch: Array(repeating: Nap(ms: 1), count: 30))
+                try await eventually("warmed up") { recorder.count == 30 && recorder.running == 0 }
+                // One batch, so one fetch takes all six: two long ones start, four wait.
+                try await queue.enqueue(batch: [Nap(ms: 3000), Nap(ms: 3000)] + Array(repeating: Nap(ms: 1), count: 4))
+                try await eventually("handed back", timeout: .seconds(2), poll: .milliseconds(20)) {
+                    let held = try await queue.pendingEntryIDs(queue: "naps", consumer: worker.id).count
+                    let ready = try await queue.stats("naps").ready
+                    return held == 2 && ready == 4 && recorder.running == 2
+                }
+                try await eventually("all ran", timeout: .seconds(10)) { recorder.count == 36 && recorder.running == 0 }
+            }
+        }
+    }
 }
