@@ -29,13 +29,25 @@ final class SlotGate: Sendable {
 
     init(capacity: Int) { self.capacity = capacity }
 
-    /// Free slots overall, jobs running or prefetched per queue, prefetched jobs, and a
-    /// generation number that changes on every release.
-    func snapshot() -> (free: Int, perQueue: [String: Int], prefetched: Int, generation: Int, closed: Bool) {
+    /// The gate at one moment, as the fetch loop reads it.
+    struct Snapshot {
+        /// Free slots overall.
+        var free: Int
+        /// Jobs running or prefetched, per queue.
+        var perQueue: [String: Int]
+        var prefetched: Int
+        /// Changes on every release.
+        var generation: Int
+        var closed: Bool
+    }
+
+    func snapshot() -> Snapshot {
         state.withLockedValue { state in
             var taken = state.perQueue
             for (queue, count) in state.prefetchedPerQueue { taken[queue, default: 0] += count }
-            return (state.closed ? 0 : capacity - state.running, taken, state.prefetched.count, state.generation, state.closed)
+            return Snapshot(
+                free: state.closed ? 0 : capacity - state.running, perQueue: taken, prefetched: state.prefetched.count,
+                generation: state.generation, closed: state.closed)
         }
     }
 

@@ -270,7 +270,7 @@ public final class Worker: Service, Sendable {
     /// Waits until a slot frees. With automatic prefetch and jobs waiting behind busy slots, it
     /// waits at most the stall limit: jobs that would wait longer go back to the stream (another
     /// worker may be idle), and none are fetched ahead until a job here finishes.
-    private func waitForSlot(_ slots: (free: Int, perQueue: [String: Int], prefetched: Int, generation: Int, closed: Bool)) async {
+    private func waitForSlot(_ slots: SlotGate.Snapshot) async {
         guard prefetch.fixed == nil && slots.free == 0 && slots.prefetched > 0 else {
             await gate.waitForChange(from: slots.generation)
             return
@@ -330,10 +330,12 @@ public final class Worker: Service, Sendable {
         for job in jobs {
             let timeout = timeout(for: job.envelope)
             let watchID = watchdog.reserve()
+            // Run times matter only to automatic prefetch: a fixed window skips the clock and the lock.
+            let paced = prefetch.fixed == nil
             let task = Task {
-                let started = ContinuousClock.now
+                let started = paced ? ContinuousClock.now : nil
                 await self.process(job, watchID: watchID, timeout: timeout)
-                self.prefetch.record(ContinuousClock.now - started)
+                if let started { self.prefetch.record(ContinuousClock.now - started) }
                 self.start(self.gate.release(queue: job.queue))
             }
             watchdog.watch(watchID, task: task, until: .now + timeout)

@@ -48,17 +48,9 @@ struct DrainScenario: AsyncParsableCommand {
         let seconds = Double(last - first) / 1e9
         let workerCPU = reports.reduce(0) { $0 + $1.cpuMicroseconds }
         // The two INFO calls and the stats polls are the harness's, not the queue's.
-        BenchSupport.emit(
-            "drain",
-            [
-                ("n", "\(jobs)"), ("workers", "\(workers)"), ("conc", "\(concurrency)"), ("prefetch", "\(prefetch)"), ("runner", "bench"),
-                ("jobs_per_s", BenchSupport.format(Double(jobs) / seconds, decimals: 0)),
-                ("worker_cpu_us_per_job", BenchSupport.format(workerCPU / Double(jobs), decimals: 2)),
-                ("redis_cpu_us_per_job", BenchSupport.format((after.cpuMicroseconds - before.cpuMicroseconds) / Double(jobs), decimals: 2)),
-                ("redis_cmds_per_job", BenchSupport.format(Double(after.commands - before.commands) / Double(jobs), decimals: 3)),
-                ("worker_idle_rss_mb", BenchSupport.format(Double(reports.map(\.idleRSSKiB).max() ?? 0) / 1024)),
-                ("worker_rss_mb", BenchSupport.format(Double(reports.map(\.peakRSSKiB).max() ?? 0) / 1024)), ("redis", options.mode),
-            ])
+        emit(
+            prefetch: "\(prefetch)", runner: "bench", jobsPerSecond: Double(jobs) / seconds, workerCPU: workerCPU, redis: (before, after),
+            idleRSSKiB: reports.map(\.idleRSSKiB).max() ?? 0, peakRSSKiB: reports.map(\.peakRSSKiB).max() ?? 0)
         try await BenchSupport.reset(queue)
         await queue.redis.close()
     }
@@ -103,18 +95,34 @@ struct DrainScenario: AsyncParsableCommand {
         let after = try await BenchSupport.RedisCounters.read(queue.redis)
         let peakRSS = processes.rssKiB(peak: true)
         try processes.stop()
+        emit(
+            prefetch: prefetch.map { "\($0)" } ?? "auto", runner: "worker", jobsPerSecond: Double(left) / seconds, workerCPU: cpu,
+            redis: (before, after), idleRSSKiB: idleRSS, peakRSSKiB: peakRSS)
+        try await BenchSupport.reset(queue)
+        await queue.redis.close()
+    }
+
+    /// Prints the drain's line; per-job figures are over all `jobs`.
+    private func emit(
+        prefetch: String, runner: String, jobsPerSecond: Double, workerCPU: Double,
+        redis: (before: BenchSupport.RedisCounters, after: BenchSupport.RedisCounters), idleRSSKiB: Int, peakRSSKiB: Int
+    ) {
         BenchSupport.emit(
             "drain",
             [
-                ("n", "\(jobs)"), ("workers", "\(workers)"), ("conc", "\(concurrency)"), ("prefetch", prefetch.map { "\($0)" } ?? "auto"),
-                ("runner", "worker"), ("jobs_per_s", BenchSupport.format(Double(left) / seconds, decimals: 0)),
-                ("worker_cpu_us_per_job", BenchSupport.format(cpu / Double(jobs), decimals: 2)),
-                ("redis_cpu_us_per_job", BenchSupport.format((after.cpuMicroseconds - before.cpuMicroseconds) / Double(jobs), decimals: 2)),
-                ("redis_cmds_per_job", BenchSupport.format(Double(after.commands - before.commands) / Double(jobs), decimals: 3)),
-                ("worker_idle_rss_mb", BenchSupport.format(Double(idleRSS) / 1024)),
-                ("worker_rss_mb", BenchSupport.format(Double(peakRSS) / 1024)), ("redis", options.mode),
+                ("n", "\(jobs)"), ("workers", "\(workers)"), ("conc", "\(concurrency)"), ("prefetch", prefetch), ("runner", runner),
+                ("jobs_per_s", BenchSupport.format(jobsPerSecond, decimals: 0)),
+                ("worker_cpu_us_per_job", BenchSupport.format(workerCPU / Double(jobs), decimals: 2)),
+                (
+                    "redis_cpu_us_per_job",
+                    BenchSupport.format((redis.after.cpuMicroseconds - redis.before.cpuMicroseconds) / Double(jobs), decimals: 2)
+                ),
+                (
+                    "redis_cmds_per_job",
+                    BenchSupport.format(Double(redis.after.commands - redis.before.commands) / Double(jobs), decimals: 3)
+                ),
+                ("worker_idle_rss_mb", BenchSupport.format(Double(idleRSSKiB) / 1024)),
+                ("worker_rss_mb", BenchSupport.format(Double(peakRSSKiB) / 1024)), ("redis", options.mode),
             ])
-        try await BenchSupport.reset(queue)
-        await queue.redis.close()
     }
 }

@@ -19,16 +19,17 @@ extension JobQueue {
     /// What each of `queues` took in and finished in each of the last `minutes` minutes (by
     /// the Redis server's clock), oldest first, the last being the current one.
     public func throughput(queues: [String], minutes: Int = 60) async throws -> [String: [ThroughputMinute]] {
-        let time = try await redis.send("TIME", [])
+        // One round trip: the clock and every queue's samples (the sampler keeps only the last
+        // ``throughputSpan`` of them, so the whole set is what the minutes need).
+        let replies = try await redis.pipeline(
+            [RedisCommand("TIME", [])] + queues.map { RedisCommand("ZRANGE", [.string(keys($0).throughput), "0", "-1"]) })
+        let time = replies[0]
         guard let parts = time.array, parts.count == 2, let seconds = parts[0].string.flatMap({ Int64($0) }),
             let micros = parts[1].string.flatMap({ Int64($0) })
         else { throw RedisError.unexpected(time, command: "TIME") }
         let now = seconds * 1000 + micros / 1000
-        let since = now - Int64(minutes + 2) * 60_000
-        let replies = try await redis.pipeline(
-            queues.map { RedisCommand("ZRANGEBYSCORE", [.string(keys($0).throughput), .string(String(since)), "+inf"]) })
         var result: [String: [ThroughputMinute]] = [:]
-        for (queue, reply) in zip(queues, replies) {
+        for (queue, reply) in zip(queues, replies.dropFirst()) {
             // A queue whose key cannot be read (not a sorted set) has no figures; the others do.
             if case .error = reply {
                 result[queue] = ThroughputSample.perMinute([], now: now, minutes: minutes)

@@ -50,6 +50,8 @@ public struct ScheduleStore: Sendable {
         var overlap: Schedule.Overlap
         /// The first fire time after the spec was checked.
         var nextFireAt: Date?
+        /// The cron spec as parsed, when there is one.
+        var cronSpec: CronSpec?
 
         init(
             cron: String?, runAt: Date?, timeZone: String, description: String?, catchUp: Schedule.CatchUp, overlap: Schedule.Overlap,
@@ -64,6 +66,7 @@ public struct ScheduleStore: Sendable {
                 throw StoreError.invalid("time_zone", "the time zone is not a known IANA time zone")
             }
             let spec = try cron.map { try CronSpec($0, timeZone: zone) }
+            cronSpec = spec
             self.cron = spec?.text
             self.runAt = runAt
             // A time already past is due at once: `catchUp` says whether it still runs.
@@ -80,8 +83,7 @@ public struct ScheduleStore: Sendable {
     /// checks them (a field error names what is wrong), for editors that show them as one types.
     public static func preview(cron: String, timeZone: String, count: Int = 5, after now: Date = Date()) throws -> [Date] {
         let spec = try Spec(cron: cron, runAt: nil, timeZone: timeZone, description: nil, catchUp: .once, overlap: .allow, now: now)
-        guard let text = spec.cron, let zone = TimeZone(identifier: spec.timeZone) else { return [] }
-        return try CronSpec(text, timeZone: zone).nextFireTimes(after: now, count: count)
+        return spec.cronSpec?.nextFireTimes(after: now, count: count) ?? []
     }
 
     /// Creates a schedule of a live job of `project`: `cron` (read in `timeZone`) or `runAt`,
