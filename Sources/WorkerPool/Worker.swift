@@ -28,6 +28,8 @@ public final class Worker: Service, Sendable {
     let acks: AckBatcher
     let watchdog: TimeoutWatchdog
     let prefetch: PrefetchWindow
+    /// Where the worker's tasks and its jobs run (``Options/jobExecutor``).
+    let jobExecutor: any TaskExecutor
     private let lifecycle = NIOLockedValueBox(Lifecycle())
 
     private struct Lifecycle {
@@ -55,6 +57,7 @@ public final class Worker: Service, Sendable {
         // Timeouts fire at most a quarter of the shortest one late (between 10 ms and 1 s).
         let shortest = registry.entries.values.map(\.timeout).min() ?? .seconds(4)
         self.watchdog = TimeoutWatchdog(resolution: min(.seconds(1), max(.milliseconds(10), shortest / 4)))
+        self.jobExecutor = options.jobExecutor ?? EventLoopTaskExecutor(eventLoop: queue.redis.eventLoopGroup.next())
         self.prefetch = PrefetchWindow(
             fixed: options.prefetch, concurrency: options.concurrency, horizon: options.prefetchHorizon,
             maximum: Self.automaticPrefetchMaximum(concurrency: options.concurrency))
@@ -81,6 +84,12 @@ public final class Worker: Service, Sendable {
             id: workerID, host: ProcessInfo.processInfo.hostName, pid: Int(ProcessInfo.processInfo.processIdentifier),
             queues: options.queues.names, concurrency: options.concurrency, startedAt: jobQueue.options.clock.milliseconds(),
             deadAfter: options.deadWorkerAfter)
+        // On one event loop of the Redis client, unless told otherwise: replies then resume
+        // their tasks on the thread that read them.
+        await withTaskExecutorPreference(jobExecutor) { await self.runPreferring(info) }
+    }
+
+    private func runPreferring(_ info: WorkerInfo) async {
         await withGracefulShutdownHandler {
             guard let registeredAt = await self.register(info) else { return }
             self.logger.info(
@@ -332,7 +341,7 @@ public final class Worker: Service, Sendable {
             let watchID = watchdog.reserve()
             // Run times matter only to automatic prefetch: a fixed window skips the clock and the lock.
             let paced = prefetch.fixed == nil
-            let task = Task {
+            let task = Task(executorPreference: jobExecutor) {
                 let started = paced ? ContinuousClock.now : nil
                 await self.process(job, watchID: watchID, timeout: timeout)
                 if let started { self.prefetch.record(ContinuousClock.now - started) }

@@ -42,6 +42,12 @@ extension Worker {
         public var sampleInterval: Duration
         /// This worker's id, the consumer name in every group. Unique per process.
         public var workerID: String
+        /// Where the worker's own tasks and its jobs' handlers run; `nil` (the default): one
+        /// event loop of the Redis client's group (``EventLoopTaskExecutor``), so a reply resumes
+        /// the task waiting for it on the thread that read it, without a hand-off. Handlers must
+        /// not block that thread: a blocking call belongs on a thread pool (`NIOThreadPool`).
+        /// `globalConcurrentExecutor` runs them on Swift's default executor instead.
+        public var jobExecutor: (any TaskExecutor)?
 
         public init(
             queues: QueueSelection, concurrency: Int = 10, prefetch: Int? = nil, prefetchHorizon: Duration = .milliseconds(10),
@@ -49,7 +55,8 @@ extension Worker {
             cancellationGrace: Duration = .seconds(5), heartbeatInterval: Duration = Worker.defaultHeartbeatInterval,
             deadWorkerAfter: Duration = .seconds(30), blockTimeout: Duration = .seconds(2),
             runsMaintenance: Bool = true, promoteInterval: Duration = .seconds(1), reclaimInterval: Duration = .seconds(5),
-            sampleInterval: Duration = .seconds(5), workerID: String = Worker.makeWorkerID()
+            sampleInterval: Duration = .seconds(5), workerID: String = Worker.makeWorkerID(),
+            jobExecutor: (any TaskExecutor)? = nil
         ) {
             self.queues = queues
             self.concurrency = max(1, concurrency)
@@ -66,6 +73,7 @@ extension Worker {
             self.reclaimInterval = reclaimInterval
             self.sampleInterval = sampleInterval
             self.workerID = workerID
+            self.jobExecutor = jobExecutor
         }
     }
 

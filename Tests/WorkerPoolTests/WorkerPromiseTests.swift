@@ -32,10 +32,10 @@ import WorkerPool
 
     /// Waits until `deadline` without honouring cancellation.
     static func sleepIgnoringCancellation(_ duration: Duration) async {
-        let deadline = ContinuousClock.now + duration
-        while ContinuousClock.now < deadline {
-            try? await Task.sleep(for: min(.milliseconds(20), deadline - ContinuousClock.now))
-        }
+        // In a task of its own, which the job's cancellation does not reach. (A loop of
+        // cancelled sleeps would spin without ever suspending, and hold the worker's event
+        // loop, which no real handler that waits does.)
+        await Task { try? await Task.sleep(for: duration) }.value
     }
 
     // MARK: Defects 1 and 2: a job added by plain XADD gets its type's policy

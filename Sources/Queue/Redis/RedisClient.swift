@@ -13,7 +13,8 @@ import NIOPosix
 /// instead of piling up.
 public final class RedisClient: Sendable {
     public let configuration: RedisConfiguration
-    let eventLoopGroup: any EventLoopGroup
+    /// The event loops the client's connections run on.
+    public let eventLoopGroup: any EventLoopGroup
     let logger: Logger
     private let slots: [ConnectionSlot]
     private let nextSlot = NIOLockedValueBox(0)
