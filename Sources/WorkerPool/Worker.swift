@@ -86,10 +86,12 @@ public final class Worker: Service, Sendable {
             deadAfter: options.deadWorkerAfter)
         // On one event loop of the Redis client, unless told otherwise: replies then resume
         // their tasks on the thread that read them.
-        await withTaskExecutorPreference(jobExecutor) { await self.runPreferring(info) }
+        let heartbeats = HeartbeatThread(sharing: jobQueue, logger: logger)
+        await withTaskExecutorPreference(jobExecutor) { await self.runPreferring(info, heartbeats: heartbeats) }
+        await heartbeats.shutdown()
     }
 
-    private func runPreferring(_ info: WorkerInfo) async {
+    private func runPreferring(_ info: WorkerInfo, heartbeats: HeartbeatThread) async {
         await withGracefulShutdownHandler {
             guard let registeredAt = await self.register(info) else { return }
             self.logger.info(
@@ -99,7 +101,9 @@ public final class Worker: Service, Sendable {
                     "types": "\(self.registry.typeNames.joined(separator: ","))",
                 ])
             let abandoned = await withDiscardingTaskGroup { background -> Int in
-                background.addTask { await self.heartbeatLoop(info, lastBeat: registeredAt) }
+                background.addTask(executorPreference: EventLoopTaskExecutor(eventLoop: heartbeats.eventLoop)) {
+                    await self.heartbeatLoop(info, lastBeat: registeredAt, on: heartbeats)
+                }
                 background.addTask { await self.watchdog.run() }
                 if self.options.runsMaintenance {
                     let maintenance = QueueMaintenance(jobQueue: self.jobQueue, options: self.options, logger: self.logger)
@@ -405,11 +409,12 @@ public final class Worker: Service, Sendable {
     /// for longer than an interval and a half, it refreshes every entry it holds and publishes its
     /// types' policies again: pending entries' idle times then include the gap, and a Redis
     /// restarted without its data lost them. The reclaimer waits for this (see QueueMaintenance).
-    private func heartbeatLoop(_ info: WorkerInfo, lastBeat registeredAt: Int64) async {
+    private func heartbeatLoop(_ info: WorkerInfo, lastBeat registeredAt: Int64, on heartbeats: HeartbeatThread) async {
+        let jobQueue = heartbeats.jobQueue
         var lastBeat = registeredAt
         var failed = false
         while !Task.isCancelled {
-            do { try await Task.sleep(for: failed ? min(options.heartbeatInterval, .seconds(1)) : options.heartbeatInterval) } catch {
+            do { try await heartbeats.sleep(for: failed ? min(options.heartbeatInterval, .seconds(1)) : options.heartbeatInterval) } catch {
                 return
             }
             do {

@@ -46,7 +46,10 @@ extension Worker {
         /// event loop of the Redis client's group (``EventLoopTaskExecutor``), so a reply resumes
         /// the task waiting for it on the thread that read it, without a hand-off. Handlers must
         /// not block that thread: a blocking call belongs on a thread pool (`NIOThreadPool`).
-        /// `globalConcurrentExecutor` runs them on Swift's default executor instead.
+        /// One that does anyway holds up this worker's fetches and other jobs, though not its
+        /// heartbeats, which have a thread of their own. `globalConcurrentExecutor` runs them on
+        /// Swift's default executor instead. A given executor must outlive the worker: jobs
+        /// handed to a shut-down event loop never run, and the worker would wait for them.
         public var jobExecutor: (any TaskExecutor)?
 
         public init(

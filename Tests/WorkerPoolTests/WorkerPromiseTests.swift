@@ -1,5 +1,7 @@
 import Foundation
 import HarrowTestSupport
+import NIOCore
+import NIOPosix
 import Queue
 import ServiceLifecycleTestKit
 import Testing
@@ -30,12 +32,60 @@ import WorkerPool
         var ms: Int
     }
 
-    /// Waits until `deadline` without honouring cancellation.
+    /// Waits `duration` without honouring cancellation.
     static func sleepIgnoringCancellation(_ duration: Duration) async {
         // In a task of its own, which the job's cancellation does not reach. (A loop of
         // cancelled sleeps would spin without ever suspending, and hold the worker's event
         // loop, which no real handler that waits does.)
         await Task { try? await Task.sleep(for: duration) }.value
+    }
+
+    /// Holds its thread for `ms` without ever suspending: a handler that breaks the rules.
+    struct Spinner: Job {
+        static let name = "spinner"
+        static let queue = "spin"
+        var ms: Int
+    }
+
+    // MARK: A handler that blocks its thread
+
+    /// Review of the executor change: the worker's heartbeats shared the jobs' event loop, so a
+    /// handler that blocked it stopped them, and after `deadWorkerAfter` the reclaimer would run
+    /// its job a second time. Heartbeats now have a thread and a connection of their own.
+    @Test func aHandlerThatBlocksItsThreadDoesNotStopTheHeartbeats() async throws {
+        try await TestRedis.withJobQueue("wp-spin") { queue in
+            let recorder = RunRecorder()
+            var registry = JobRegistry()
+            try registry.register(Spinner.self) { job, context in
+                await recorder.track(context) {
+                    let end = ContinuousClock.now + .milliseconds(job.ms)
+                    while ContinuousClock.now < end {}
+                }
+            }
+            // Watched over a connection on a thread of its own, which the spin cannot hold.
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            let observerClient = RedisClient(
+                configuration: queue.redis.configuration, eventLoopGroup: group, logger: TestRedis.logger("harrow.test.redis"))
+            let observer = JobQueue(redis: observerClient, options: queue.options)
+            var options = Worker.Options.fast(.strict("spin"), concurrency: 1, runsMaintenance: false)
+            options.heartbeatInterval = .milliseconds(200)
+            try await withWorker(queue: queue, registry: registry, options: options) { worker in
+                try await eventually("registered") { try await queue.liveWorkers().contains { $0.id == worker.id } }
+                try await queue.enqueue(Spinner(ms: 3000))
+                try await eventually("spinning") { recorder.running == 1 }
+                func lastSeen() async throws -> Int64 {
+                    try await observer.liveWorkers().first { $0.id == worker.id }?.lastSeen ?? 0
+                }
+                let before = try await lastSeen()
+                try await Task.sleep(for: .milliseconds(1500))
+                let after = try await lastSeen()
+                #expect(recorder.running == 1, "the job should still be spinning")
+                #expect(after - before >= 600, "heartbeats stopped while a handler held the jobs' thread: \(after - before) ms")
+                try await eventually("spun", timeout: .seconds(10)) { recorder.running == 0 && recorder.count == 1 }
+            }
+            await observerClient.close()
+            try await group.shutdownGracefully()
+        }
     }
 
     // MARK: Defects 1 and 2: a job added by plain XADD gets its type's policy

@@ -23,7 +23,9 @@ public struct EnqueueRequest: Sendable {
 
 /// How a job should be enqueued.
 public struct EnqueueOptions: Sendable, Hashable {
-    /// The job id; a new UUIDv7 when `nil`. The outbox passes its row id here.
+    /// The job id; a new UUIDv7 when `nil`. The outbox passes its row id here. Generated ids
+    /// are unique, not secret: one id and the process's generator predict the next ones, so an
+    /// id must never stand in for a capability.
     public var id: String?
     /// Run no earlier than this (ms since the epoch, compared with Redis's clock); `nil` runs as
     /// soon as a worker is free.
