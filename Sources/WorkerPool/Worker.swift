@@ -28,13 +28,14 @@ public final class Worker: Service, Sendable {
     let acks: AckBatcher
     let watchdog: TimeoutWatchdog
     let prefetch: PrefetchWindow
+    /// The connections the fetch loop blocks on while the queues are empty.
+    let reader: BlockingReader
     /// Where the worker's tasks and its jobs run (``Options/jobExecutor``).
     let jobExecutor: any TaskExecutor
     private let lifecycle = NIOLockedValueBox(Lifecycle())
 
     private struct Lifecycle {
         var stopping = false
-        var blockingConnection: RedisConnection?
         /// Prefetched jobs the closed gate returned, until they are handed back.
         var unstarted: [FetchedJob] = []
     }
@@ -58,6 +59,7 @@ public final class Worker: Service, Sendable {
         let shortest = registry.entries.values.map(\.timeout).min() ?? .seconds(4)
         self.watchdog = TimeoutWatchdog(resolution: min(.seconds(1), max(.milliseconds(10), shortest / 4)))
         self.jobExecutor = options.jobExecutor ?? EventLoopTaskExecutor(eventLoop: queue.redis.eventLoopGroup.next())
+        self.reader = BlockingReader(redis: queue.redis)
         self.prefetch = PrefetchWindow(
             fixed: options.prefetch, concurrency: options.concurrency, horizon: options.prefetchHorizon,
             maximum: Self.automaticPrefetchMaximum(concurrency: options.concurrency))
@@ -115,6 +117,7 @@ public final class Worker: Service, Sendable {
                     self.acks.finish()
                     return abandoned
                 }
+                self.reader.closeNow()
                 await self.handBackLeftovers()
                 background.cancelAll()
                 return abandoned
@@ -153,15 +156,11 @@ public final class Worker: Service, Sendable {
     /// Stops fetching and interrupts a blocking read. Running jobs go on; prefetched ones wait,
     /// still heartbeated, to be handed back.
     func beginShutdown() {
-        let connection = lifecycle.withLockedValue { state -> RedisConnection? in
-            state.stopping = true
-            defer { state.blockingConnection = nil }
-            return state.blockingConnection
-        }
+        lifecycle.withLockedValue { $0.stopping = true }
+        reader.closeNow()
         logger.info("worker stopping: no new jobs", metadata: ["running": "\(gate.running)"])
         let unstarted = gate.close()
         lifecycle.withLockedValue { $0.unstarted += unstarted }
-        connection?.closeNow()
     }
 
     /// Creates the queues' groups, publishes the types' policies and sends the first heartbeat,
@@ -268,11 +267,11 @@ public final class Worker: Service, Sendable {
                 // A queue at its own limit gets no wake-up from Redis when one of its jobs ends,
                 // so while one is capped, wake up often enough to serve it.
                 let block = capped ? min(options.blockTimeout, .milliseconds(50)) : options.blockTimeout
-                try await jobQueue.waitForEntries(after: empty, block: block, connection: try await blockingConnection())
+                try await jobQueue.waitForEntries(after: empty, block: block, reader: reader)
             } catch {
                 if isStopping || Task.isCancelled { break }
                 failures += 1
-                dropBlockingConnection()
+                reader.reset()
                 let level: Logger.Level = failures == 1 ? .warning : .debug
                 logger.log(level: level, "fetching failed; retrying", metadata: ["error": "\(error)", "failures": "\(failures)"])
                 await sleepUnlessStopping(RetryPolicy.Backoff.reconnect.delay(afterAttempt: failures))
@@ -377,29 +376,6 @@ public final class Worker: Service, Sendable {
             let returned = try await jobQueue.handBack(queue: queue, entryIDs: orphans, consumer: workerID)
             logger.warning("handed back deliveries lost with a connection", metadata: ["queue": "\(queue)", "jobs": "\(returned)"])
         }
-    }
-
-    private func blockingConnection() async throws -> RedisConnection {
-        if let existing = lifecycle.withLockedValue({ $0.blockingConnection }), existing.isActive { return existing }
-        let connection = try await jobQueue.redis.makeDedicatedConnection()
-        let keep = lifecycle.withLockedValue { state -> Bool in
-            guard !state.stopping else { return false }
-            state.blockingConnection = connection
-            return true
-        }
-        if !keep {
-            await connection.close()
-            throw CancellationError()
-        }
-        return connection
-    }
-
-    private func dropBlockingConnection() {
-        let connection = lifecycle.withLockedValue { state -> RedisConnection? in
-            defer { state.blockingConnection = nil }
-            return state.blockingConnection
-        }
-        connection?.closeNow()
     }
 
     // MARK: Heartbeats and shutdown

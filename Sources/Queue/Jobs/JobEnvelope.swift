@@ -90,7 +90,7 @@ public struct JobEnvelope: Sendable, Hashable {
         if visibilityTimeout != nil { count += 2 }
         if uniqueKey != nil { count += 2 }
         if traceparent != nil { count += 2 }
-        pipeline.append("XADD", argumentCount: count) { writer in
+        pipeline.append("XADD", key: stream, argumentCount: count) { writer in
             writer.write(stream)
             writer.write("*")
             writer.write("id")

@@ -77,6 +77,9 @@ extension JobQueue {
     /// queues. Returns the deliveries and the names of the queues found paused.
     public func fetchReady(_ request: FetchRequest, consumer: String) async throws -> FetchResult {
         guard !request.queues.isEmpty, request.total > 0 else { return FetchResult(deliveries: [], paused: [], emptyQueues: [:]) }
+        if redis.isCluster && request.queues.count > 1 {
+            return try await fetchReadyQueueByQueue(request, consumer: consumer)
+        }
         if request.queues.count == 1, !pausedQueues.withLockedValue({ $0.contains(request.queues[0].name) }),
             let result = try await fetchReadyFromOneQueue(request, consumer: consumer)
         {
@@ -87,6 +90,22 @@ extension JobQueue {
             for queue in request.queues {
                 if result.paused.contains(queue.name) { paused.insert(queue.name) } else { paused.remove(queue.name) }
             }
+        }
+        return result
+    }
+
+    /// On a Redis Cluster each queue lives in a slot of its own, and no command or script may
+    /// span two: the queues are read one after the other, in order, until the request is met.
+    private func fetchReadyQueueByQueue(_ request: FetchRequest, consumer: String) async throws -> FetchResult {
+        var result = FetchResult(deliveries: [], paused: [], emptyQueues: [:])
+        for queue in request.queues {
+            let remaining = request.total - result.deliveries.count
+            guard remaining > 0 else { break }
+            let one = try await fetchReady(
+                FetchRequest(queues: [(queue.name, min(queue.limit, remaining))], total: remaining), consumer: consumer)
+            result.deliveries += one.deliveries
+            result.paused.formUnion(one.paused)
+            result.emptyQueues.merge(one.emptyQueues) { _, new in new }
         }
         return result
     }
@@ -174,12 +193,81 @@ extension JobQueue {
         return !reply.isNull
     }
 
+    /// Blocks like ``waitForEntries(after:block:connection:)``, on the reader's connections:
+    /// on a Redis Cluster one read per queue (each on the master serving it, all at once); the
+    /// first to see an entry ends the others (`CLIENT UNBLOCK`).
+    @discardableResult
+    public func waitForEntries(after positions: [(queue: String, id: String)], block: Duration, reader: BlockingReader) async throws -> Bool
+    {
+        guard !positions.isEmpty else { return false }
+        guard redis.isCluster else {
+            return try await waitForEntries(
+                after: positions, block: block, connection: reader.connection(for: keys(positions[0].queue).stream).connection)
+        }
+        if positions.count == 1 {
+            return try await waitForEntries(on: positions[0], block: block, reader: reader)
+        }
+        let held = try await positions.asyncMap { try await reader.connection(for: self.keys($0.queue).stream) }
+        return try await withThrowingTaskGroup(of: Bool.self) { group in
+            for position in positions {
+                group.addTask { try await self.waitForEntries(on: position, block: block, reader: reader) }
+            }
+            var arrived = false
+            var unblocking: Task<Void, Never>?
+            defer { unblocking?.cancel() }
+            while true {
+                let seen: Bool
+                do {
+                    guard let next = try await group.next() else { break }
+                    seen = next
+                } catch {
+                    // The other reads would hold the group until they time out.
+                    reader.reset()
+                    throw error
+                }
+                guard seen, !arrived else { continue }
+                arrived = true
+                // Until every read has returned: one still on its way to Redis when the first
+                // UNBLOCK came would otherwise wait its full time.
+                unblocking = Task {
+                    while !Task.isCancelled {
+                        for each in held { await reader.unblock(each) }
+                        try? await Task.sleep(for: .milliseconds(5))
+                    }
+                }
+            }
+            return arrived
+        }
+    }
+
+    private func waitForEntries(on position: (queue: String, id: String), block: Duration, reader: BlockingReader) async throws -> Bool {
+        let stream = keys(position.queue).stream
+        let held = try await reader.connection(for: stream)
+        do {
+            return try await waitForEntries(after: [position], block: block, connection: held.connection)
+        } catch let error as RedisError where error.serverErrorPrefix == "MOVED" || error.serverErrorPrefix == "ASK" {
+            // The queue's slot moved (a failover, or resharding): read the map again, and reach
+            // the queue's new master with a new connection next time.
+            await redis.refreshClusterMap()
+            reader.reset()
+            throw error
+        }
+    }
+
     /// Waits up to `block` for entries on any of `queues` with `XREADGROUP … BLOCK` on a
     /// dedicated connection, taking at most `count` from each. Creates missing consumer groups.
+    /// A Redis Cluster refuses this for queues in different slots (every two queues).
     public func fetchBlocking(
         queues: [String], count: Int, block: Duration, consumer: String, connection: RedisConnection
     ) async throws -> [Delivery] {
         guard !queues.isEmpty, count > 0 else { return [] }
+        if redis.isCluster && queues.count > 1 {
+            throw RedisError(
+                code: .invalidConfiguration, command: "XREADGROUP",
+                message:
+                    "one blocking read cannot span queues on a Redis Cluster (each queue has a slot of its own); use fetchReady and waitForEntries(after:block:reader:)"
+            )
+        }
         let streams = queues.map { keys($0).stream }
         let command = RedisCommand(
             "XREADGROUP",
@@ -228,5 +316,15 @@ extension JobQueue {
                             reason: error.message)))
             }
         }
+    }
+}
+
+extension Array {
+    /// `map` with an async transform, one element after the other.
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var results: [T] = []
+        results.reserveCapacity(count)
+        for element in self { results.append(try await transform(element)) }
+        return results
     }
 }

@@ -12,6 +12,13 @@ final class ConnectionSlot: Sendable {
     }
 
     func connection(for client: RedisClient) async throws(RedisError) -> RedisConnection {
+        try await connection(configuration: client.configuration, eventLoopGroup: client.eventLoopGroup, logger: client.logger)
+    }
+
+    /// The slot's connection to the server `configuration` names, connecting when it has none.
+    func connection(
+        configuration: RedisConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger
+    ) async throws(RedisError) -> RedisConnection {
         enum Step {
             case use(RedisConnection)
             case wait(EventLoopFuture<RedisConnection>)
@@ -24,9 +31,9 @@ final class ConnectionSlot: Sendable {
             case .failFast(let error): return .failFast(error)
             case .connect: break
             }
-            let eventLoop = client.eventLoopGroup.any()
+            let eventLoop = eventLoopGroup.any()
             let attempt = eventLoop.makeFutureWithTask { () async throws -> RedisConnection in
-                try await RedisConnection.connect(configuration: client.configuration, eventLoopGroup: eventLoop, logger: client.logger)
+                try await RedisConnection.connect(configuration: configuration, eventLoopGroup: eventLoop, logger: logger)
             }
             state.connecting(attempt)
             attempt.whenComplete { [self] result in
@@ -37,8 +44,8 @@ final class ConnectionSlot: Sendable {
                     }
                 }
                 if case .failure(let error) = result {
-                    client.logger.warning(
-                        "redis connect failed", metadata: ["redis": "\(client.configuration.redactedDescription)", "error": "\(error)"])
+                    logger.warning(
+                        "redis connect failed", metadata: ["redis": "\(configuration.redactedDescription)", "error": "\(error)"])
                 }
             }
             return .wait(attempt)

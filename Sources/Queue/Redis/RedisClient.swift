@@ -11,12 +11,17 @@ import NIOPosix
 /// off exponentially (``RedisConfiguration/reconnectDelay`` doubling up to
 /// ``RedisConfiguration/maxReconnectDelay``) and commands fail fast with `unreachable`
 /// instead of piling up.
+///
+/// Given a Redis Cluster (``RedisConfiguration/clusterSeeds``), it keeps such a pool per master
+/// and sends each command to the master serving its key's slot (see ``ClusterRouter``); a
+/// pipeline then goes to every node concerned at once, and its replies come back in order.
 public final class RedisClient: Sendable {
     public let configuration: RedisConfiguration
     /// The event loops the client's connections run on.
     public let eventLoopGroup: any EventLoopGroup
     let logger: Logger
     private let slots: [ConnectionSlot]
+    private let cluster: ClusterRouter?
     private let nextSlot = NIOLockedValueBox(0)
     /// Scripts' SHA1s as `SCRIPT LOAD` returned them, by source.
     private let scriptSHAs = NIOLockedValueBox([String: String]())
@@ -30,29 +35,63 @@ public final class RedisClient: Sendable {
         self.eventLoopGroup = eventLoopGroup
         self.logger = logger
         self.slots = (0..<configuration.poolSize).map { _ in ConnectionSlot(configuration: configuration) }
+        self.cluster =
+            configuration.isCluster ? ClusterRouter(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger) : nil
+    }
+
+    /// Whether this client talks to a Redis Cluster.
+    public var isCluster: Bool { cluster != nil }
+
+    /// The master serving `key`'s slot in a cluster; `nil` for a single server.
+    public func clusterNode(forKey key: String) async throws(RedisError) -> RedisConfiguration.Address? {
+        try await cluster?.node(forKey: key)
+    }
+
+    /// Every master of the cluster (`[]` for a single server), for commands that concern the
+    /// keys of every node, such as `SCAN` or `FLUSHALL`.
+    public func clusterMasters() async throws(RedisError) -> [RedisConfiguration.Address] {
+        try await cluster?.masters() ?? []
+    }
+
+    /// Reads a cluster's slot map again (nothing for a single server): after a `MOVED` on a
+    /// connection of one's own.
+    public func refreshClusterMap() async {
+        _ = try? await cluster?.refresh()
+    }
+
+    /// Sends `command` to one node of the cluster (to the server, for a single one), whatever
+    /// its keys: for `SCAN`, `FLUSHALL` or `INFO` on each node in turn.
+    public func send(_ command: RedisCommand, toNode node: RedisConfiguration.Address) async throws(RedisError) -> RESPValue {
+        guard let cluster else { return try await send(command) }
+        return try await cluster.connection(to: node).send(command)
     }
 
     /// Sends one command; an error reply is thrown as a ``RedisError`` naming the command.
     @discardableResult
     public func send(_ command: RedisCommand) async throws(RedisError) -> RESPValue {
-        try await connection().send(command)
+        guard cluster != nil else { return try await connection().send(command) }
+        let reply = try await sendRaw(command)
+        if case .error(let message) = reply { throw RedisError.server(message, command: command.name) }
+        return reply
     }
 
     /// Convenience for `send(RedisCommand(name, arguments))`.
     @discardableResult
     public func send(_ name: String, _ arguments: [RESPArgument]) async throws(RedisError) -> RESPValue {
-        try await connection().send(RedisCommand(name, arguments))
+        try await send(RedisCommand(name, arguments))
     }
 
     /// Sends one command and returns its reply as is, error replies included.
     public func sendRaw(_ command: RedisCommand) async throws(RedisError) -> RESPValue {
-        try await connection().sendRaw(command)
+        guard let cluster else { return try await connection().sendRaw(command) }
+        return try await cluster.pipeline([.command(command)], client: self)[0]
     }
 
     /// Sends several commands in one round trip; replies come back in order, error replies
     /// included.
     public func pipeline(_ commands: [RedisCommand]) async throws(RedisError) -> [RESPValue] {
-        try await connection().pipeline(commands)
+        guard let cluster else { return try await connection().pipeline(commands) }
+        return try await cluster.pipeline(commands.map { .command($0) }, client: self)
     }
 
     /// Runs a Lua script by its SHA1 (loading it first on a connection that has not yet).
@@ -68,14 +107,20 @@ public final class RedisClient: Sendable {
     /// Sends the commands of `pipeline` in one round trip; replies come back in order, error
     /// replies included.
     public func pipeline(_ pipeline: RedisPipeline) async throws(RedisError) -> [RESPValue] {
-        try await connection().pipeline(pipeline)
+        guard let cluster else { return try await connection().pipeline(pipeline) }
+        return try await cluster.pipeline(pipeline.commands.map { .command($0) }, client: self)
     }
 
     /// Sends plain commands and script calls in one round trip, in order. Scripts this
     /// connection has not loaded yet are loaded (`SCRIPT LOAD`) at the front of the same round
     /// trip. Replies come back in order, error replies included.
     public func pipeline(_ items: [RedisPipelineItem]) async throws(RedisError) -> [RESPValue] {
-        let connection = try await connection()
+        if let cluster { return try await cluster.pipeline(items, client: self) }
+        return try await pipeline(items, on: connection())
+    }
+
+    /// ``pipeline(_:)-([RedisPipelineItem])`` on one given connection.
+    func pipeline(_ items: [RedisPipelineItem], on connection: RedisConnection) async throws(RedisError) -> [RESPValue] {
         var toLoad: [RedisScript] = []
         for item in items {
             if case .script(let call) = item, !connection.hasLoaded(call.script),
@@ -114,9 +159,22 @@ public final class RedisClient: Sendable {
         return replies
     }
 
-    /// Opens a connection of its own, for blocking commands. The caller closes it.
-    public func makeDedicatedConnection() async throws(RedisError) -> RedisConnection {
-        try await RedisConnection.connect(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger)
+    /// Opens a connection of its own, for blocking commands. The caller closes it. In a
+    /// cluster, it goes to the master serving `key`'s slot (any master without a key).
+    public func makeDedicatedConnection(forKey key: String? = nil) async throws(RedisError) -> RedisConnection {
+        guard let cluster else {
+            return try await RedisConnection.connect(configuration: configuration, eventLoopGroup: eventLoopGroup, logger: logger)
+        }
+        let node = try await cluster.node(forKey: key)
+        return try await RedisConnection.connect(
+            configuration: configuration.aimed(at: node), eventLoopGroup: eventLoopGroup, logger: logger)
+    }
+
+    /// Opens a connection of its own to one node of the cluster (to the server, for a single
+    /// one). The caller closes it.
+    public func makeDedicatedConnection(toNode node: RedisConfiguration.Address) async throws(RedisError) -> RedisConnection {
+        try await RedisConnection.connect(
+            configuration: cluster == nil ? configuration : configuration.aimed(at: node), eventLoopGroup: eventLoopGroup, logger: logger)
     }
 
     /// Closes every pooled connection; later commands reconnect.
@@ -124,6 +182,7 @@ public final class RedisClient: Sendable {
         for slot in slots {
             await slot.close()
         }
+        await cluster?.close()
     }
 
     private func connection() async throws(RedisError) -> RedisConnection {

@@ -38,6 +38,15 @@ public enum RESPArgument: Sendable, Hashable, ExpressibleByStringLiteral, Expres
 public struct RedisCommand: Sendable {
     public let name: String
     let encoded: ByteBuffer
+    /// The key whose slot decides which Redis Cluster node runs the command; `nil` for commands
+    /// without keys, which any node runs.
+    let routingKey: String?
+
+    init(name: String, encoded: ByteBuffer, routingKey: String?) {
+        self.name = name
+        self.encoded = encoded
+        self.routingKey = routingKey
+    }
 
     /// Encodes `name` followed by `arguments`, for example `RedisCommand("XACK", [.string(key), "workers", .string(id)])`.
     public init(_ name: String, _ arguments: [RESPArgument] = []) {
@@ -51,5 +60,42 @@ public struct RedisCommand: Sendable {
             argument.write(to: &buffer)
         }
         self.encoded = buffer
+        self.routingKey = Self.routingKey(name: name, arguments: arguments)
+    }
+
+    /// Commands that name no key (or only keys of every node, such as `SCAN`).
+    private static let keyless: Set<String> = [
+        "ACL", "ASKING", "AUTH", "BGSAVE", "CLIENT", "CLUSTER", "COMMAND", "CONFIG", "DBSIZE", "DEBUG", "DISCARD", "ECHO",
+        "EXEC", "FLUSHALL", "FLUSHDB", "FUNCTION", "HELLO", "INFO", "KEYS", "LASTSAVE", "LATENCY", "MEMORY", "MULTI",
+        "PING", "PUBLISH", "RANDOMKEY", "READONLY", "READWRITE", "ROLE", "SAVE", "SCAN", "SCRIPT", "SELECT", "SLOWLOG",
+        "TIME", "WAIT",
+    ]
+
+    /// Where a command's first key sits among its arguments, for the commands this package
+    /// sends (and any whose first argument is its key).
+    static func routingKey(name: String, arguments: [RESPArgument]) -> String? {
+        func text(_ index: Int) -> String? {
+            guard index >= 0, index < arguments.count else { return nil }
+            switch arguments[index] {
+            case .string(let value): return value
+            case .bytes(let value): return String(buffer: value)
+            case .int(let value): return String(value)
+            }
+        }
+        let name = name.utf8.contains { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") } ? name.uppercased() : name
+        switch name {
+        case "EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO":
+            guard let count = text(1).flatMap({ Int($0) }), count > 0 else { return nil }
+            return text(2)
+        case "XREAD", "XREADGROUP":
+            guard let streams = arguments.firstIndex(where: { $0 == .string("STREAMS") || $0 == .string("streams") }) else {
+                return nil
+            }
+            return text(streams + 1)
+        case "XGROUP", "XINFO", "OBJECT":
+            return text(1)
+        default:
+            return keyless.contains(name) ? nil : text(0)
+        }
     }
 }

@@ -3,12 +3,24 @@ import NIOCore
 /// How to reach Redis and how patient to be with it.
 public struct RedisConfiguration: Sendable, Hashable {
     /// Where the server listens.
-    public enum Address: Sendable, Hashable {
+    public enum Address: Sendable, Hashable, CustomStringConvertible {
         case tcp(host: String, port: Int)
         case unixSocket(path: String)
+
+        /// `host:port` (`[v6]:port`) or the socket's path.
+        public var description: String {
+            switch self {
+            case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            case .unixSocket(let path): return path
+            }
+        }
     }
 
     public var address: Address
+    /// Seed nodes of a Redis Cluster (`redis+cluster://`): when not empty, ``RedisClient`` reads
+    /// the cluster's slot map from one of them and sends each command to the master serving
+    /// its key's slot. ``address`` is then the first seed.
+    public var clusterSeeds: [Address] = []
     /// ACL user name for `AUTH`; `nil` authenticates as the default user.
     public var username: String?
     /// Password for `AUTH`; `nil` skips `AUTH`.
@@ -51,14 +63,30 @@ public struct RedisConfiguration: Sendable, Hashable {
         self.maxReconnectDelay = maxReconnectDelay
     }
 
-    /// Parses `redis://[user:password@]host[:port][/db]` or `unix:///path/to/socket[?db=N]`.
+    /// Whether this names a Redis Cluster rather than one server.
+    public var isCluster: Bool { !clusterSeeds.isEmpty }
+
+    /// This configuration aimed at one node of the cluster.
+    func aimed(at node: Address) -> RedisConfiguration {
+        var copy = self
+        copy.address = node
+        return copy
+    }
+
+    /// Parses `redis://[user:password@]host[:port][/db]`, `unix:///path/to/socket[?db=N]` or
+    /// `redis+cluster://[user:password@]host[:port][,host[:port]…]` (seed nodes of a Redis
+    /// Cluster, which has only database 0).
     ///
     /// `redis://:secret@host` gives a password without a user name. Percent-escapes in the user
     /// name and password are decoded.
     public init(url: String) throws(RedisError) {
         self.init()
         func invalid(_ why: String) -> RedisError {
-            RedisError(code: .invalidConfiguration, message: "invalid Redis URL (\(why)); expected redis://[user:password@]host:port/db or unix:///path")
+            RedisError(
+                code: .invalidConfiguration,
+                message:
+                    "invalid Redis URL (\(why)); expected redis://[user:password@]host:port/db, unix:///path or redis+cluster://host:port[,host:port…]"
+            )
         }
         if url.hasPrefix("unix://") {
             var rest = Substring(url.dropFirst("unix://".count))
@@ -77,8 +105,9 @@ public struct RedisConfiguration: Sendable, Hashable {
             address = .unixSocket(path: String(rest))
             return
         }
-        guard url.hasPrefix("redis://") else { throw invalid("unknown scheme") }
-        var rest = Substring(url.dropFirst("redis://".count))
+        let isCluster = url.hasPrefix("redis+cluster://")
+        guard url.hasPrefix("redis://") || isCluster else { throw invalid("unknown scheme") }
+        var rest = Substring(url.dropFirst(isCluster ? "redis+cluster://".count : "redis://".count))
         if let at = rest.lastIndex(of: "@") {
             let credentials = rest[..<at]
             rest = rest[rest.index(after: at)...]
@@ -99,6 +128,19 @@ public struct RedisConfiguration: Sendable, Hashable {
                 database = number
             }
         }
+        if isCluster {
+            guard database == 0 else { throw invalid("a Redis Cluster has only database 0") }
+            clusterSeeds = try hostPort.split(separator: ",", omittingEmptySubsequences: false).map { seed throws(RedisError) in
+                try Self.tcpAddress(seed, invalid: invalid)
+            }
+            address = clusterSeeds[0]
+            return
+        }
+        address = try Self.tcpAddress(hostPort, invalid: invalid)
+    }
+
+    /// `host[:port]` or `[v6]:port`, port 6379 unless given.
+    private static func tcpAddress(_ hostPort: Substring, invalid: (String) -> RedisError) throws(RedisError) -> Address {
         var host = String(hostPort)
         var port = 6379
         if hostPort.hasPrefix("[") {
@@ -117,11 +159,14 @@ public struct RedisConfiguration: Sendable, Hashable {
             port = p
         }
         guard !host.isEmpty else { throw invalid("missing host") }
-        address = .tcp(host: host, port: port)
+        return .tcp(host: host, port: port)
     }
 
     /// The address without credentials, for logs and error messages.
     public var redactedDescription: String {
+        if isCluster {
+            return "redis+cluster://" + clusterSeeds.map(\.description).joined(separator: ",")
+        }
         switch address {
         case .tcp(let host, let port):
             return "redis://\(host):\(port)/\(database)"

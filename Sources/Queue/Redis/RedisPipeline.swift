@@ -8,6 +8,9 @@ public struct RedisPipeline: Sendable {
     private(set) var buffer: ByteBuffer
     /// The names of the commands, in order.
     public private(set) var names: [String] = []
+    /// Where each command starts in ``buffer``, and the key that routes it in a cluster.
+    private var starts: [Int] = []
+    private var routingKeys: [String?] = []
 
     public init(capacity: Int = 1024) {
         buffer = ByteBufferAllocator().buffer(capacity: capacity)
@@ -17,13 +20,18 @@ public struct RedisPipeline: Sendable {
     public var count: Int { names.count }
 
     public mutating func append(_ command: RedisCommand) {
+        starts.append(buffer.writerIndex)
+        routingKeys.append(command.routingKey)
         buffer.writeImmutableBuffer(command.encoded)
         names.append(command.name)
     }
 
     /// Appends a command whose arguments the caller writes with `write`, `count` of them after
-    /// the name: for hot paths that should not build an argument array.
-    public mutating func append(_ name: String, argumentCount count: Int, _ write: (inout RESPWriter) -> Void) {
+    /// the name: for hot paths that should not build an argument array. `key` is the command's
+    /// (first) key, which routes it in a Redis Cluster.
+    public mutating func append(_ name: String, key: String?, argumentCount count: Int, _ write: (inout RESPWriter) -> Void) {
+        starts.append(buffer.writerIndex)
+        routingKeys.append(key)
         buffer.writeStaticString("*")
         buffer.writeString(String(count + 1))
         buffer.writeStaticString("\r\n")
@@ -33,5 +41,14 @@ public struct RedisPipeline: Sendable {
         write(&writer)
         buffer = writer.buffer
         names.append(name)
+    }
+
+    /// The commands one by one, to send to the nodes of a cluster their keys belong to.
+    var commands: [RedisCommand] {
+        starts.indices.map { index in
+            let end = index + 1 < starts.count ? starts[index + 1] : buffer.writerIndex
+            let encoded = buffer.getSlice(at: starts[index], length: end - starts[index]) ?? ByteBuffer()
+            return RedisCommand(name: names[index], encoded: encoded, routingKey: routingKeys[index])
+        }
     }
 }

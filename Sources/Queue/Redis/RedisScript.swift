@@ -40,6 +40,14 @@ public enum RedisPipelineItem: Sendable {
     case command(RedisCommand)
     case script(RedisScript.Call)
 
+    /// The key whose slot routes the item in a Redis Cluster.
+    var routingKey: String? {
+        switch self {
+        case .command(let command): return command.routingKey
+        case .script(let call): return call.keys.first
+        }
+    }
+
     /// The command itself; a script call as `EVAL` with its source.
     var command: RedisCommand {
         switch self {

@@ -1,0 +1,269 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Sends commands to the masters of a Redis Cluster, each by the slot of its key.
+///
+/// The slot map comes from `CLUSTER SHARDS` (asked of a known master, or else of a seed). A
+/// `MOVED` reply updates the map for its slot and sends the command again to the node it
+/// names, and asks for a fresh map; `ASK` sends it once to the named node after `ASKING`,
+/// without touching the map; `TRYAGAIN` waits a moment. A node that cannot be reached also
+/// asks for a fresh map, which after a failover names the promoted replica. Nothing is read
+/// from replicas.
+final class ClusterRouter: Sendable {
+    typealias Address = RedisConfiguration.Address
+
+    private let configuration: RedisConfiguration
+    private let eventLoopGroup: any EventLoopGroup
+    private let logger: Logger
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var topology: ClusterTopology?
+        var pools: [Address: [ConnectionSlot]] = [:]
+        var nextConnection = 0
+        var refresh: Task<ClusterTopology, any Error>?
+        var refreshedAt: ContinuousClock.Instant?
+    }
+
+    /// How often one command may be redirected before its last reply is returned as is.
+    static let maxRedirects = 5
+
+    init(configuration: RedisConfiguration, eventLoopGroup: any EventLoopGroup, logger: Logger) {
+        self.configuration = configuration
+        self.eventLoopGroup = eventLoopGroup
+        self.logger = logger
+    }
+
+    // MARK: Nodes and the slot map
+
+    /// A pooled connection to `node` (``RedisConfiguration/poolSize`` of them per node).
+    func connection(to node: Address) async throws(RedisError) -> RedisConnection {
+        let slot = state.withLockedValue { state -> ConnectionSlot in
+            let pool =
+                state.pools[node]
+                ?? {
+                    let pool = (0..<configuration.poolSize).map { _ in ConnectionSlot(configuration: configuration) }
+                    state.pools[node] = pool
+                    return pool
+                }()
+            state.nextConnection &+= 1
+            return pool[state.nextConnection % pool.count]
+        }
+        return try await slot.connection(configuration: configuration.aimed(at: node), eventLoopGroup: eventLoopGroup, logger: logger)
+    }
+
+    /// The master serving `key`'s slot; any master for a command without a key.
+    func node(forKey key: String?) async throws(RedisError) -> Address {
+        var topology = try await currentTopology()
+        guard let key else { return topology.masters[Int.random(in: 0..<topology.masters.count)] }
+        let slot = ClusterSlot.of(key)
+        if let node = topology.master(forSlot: slot) { return node }
+        topology = try await refresh()
+        if let node = topology.master(forSlot: slot) { return node }
+        throw RedisError(code: .unreachable, message: "no master of the cluster serves slot \(slot)")
+    }
+
+    /// Every master the slot map knows.
+    func masters() async throws(RedisError) -> [Address] {
+        try await currentTopology().masters
+    }
+
+    private func currentTopology() async throws(RedisError) -> ClusterTopology {
+        if let topology = state.withLockedValue({ $0.topology }) { return topology }
+        return try await refresh()
+    }
+
+    /// Reads the slot map again; callers that arrive while a read is under way share it.
+    @discardableResult
+    func refresh() async throws(RedisError) -> ClusterTopology {
+        let task = state.withLockedValue { state -> Task<ClusterTopology, any Error> in
+            if let running = state.refresh { return running }
+            var candidates = state.topology?.masters ?? []
+            for seed in configuration.clusterSeeds where !candidates.contains(seed) { candidates.append(seed) }
+            let task = Task { try await self.readTopology(asking: candidates) }
+            state.refresh = task
+            return task
+        }
+        let result = await task.result
+        state.withLockedValue { state in
+            if state.refresh == task { state.refresh = nil }
+            if case .success(let topology) = result {
+                state.topology = topology
+                state.refreshedAt = .now
+            }
+        }
+        switch result {
+        case .success(let topology): return topology
+        case .failure(let error as RedisError): throw error
+        case .failure(let error): throw RedisError(code: .unreachable, command: "CLUSTER SHARDS", message: "\(error)")
+        }
+    }
+
+    /// Refreshes the map in the background, at most every 100 ms: after a redirect or a node
+    /// that did not answer.
+    func refreshSoon() {
+        let due = state.withLockedValue { state in
+            state.refresh == nil && (state.refreshedAt.map { .now - $0 > .milliseconds(100) } ?? true)
+        }
+        if due { Task { _ = try? await self.refresh() } }
+    }
+
+    private func readTopology(asking candidates: [Address]) async throws(RedisError) -> ClusterTopology {
+        var failures: [String] = []
+        for node in candidates {
+            do {
+                let reply = try await connection(to: node).send(RedisCommand("CLUSTER", ["SHARDS"]))
+                return try ClusterTopology(shards: reply)
+            } catch {
+                failures.append("\(node): \(error)")
+            }
+        }
+        throw RedisError(
+            code: .unreachable, command: "CLUSTER SHARDS",
+            message: "no node of the cluster answered (\(failures.joined(separator: "; ")))")
+    }
+
+    private func learn(slot: Int, servedBy node: Address) {
+        state.withLockedValue { state in state.topology?.assign(slot: slot, to: node) }
+        refreshSoon()
+    }
+
+    // MARK: Sending
+
+    private enum Route: Sendable {
+        case byKey
+        case moved(Address)
+        case ask(Address)
+    }
+
+    /// Sends `items` to the nodes their keys belong to, at once to every node concerned, and
+    /// returns the replies in order. Redirected commands are sent again where the reply says.
+    func pipeline(_ items: [RedisPipelineItem], client: RedisClient) async throws(RedisError) -> [RESPValue] {
+        var replies = [RESPValue](repeating: .null, count: items.count)
+        var pending = items.indices.map { ($0, Route.byKey) }
+        for round in 0...Self.maxRedirects {
+            var groups: [Address: [(index: Int, asking: Bool)]] = [:]
+            var order: [Address] = []
+            for (index, route) in pending {
+                let node: Address
+                var asking = false
+                switch route {
+                case .byKey: node = try await self.node(forKey: items[index].routingKey)
+                case .moved(let target): node = target
+                case .ask(let target):
+                    node = target
+                    asking = true
+                }
+                if groups[node] == nil { order.append(node) }
+                groups[node, default: []].append((index, asking))
+            }
+            let answered = try await send(groups: order.map { ($0, groups[$0]!) }, items: items, client: client)
+            var next: [(Int, Route)] = []
+            var wait = false
+            for (node, index, reply) in answered {
+                guard round < Self.maxRedirects, case .error(let message) = reply, let redirect = Redirect(message, from: node) else {
+                    replies[index] = reply
+                    continue
+                }
+                switch redirect {
+                case .moved(let slot, let target):
+                    learn(slot: slot, servedBy: target)
+                    next.append((index, .moved(target)))
+                case .ask(let target):
+                    next.append((index, .ask(target)))
+                case .tryAgain:
+                    wait = true
+                    next.append((index, .byKey))
+                }
+            }
+            if next.isEmpty { return replies }
+            if wait { try? await Task.sleep(for: .milliseconds(25)) }
+            pending = next
+        }
+        return replies
+    }
+
+    /// Sends each node its commands (`ASKING` before those redirected by `ASK`), the nodes at
+    /// once. Returns (node, item index, reply) for every command.
+    private func send(
+        groups: [(node: Address, members: [(index: Int, asking: Bool)])], items: [RedisPipelineItem], client: RedisClient
+    ) async throws(RedisError) -> [(Address, Int, RESPValue)] {
+        if groups.count == 1 {
+            return try await send(to: groups[0].node, groups[0].members, items: items, client: client)
+        }
+        do {
+            return try await withThrowingTaskGroup(of: [(Address, Int, RESPValue)].self) { group in
+                for (node, members) in groups {
+                    group.addTask { try await self.send(to: node, members, items: items, client: client) }
+                }
+                var all: [(Address, Int, RESPValue)] = []
+                for try await answered in group { all += answered }
+                return all
+            }
+        } catch let error as RedisError {
+            throw error
+        } catch {
+            throw RedisError(code: .connectionClosed, message: "\(error)")
+        }
+    }
+
+    private func send(
+        to node: Address, _ members: [(index: Int, asking: Bool)], items: [RedisPipelineItem], client: RedisClient
+    ) async throws(RedisError) -> [(Address, Int, RESPValue)] {
+        var batch: [RedisPipelineItem] = []
+        batch.reserveCapacity(members.count)
+        for member in members {
+            if member.asking { batch.append(.command(RedisCommand("ASKING"))) }
+            batch.append(items[member.index])
+        }
+        let replies: [RESPValue]
+        do {
+            replies = try await client.pipeline(batch, on: connection(to: node))
+        } catch {
+            if error.code == .unreachable || error.code == .connectionClosed || error.code == .timeout { refreshSoon() }
+            throw error
+        }
+        var answered: [(Address, Int, RESPValue)] = []
+        answered.reserveCapacity(members.count)
+        var position = 0
+        for member in members {
+            if member.asking { position += 1 }
+            answered.append((node, member.index, position < replies.count ? replies[position] : .null))
+            position += 1
+        }
+        return answered
+    }
+
+    /// Closes every pooled connection; later commands reconnect.
+    func close() async {
+        let pools = state.withLockedValue { $0.pools.values.flatMap { $0 } }
+        for slot in pools { await slot.close() }
+    }
+}
+
+/// What a `MOVED`, `ASK` or `TRYAGAIN` error reply tells the client to do.
+enum Redirect: Equatable {
+    case moved(slot: Int, to: RedisConfiguration.Address)
+    case ask(to: RedisConfiguration.Address)
+    case tryAgain
+
+    /// Parses `MOVED <slot> <host>:<port>` and `ASK <slot> <host>:<port>` (an empty host means
+    /// the host of `node`, the one that answered), or `TRYAGAIN …`; `nil` for any other reply.
+    init?(_ message: String, from node: RedisConfiguration.Address) {
+        if message.hasPrefix("TRYAGAIN") {
+            self = .tryAgain
+            return
+        }
+        let parts = message.split(separator: " ")
+        guard parts.count >= 3, parts[0] == "MOVED" || parts[0] == "ASK", let slot = Int(parts[1]),
+            (0..<ClusterSlot.count).contains(slot), let colon = parts[2].lastIndex(of: ":"),
+            let port = Int(parts[2][parts[2].index(after: colon)...])
+        else { return nil }
+        var host = String(parts[2][..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host.isEmpty, case .tcp(let sameHost, _) = node { host = sameHost }
+        let target = RedisConfiguration.Address.tcp(host: host, port: port)
+        self = parts[0] == "MOVED" ? .moved(slot: slot, to: target) : .ask(to: target)
+    }
+}

@@ -1,0 +1,113 @@
+import HarrowTestSupport
+import Logging
+import NIOCore
+import Testing
+
+@testable import Queue
+
+/// How commands find their node in a Redis Cluster: slots, URLs, redirects, and a client
+/// against a real three-master cluster.
+@Suite struct ClusterRoutingTests {
+    @Test func slotsAreCRC16OfTheHashTag() {
+        // The values the Redis Cluster specification gives.
+        #expect(ClusterSlot.of("123456789") == 0x31C3)
+        #expect(ClusterSlot.of("foo") == 12182)
+        #expect(ClusterSlot.of("{user1000}.following") == ClusterSlot.of("{user1000}.followers"))
+        #expect(ClusterSlot.of("foo{}{bar}") == ClusterSlot.of("foo{}{bar}"))
+        #expect(ClusterSlot.of("foo{}{bar}") != ClusterSlot.of("bar"), "an empty tag hashes the whole key")
+        #expect(ClusterSlot.of("foo{{bar}}zap") == ClusterSlot.of("{bar"))
+        // A queue's keys share its slot.
+        let keys = QueueKeys(prefix: "harrow", queue: "mail")
+        #expect(Set([keys.stream, keys.delayed, keys.dead, keys.paused, keys.job("x"), keys.unique("k")].map(ClusterSlot.of)).count == 1)
+    }
+
+    @Test func aClusterURLNamesItsSeeds() throws {
+        let configuration = try RedisConfiguration(url: "redis+cluster://user:p%40ss@10.0.0.1:7000,10.0.0.2,[::1]:7002")
+        #expect(configuration.isCluster)
+        #expect(
+            configuration.clusterSeeds == [
+                .tcp(host: "10.0.0.1", port: 7000), .tcp(host: "10.0.0.2", port: 6379), .tcp(host: "::1", port: 7002),
+            ])
+        #expect(configuration.username == "user" && configuration.password == "p@ss")
+        #expect(configuration.redactedDescription == "redis+cluster://10.0.0.1:7000,10.0.0.2:6379,[::1]:7002")
+        #expect(throws: RedisError.self) { try RedisConfiguration(url: "redis+cluster://a:1/2") }
+        #expect(throws: RedisError.self) { try RedisConfiguration(url: "redis+cluster://a:1,,b:2") }
+        #expect(throws: RedisError.self) { try RedisConfiguration(url: "redis+cluster://a:99999") }
+        #expect(try RedisConfiguration(url: "redis://a:1").isCluster == false)
+    }
+
+    @Test func redirectsAreParsed() {
+        let node = RedisConfiguration.Address.tcp(host: "127.0.0.1", port: 7000)
+        #expect(Redirect("MOVED 3999 127.0.0.1:6381", from: node) == .moved(slot: 3999, to: .tcp(host: "127.0.0.1", port: 6381)))
+        #expect(Redirect("ASK 3999 10.0.0.9:6381", from: node) == .ask(to: .tcp(host: "10.0.0.9", port: 6381)))
+        #expect(Redirect("MOVED 3999 :6380", from: node) == .moved(slot: 3999, to: .tcp(host: "127.0.0.1", port: 6380)))
+        #expect(Redirect("TRYAGAIN Multiple keys request during rehashing of slot", from: node) == .tryAgain)
+        #expect(Redirect("MOVED 99999 127.0.0.1:6381", from: node) == nil)
+        #expect(Redirect("ERR unknown command", from: node) == nil)
+        #expect(Redirect("MOVED abc", from: node) == nil)
+    }
+
+    @Test func commandsAreRoutedByTheirFirstKey() {
+        #expect(RedisCommand("XADD", ["k", "*", "a", "b"]).routingKey == "k")
+        #expect(RedisCommand("EVALSHA", ["sha", 2, "k1", "k2", "arg"]).routingKey == "k1")
+        #expect(RedisCommand("EVALSHA", ["sha", 0, "arg"]).routingKey == nil)
+        #expect(RedisCommand("XREADGROUP", ["GROUP", "g", "c", "COUNT", 1, "STREAMS", "s", ">"]).routingKey == "s")
+        #expect(RedisCommand("XINFO", ["GROUPS", "s"]).routingKey == "s")
+        #expect(RedisCommand("xgroup", ["CREATE", "s", "g", "0"]).routingKey == "s")
+        #expect(RedisCommand("PING").routingKey == nil)
+        #expect(RedisCommand("CLUSTER", ["SHARDS"]).routingKey == nil)
+    }
+
+    /// Commands, pipelines spanning every master, scripts and a batch enqueue over a real cluster;
+    /// then a slot moved by hand (MIGRATING/IMPORTING, then the keys, then the slot): the client
+    /// follows ASK during the move and MOVED after it.
+    @Test func aClientFollowsTheClusterAndItsRedirects() async throws {
+        try await RedisClusterProcess.withCluster { cluster in
+            let client = RedisClient(configuration: try cluster.configuration(), logger: TestRedis.logger("harrow.test.cluster"))
+            defer { Task { await client.close() } }
+            let keys = (0..<60).map { "k\($0)" }
+            #expect(Set(try await keys.asyncMap { try await client.clusterNode(forKey: $0) }).count == 3)
+            let set = try await client.pipeline(keys.map { RedisCommand("SET", [.string($0), .string("v-\($0)")]) })
+            #expect(set.allSatisfy { $0.string == "OK" })
+            let got = try await client.pipeline(keys.map { RedisCommand("GET", [.string($0)]) })
+            #expect(got.map(\.string) == keys.map { "v-\($0)" })
+            let queue = JobQueue(redis: client, options: JobQueue.Options(keyPrefix: TestRedis.uniqueKeyPrefix("cluster")))
+            let requests = (0..<30).map { EnqueueRequest(type: "noop", queue: "q\($0 % 3)", payload: ByteBuffer(string: "{}")) }
+            _ = try await queue.enqueue(batch: requests)
+            for name in ["q0", "q1", "q2"] { #expect(try await queue.stats(name).ready == 10) }
+
+            // Move k0's slot to another master by hand.
+            let slot = ClusterSlot.of("k0")
+            let source = try await cluster.master(serving: "k0")
+            let masters = try await client.clusterMasters()
+            let targetAddress = try #require(masters.first { $0 != .tcp(host: "127.0.0.1", port: source.port) })
+            let target = try #require(
+                cluster.nodes.first { RedisConfiguration.Address.tcp(host: "127.0.0.1", port: $0.port) == targetAddress })
+            let sourceClient = RedisClient(configuration: source.configuration(), logger: TestRedis.logger())
+            let targetClient = RedisClient(configuration: target.configuration(), logger: TestRedis.logger())
+            defer {
+                Task {
+                    await sourceClient.close()
+                    await targetClient.close()
+                }
+            }
+            let sourceID = try #require(try await sourceClient.send("CLUSTER", ["MYID"]).string)
+            let targetID = try #require(try await targetClient.send("CLUSTER", ["MYID"]).string)
+            try await targetClient.send("CLUSTER", ["SETSLOT", .int(slot), "IMPORTING", .string(sourceID)])
+            try await sourceClient.send("CLUSTER", ["SETSLOT", .int(slot), "MIGRATING", .string(targetID)])
+            // A key that does not exist on the source during migration: ASK to the target.
+            let fresh = try #require(
+                (0..<100_000).lazy.map { "fresh\($0)" }.first { ClusterSlot.of($0) == slot })
+            try await client.send("SET", [.string(fresh), "asked"])
+            // Move k0 itself, then hand the slot over.
+            try await sourceClient.send(
+                "MIGRATE", ["127.0.0.1", .int(target.port), "", 0, 5000, "KEYS", "k0"])
+            for node in [targetClient, sourceClient] {
+                try await node.send("CLUSTER", ["SETSLOT", .int(slot), "NODE", .string(targetID)])
+            }
+            #expect(try await client.send("GET", ["k0"]).string == "v-k0", "MOVED after the slot went over")
+            #expect(try await client.send("GET", [.string(fresh)]).string == "asked")
+            #expect(try await client.clusterNode(forKey: "k0") == .tcp(host: "127.0.0.1", port: target.port))
+        }
+    }
+}
