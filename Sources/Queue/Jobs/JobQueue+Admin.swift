@@ -172,17 +172,36 @@ extension JobQueue {
     @discardableResult
     public func retryAllDead(queue: String) async throws -> Int {
         let keys = keys(queue)
+        let batch = 1000
         var total = 0
-        while true {
-            let reply = try await redis.run(
-                QueueScripts.retryAllDead, keys: [keys.dead, keys.stream],
-                arguments: [.int(1000), .string(keys.unique("")), .int(Int(Self.milliseconds(options.defaultUniqueFor)))])
+        // Each record is looked at once per call (kept ones go to the head), so a bounded
+        // number of rounds, plus a few for records added or removed meanwhile.
+        var rounds = try await redis.send("LLEN", [.string(keys.dead)]).int.map { $0 / batch + 3 } ?? 3
+        while rounds > 0 {
+            rounds -= 1
+            // Oldest last: the script takes them from the tail, so oldest first.
+            let tail = try await redis.send("LRANGE", [.string(keys.dead), .int(-batch), -1]).array?.compactMap(\.string) ?? []
+            if tail.isEmpty { return total }
+            var scriptKeys = [keys.dead, keys.stream]
+            var arguments: [RESPArgument] = [.int(Int(Self.milliseconds(options.defaultUniqueFor)))]
+            for raw in tail.reversed() {
+                let letter = DeadLetter(raw: raw)
+                var lockIndex = 0
+                if let unique = letter.fields["unique_key"], !letter.id.isEmpty {
+                    scriptKeys.append(keys.unique(unique))
+                    lockIndex = scriptKeys.count
+                }
+                arguments += [.string(raw), .int(lockIndex)]
+            }
+            let reply = try await redis.run(QueueScripts.retryAllDead, keys: scriptKeys, arguments: arguments)
             guard let values = reply.array, values.count == 2, let retried = values[0].int, let kept = values[1].int else {
                 throw RedisError.unexpected(reply, command: "EVALSHA retry-all-dead")
             }
             total += retried
-            if retried == 0 || retried + kept < 1000 { return total }
+            let changedMeanwhile = retried + kept < tail.count
+            if !changedMeanwhile && (retried == 0 || tail.count < batch) { return total }
         }
+        return total
     }
 
     /// Deletes every dead letter of `queue`. Returns how many there were.

@@ -52,12 +52,27 @@ extension JobQueue {
     /// until the next one is due (`nil` when none is waiting).
     public func promoteDue(queue: String, limit: Int = 1000) async throws -> (moved: Int, nextDueIn: Duration?) {
         let keys = keys(queue)
-        let reply = try await redis.run(
-            QueueScripts.promote, keys: [keys.stream, keys.delayed], arguments: [.string(keys.job("")), .int(limit)])
-        guard let values = reply.array, values.count == 2, let moved = values[0].int, let wait = values[1].int else {
-            throw RedisError.unexpected(reply, command: "EVALSHA promote")
+        var total = 0
+        var due: [String] = []
+        var round = 0
+        while true {
+            round += 1
+            // The first call only names what is due; the next moves those (see the script).
+            let reply = try await redis.run(
+                QueueScripts.promote, keys: [keys.stream, keys.delayed] + due.map { keys.job($0) },
+                arguments: [.int(max(1, limit - total))] + due.map { .string($0) })
+            guard let values = reply.array, values.count == 3, let moved = values[0].int, let next = values[1].array,
+                let wait = values[2].int
+            else {
+                throw RedisError.unexpected(reply, command: "EVALSHA promote")
+            }
+            total += moved
+            due = next.compactMap(\.string)
+            // A few rounds at most: jobs made due meanwhile wait for the next call.
+            if due.isEmpty || total >= limit || round > 10 {
+                return (total, wait < 0 ? nil : .milliseconds(wait))
+            }
         }
-        return (moved, wait < 0 ? nil : .milliseconds(wait))
     }
 
     /// Redelivers entries of `queue` idle longer than their visibility timeout (the job's own, or
@@ -84,6 +99,20 @@ extension JobQueue {
         return reply.int != -1
     }
 
+    /// Releases the unique locks of dead-lettered jobs (unique key, job id, …), each only if
+    /// that job still holds it.
+    private func releaseUniqueLocks(queue: String, pairs: [String]) async throws {
+        guard pairs.count >= 2 else { return }
+        let keys = keys(queue)
+        let calls = stride(from: 0, to: pairs.count - 1, by: 2).map { index in
+            RedisPipelineItem.script(
+                RedisScript.Call(QueueScripts.releaseUnique, keys: [keys.unique(pairs[index])], arguments: [.string(pairs[index + 1])]))
+        }
+        for reply in try await redis.pipeline(calls) {
+            if case .error(let message) = reply { throw RedisError.server(message, command: "EVALSHA release-unique") }
+        }
+    }
+
     private func reclaim(queue: String, consumer: String, minimumIdle: Duration) async throws -> ReclaimResult {
         let keys = keys(queue)
         var total = ReclaimResult()
@@ -95,11 +124,12 @@ extension JobQueue {
                 arguments: [
                     .string(consumer), .int(Int(Self.milliseconds(minimumIdle))),
                     .int(Int(Self.milliseconds(options.defaultVisibilityTimeout))), .int(batch), .int(options.deadLetterLimit),
-                    .string(start), .string(keys.unique("")),
+                    .string(start),
                 ])
-            guard let values = reply.array, values.count == 4, let scanned = values[0].int, let requeued = values[1].int,
-                let dead = values[2].int
+            guard let values = reply.array, values.count == 5, let scanned = values[0].int, let requeued = values[1].int,
+                let dead = values[2].int, let locks = values[4].array
             else { throw RedisError.unexpected(reply, command: "EVALSHA reclaim") }
+            try await releaseUniqueLocks(queue: queue, pairs: locks.compactMap(\.string))
             total = total + ReclaimResult(requeued: requeued, deadLettered: dead)
             guard scanned == batch, let last = values[3].string, !last.isEmpty else { return total }
             start = "(" + last

@@ -195,7 +195,9 @@ enum QueueScripts {
     /// consumer, nothing happens unless the consumer itself has been idle at least `min idle`
     /// (it fetched nothing meanwhile: it is really gone), and only entries idle that long move.
     /// KEYS: stream, dead, policies. ARGV: consumer ('' = any), min idle ms, default visibility
-    /// ms, count, dead cap, start id, unique lock key prefix. Returns {scanned, requeued, dead, last id}.
+    /// ms, count, dead cap, start id. Returns {scanned, requeued, dead, last id, {unique key, job
+    /// id}…}: the unique locks of dead-lettered jobs, for the caller to release (a script may
+    /// touch only the keys it declares, and these are known only once the entries are read).
     static let reclaim = RedisScript(
         name: "reclaim",
         source: """
@@ -203,14 +205,14 @@ enum QueueScripts {
             local pending
             if consumer ~= '' then
               local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1], 'workers')
-              if not ok then return {0, 0, 0, ''} end
+              if not ok then return {0, 0, 0, '', {}} end
               local consumerIdle = nil
               for _, c in ipairs(consumers) do
                 local info = {}
                 for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
                 if info['name'] == consumer then consumerIdle = tonumber(info['idle']) end
               end
-              if consumerIdle == nil or consumerIdle < tonumber(ARGV[2]) then return {0, 0, 0, ''} end
+              if consumerIdle == nil or consumerIdle < tonumber(ARGV[2]) then return {0, 0, 0, '', {}} end
               pending = redis.call('XPENDING', KEYS[1], 'workers', 'IDLE', ARGV[2], ARGV[6], '+', ARGV[4], consumer)
             else
               pending = redis.call('XPENDING', KEYS[1], 'workers', 'IDLE', ARGV[2], ARGV[6], '+', ARGV[4])
@@ -218,6 +220,7 @@ enum QueueScripts {
             \(serverNow)
             local policies = {}
             local requeued, dead, last = 0, 0, ''
+            local locks = {}
             for _, p in ipairs(pending) do
               local id, owner, idle = p[1], p[2], tonumber(p[3])
               last = id
@@ -263,8 +266,8 @@ enum QueueScripts {
                     redis.call('LPUSH', KEYS[2], cjson.encode(job))
                     redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[5]) - 1)
                     if job['unique_key'] then
-                      local lock = ARGV[7] .. job['unique_key']
-                      if redis.call('GET', lock) == job['id'] then redis.call('DEL', lock) end
+                      locks[#locks + 1] = job['unique_key']
+                      locks[#locks + 1] = job['id']
                     end
                     dead = dead + 1
                   else
@@ -279,7 +282,7 @@ enum QueueScripts {
                 end
               end
             end
-            return {#pending, requeued, dead, last}
+            return {#pending, requeued, dead, last, locks}
             """)
 
     /// Removes a consumer from the group only if it holds nothing: `XGROUP DELCONSUMER` drops a
@@ -304,25 +307,31 @@ enum QueueScripts {
             return 0
             """)
 
-    /// Moves due delayed jobs into the stream.
-    /// KEYS: stream, delayed. ARGV: job hash key prefix, limit.
-    /// Returns {moved, ms until the next due job or -1}.
+    /// Moves the given delayed jobs into the stream if they are still waiting and due, and
+    /// names the next due ones: a script may touch only the keys it declares, so the caller
+    /// comes back with those ids and their hashes' keys.
+    /// KEYS: stream, delayed, then the job hash of each id. ARGV: limit, ids…
+    /// Returns {moved, {due ids, at most limit}, ms until the next due job or -1}.
     static let promote = RedisScript(
         name: "promote",
         source: """
             \(serverNow)
-            local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
-            for _, id in ipairs(ids) do
-              local key = ARGV[1] .. id
-              local flat = redis.call('HGETALL', key)
-              if #flat > 0 then redis.call('XADD', KEYS[1], '*', unpack(flat)) end
-              redis.call('DEL', key)
-              redis.call('ZREM', KEYS[2], id)
+            local moved = 0
+            for i = 2, #ARGV do
+              local score = redis.call('ZSCORE', KEYS[2], ARGV[i])
+              if score and tonumber(score) <= now then
+                local flat = redis.call('HGETALL', KEYS[i + 1])
+                if #flat > 0 then redis.call('XADD', KEYS[1], '*', unpack(flat)) end
+                redis.call('DEL', KEYS[i + 1])
+                redis.call('ZREM', KEYS[2], ARGV[i])
+                moved = moved + 1
+              end
             end
+            local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
             local nextDue = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
             local wait = -1
             if #nextDue == 2 then wait = math.max(0, tonumber(nextDue[2]) - now) end
-            return {#ids, wait}
+            return {moved, due, wait}
             """)
 
     /// One queue's figures in one round trip.
@@ -442,23 +451,26 @@ enum QueueScripts {
             return {1}
             """)
 
-    /// Puts up to ARGV[1] dead letters back into the stream, oldest first, with a fresh attempt
-    /// count, retaking their unique locks. Unreadable records, and those whose unique key another
-    /// job holds, stay in the list (moved to its head). KEYS: dead, stream. ARGV: limit, unique
-    /// lock key prefix, unique TTL ms. Returns {retried, kept}.
+    /// Puts the given dead letters back into the stream, oldest first, with a fresh attempt
+    /// count, retaking their unique locks, as long as the list's tail is the record expected
+    /// next (another client may have changed the list since the caller read it). Unreadable
+    /// records, and those whose unique key another job holds, stay in the list (moved to its
+    /// head). KEYS: dead, stream, then the unique locks the records name. ARGV: unique TTL ms,
+    /// then for each record, oldest first: the record, the index in KEYS of its lock (0: none).
+    /// Returns {retried, kept}.
     static let retryAllDead = RedisScript(
         name: "retry-all-dead",
         source: """
-            local total = math.min(redis.call('LLEN', KEYS[1]), tonumber(ARGV[1]))
             local retried, kept = 0, 0
-            for i = 1, total do
+            for i = 2, #ARGV - 1, 2 do
               local raw = redis.call('LINDEX', KEYS[1], -1)
-              if not raw then break end
+              if raw ~= ARGV[i] then break end
               local ok, job = pcall(cjson.decode, raw)
               local retry = ok and type(job) == 'table' and type(job['type']) == 'string' and type(job['payload']) == 'string'
               local lock = nil
-              if retry and type(job['unique_key']) == 'string' and type(job['id']) == 'string' then
-                lock = ARGV[2] .. job['unique_key']
+              local lockIndex = tonumber(ARGV[i + 1])
+              if retry and lockIndex > 0 and type(job['unique_key']) == 'string' and type(job['id']) == 'string' then
+                lock = KEYS[lockIndex]
                 local owner = redis.call('GET', lock)
                 if owner and owner ~= job['id'] then retry = false end
               end
@@ -471,7 +483,7 @@ enum QueueScripts {
                 for k, v in pairs(job) do out[#out + 1] = k; out[#out + 1] = tostring(v) end
                 redis.call('XADD', KEYS[2], '*', unpack(out))
                 redis.call('RPOP', KEYS[1])
-                if lock then redis.call('SET', lock, job['id'], 'PX', ARGV[3]) end
+                if lock then redis.call('SET', lock, job['id'], 'PX', ARGV[1]) end
                 retried = retried + 1
               else
                 redis.call('RPOPLPUSH', KEYS[1], KEYS[1])

@@ -70,6 +70,7 @@ public struct RedisConfiguration: Sendable, Hashable {
     func aimed(at node: Address) -> RedisConfiguration {
         var copy = self
         copy.address = node
+        copy.clusterSeeds = []
         return copy
     }
 

@@ -1,0 +1,114 @@
+import HarrowTestSupport
+import NIOCore
+import Queue
+import Testing
+import WorkerPool
+
+/// Workers on a Redis Cluster (issue 18): queues on different masters, and a master killed
+/// while jobs flow.
+@Suite struct ClusterWorkerTests {
+    struct Tick: Job {
+        static let name = "tick"
+        static let queue = "ticks"
+    }
+
+    /// Queue names whose slots sit on `count` different masters.
+    static func queuesOnDistinctMasters(_ count: Int, client: RedisClient) async throws -> [String] {
+        var chosen: [String] = []
+        var nodes: Set<RedisConfiguration.Address> = []
+        for index in 0..<1000 where chosen.count < count {
+            let name = "cq\(index)"
+            let node = try #require(try await client.clusterNode(forKey: "{\(name)}"))
+            if nodes.insert(node).inserted { chosen.append(name) }
+        }
+        try #require(chosen.count == count)
+        return chosen
+    }
+
+    static func registry(_ recorder: RunRecorder) throws -> JobRegistry {
+        var registry = JobRegistry()
+        try registry.register(Tick.self) { _, context in recorder.record(context) }
+        return registry
+    }
+
+    /// The issue's "done when", in process: one worker reading three queues whose slots sit on
+    /// three masters drains jobs added with plain XADD, each once.
+    @Test func aWorkerDrainsQueuesOnThreeMasters() async throws {
+        try await RedisClusterProcess.withCluster { cluster in
+            let client = RedisClient(configuration: try cluster.configuration(), logger: TestRedis.logger("harrow.test.cluster"))
+            defer { Task { await client.close() } }
+            let queue = JobQueue(redis: client, options: JobQueue.Options(keyPrefix: TestRedis.uniqueKeyPrefix("cluster-drain")))
+            let names = try await Self.queuesOnDistinctMasters(3, client: client)
+            try await queue.prepare(queues: names)
+            let recorder = RunRecorder()
+            let selection = QueueSelection(entries: names.map { QueueSelection.Entry(name: $0) }, weighted: false)
+            try await withWorker(queue: queue, registry: try Self.registry(recorder), options: .fast(selection)) { _ in
+                for name in names {
+                    _ = try await client.pipeline(
+                        (0..<100).map { _ in
+                            RedisCommand("XADD", [.string(queue.keys(name).stream), "*", "type", "tick", "payload", "{}"])
+                        })
+                }
+                try await eventually("every job ran", timeout: .seconds(30)) { recorder.count >= 300 }
+                for name in names { try await queue.waitUntilDrained(name, timeout: .seconds(10)) }
+                // Later jobs wake the worker blocked on three masters at once.
+                for name in names.reversed() {
+                    try await Task.sleep(for: .milliseconds(300))
+                    try await client.send("XADD", [.string(queue.keys(name).stream), "*", "type", "tick", "payload", "{}"])
+                    try await eventually("a job on \(name) ran", timeout: .seconds(10)) { recorder.runs(queue: name).count == 101 }
+                }
+            }
+            #expect(recorder.count == 303)
+            #expect(Set(recorder.runs.map(\.id)).count == 303, "a job ran twice")
+            for name in names { #expect(try await queue.stats(name).dead == 0) }
+        }
+    }
+
+    /// A master killed with SIGKILL while jobs are enqueued and run: its replica takes over, the
+    /// client finds it, and every job whose enqueue had reached the replica (WAIT) runs; the
+    /// rest is what asynchronous replication may lose, and none is here because enqueues pause
+    /// around the kill.
+    @Test func aMasterKilledMidFlowIsReplacedByItsReplica() async throws {
+        try await RedisClusterProcess.withCluster { cluster in
+            let client = RedisClient(configuration: try cluster.configuration(), logger: TestRedis.logger("harrow.test.cluster"))
+            defer { Task { await client.close() } }
+            let queue = JobQueue(redis: client, options: JobQueue.Options(keyPrefix: TestRedis.uniqueKeyPrefix("cluster-failover")))
+            let names = try await Self.queuesOnDistinctMasters(3, client: client)
+            try await queue.prepare(queues: names)
+            let recorder = RunRecorder()
+            let selection = QueueSelection(entries: names.map { QueueSelection.Entry(name: $0) }, weighted: false)
+            var enqueued: [String] = []
+            func enqueue(_ count: Int) async throws {
+                for index in 0..<count {
+                    let id = JobID.make()
+                    let name = names[index % names.count]
+                    try await eventually("enqueued on \(name)", timeout: .seconds(30)) {
+                        try await queue.enqueue(
+                            EnqueueRequest(type: "tick", queue: name, payload: ByteBuffer(string: "{}"), options: EnqueueOptions(id: id)))
+                        return true
+                    }
+                    enqueued.append(id)
+                }
+            }
+            let options = Worker.Options.fast(selection, deadWorkerAfter: .seconds(15))
+            try await withWorker(queue: queue, registry: try Self.registry(recorder), options: options) { _ in
+                try await enqueue(150)
+                let victim = try await cluster.master(serving: "{\(names[1])}")
+                // What the victim acknowledged has reached its replica.
+                _ = try await client.send(RedisCommand("WAIT", [1, 5000]), toNode: .tcp(host: "127.0.0.1", port: victim.port))
+                try await victim.kill()
+                try await enqueue(150)
+                try await eventually("every job ran", timeout: .seconds(60)) {
+                    Set(recorder.runs.map(\.id)).isSuperset(of: enqueued)
+                }
+                try await cluster.waitUntilHealthy()
+                for name in names { try await queue.waitUntilDrained(name, timeout: .seconds(30)) }
+            }
+            let runs = recorder.runs.map(\.id)
+            let twice = runs.count - Set(runs).count
+            // A job whose acknowledgement died with the master runs again (redelivery), no more.
+            #expect(twice <= 20, "\(twice) jobs ran twice")
+            #expect(Set(runs) == Set(enqueued))
+        }
+    }
+}
