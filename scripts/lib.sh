@@ -247,7 +247,13 @@ harrow_start_redis() {
   case "$mode" in
     "") ;;
     aof) args+=(--appendonly yes --appendfsync everysec) ;;
-    *) harrow_die "harrow_start_redis: unknown mode '$mode' (expected 'aof' or nothing)" ;;
+    cluster)
+      # A node of a Redis Cluster; its bus on a free port of its own (port + 10000 may be
+      # taken, or beyond 65535). A second's node timeout: tests kill masters.
+      args+=(--cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 1000
+        --cluster-port "$(harrow_free_port)")
+      ;;
+    *) harrow_die "harrow_start_redis: unknown mode '$mode' (expected 'aof', 'cluster' or nothing)" ;;
   esac
 
   # Background job rather than --daemonize: $! is the server's real pid.
@@ -278,6 +284,51 @@ harrow_start_redis() {
   harrow_stop_pid "$pid" 5
   rm -f "$dir/redis.pid"
   harrow_die "failed to start redis-server on port $port"
+}
+
+# harrow_start_redis_cluster DIR
+# A private Redis Cluster: three masters with a replica each, under DIR/node-N,
+# on free loopback ports, joined with `redis-cli --cluster create`. Waits until
+# every node reports cluster_state:ok, then sets HARROW_CLUSTER_URL to
+# redis+cluster://127.0.0.1:port,... (every node a seed).
+harrow_start_redis_cluster() {
+  local dir="$1" index port ports=() seeds=()
+  [[ -n "$dir" ]] || harrow_die "usage: harrow_start_redis_cluster DIR"
+  for index in 1 2 3 4 5 6; do
+    port="$(harrow_free_port)"
+    harrow_start_redis "$dir/node-$index" "$port" cluster
+    ports+=("$port")
+    seeds+=("127.0.0.1:$port")
+  done
+  redis-cli --cluster create "${seeds[@]}" --cluster-replicas 1 --cluster-yes \
+    </dev/null >"$dir/create.log" 2>&1 || {
+    cat "$dir/create.log" >&2
+    harrow_die "redis-cli --cluster create failed"
+  }
+  local waited state
+  for ((waited = 0; waited < 300; waited++)); do
+    state=ok
+    for port in "${ports[@]}"; do
+      redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || state=waiting
+    done
+    if [[ $state == ok ]]; then
+      HARROW_CLUSTER_URL="redis+cluster://$(IFS=,; echo "${seeds[*]}")"
+      harrow_log "redis cluster ready: $HARROW_CLUSTER_URL"
+      return 0
+    fi
+    sleep 0.1
+  done
+  harrow_die "the redis cluster in $dir did not reach cluster_state:ok within 30 s"
+}
+
+# harrow_stop_redis_cluster DIR
+# Stops every node harrow_start_redis_cluster DIR started; safe when none runs.
+harrow_stop_redis_cluster() {
+  local dir="$1" node
+  for node in "$dir"/node-*; do
+    [[ -d "$node" ]] && harrow_stop_redis "$node"
+  done
+  return 0
 }
 
 # harrow_stop_redis DIR

@@ -17,6 +17,10 @@ public enum TestRedis {
         return value.isEmpty ? "redis://127.0.0.1:6379/0" : value
     }
 
+    /// Whether ``url`` names a Redis Cluster (`redis+cluster://`): `scripts/test` runs the queue
+    /// suites against one too.
+    public static var isCluster: Bool { url.hasPrefix("redis+cluster://") }
+
     /// Log level from `LOG_LEVEL` (`trace` … `critical`), `.warning` when unset or unknown.
     public static var logLevel: Logger.Level {
         ProcessInfo.processInfo.environment["LOG_LEVEL"]
@@ -106,18 +110,23 @@ public enum TestRedis {
     @discardableResult
     public static func deleteKeys(prefix: String, on redis: RedisClient) async throws -> Int {
         var deleted = try await redis.send("UNLINK", [.string(prefix)]).int ?? 0
-        var cursor = "0"
-        repeat {
-            let reply = try await redis.send(
-                "SCAN", [.string(cursor), "MATCH", .string(globEscaped(prefix) + ":*"), "COUNT", 1000])
-            guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let keys = parts[1].array
-            else { throw RedisError(code: .unexpectedReply, command: "SCAN", message: "unexpected SCAN reply") }
-            cursor = next
-            let names = keys.compactMap(\.string)
-            if !names.isEmpty {
-                deleted += try await redis.send("UNLINK", names.map { .string($0) }).int ?? 0
-            }
-        } while cursor != "0"
+        // On a cluster, every master in turn; one key per command (keys of different slots).
+        let masters = try await redis.clusterMasters()
+        for node in masters.isEmpty ? [redis.configuration.address] : masters {
+            var cursor = "0"
+            repeat {
+                let scan = RedisCommand("SCAN", [.string(cursor), "MATCH", .string(globEscaped(prefix) + ":*"), "COUNT", 1000])
+                let reply = try await redis.send(scan, toNode: node)
+                guard let parts = reply.array, parts.count == 2, let next = parts[0].string, let keys = parts[1].array
+                else { throw RedisError(code: .unexpectedReply, command: "SCAN", message: "unexpected SCAN reply") }
+                cursor = next
+                let names = keys.compactMap(\.string)
+                if !names.isEmpty {
+                    let replies = try await redis.pipeline(names.map { RedisCommand("UNLINK", [.string($0)]) })
+                    deleted += replies.reduce(0) { $0 + ($1.int ?? 0) }
+                }
+            } while cursor != "0"
+        }
         return deleted
     }
 

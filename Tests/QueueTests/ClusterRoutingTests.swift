@@ -56,6 +56,12 @@ import Testing
         #expect(RedisCommand("xgroup", ["CREATE", "s", "g", "0"]).routingKey == "s")
         #expect(RedisCommand("PING").routingKey == nil)
         #expect(RedisCommand("CLUSTER", ["SHARDS"]).routingKey == nil)
+        // A transaction goes where its first key does, as a whole.
+        let transaction: [RedisPipelineItem] = [
+            .command(RedisCommand("PING")), .command(RedisCommand("MULTI")), .command(RedisCommand("INCR", ["a"])),
+            .command(RedisCommand("INCR", ["b"])), .command(RedisCommand("EXEC")), .command(RedisCommand("GET", ["c"])),
+        ]
+        #expect(ClusterRouter.routingKeys(of: transaction) == [nil, "a", "a", "a", "a", "c"])
     }
 
     /// Commands, pipelines spanning every master, scripts and a batch enqueue over a real cluster;
@@ -75,6 +81,16 @@ import Testing
             let requests = (0..<30).map { EnqueueRequest(type: "noop", queue: "q\($0 % 3)", payload: ByteBuffer(string: "{}")) }
             _ = try await queue.enqueue(batch: requests)
             for name in ["q0", "q1", "q2"] { #expect(try await queue.stats(name).ready == 10) }
+            // One blocking read cannot span two queues' slots: a clear error, nothing taken.
+            let blocking = try await client.makeDedicatedConnection(forKey: queue.keys("q0").stream)
+            await #expect(throws: RedisError.self) {
+                try await queue.fetchBlocking(
+                    queues: ["q0", "q1"], count: 1, block: .milliseconds(10), consumer: "c", connection: blocking)
+            }
+            #expect(
+                try await queue.fetchBlocking(queues: ["q0"], count: 2, block: .milliseconds(10), consumer: "c", connection: blocking).count
+                    == 2)
+            await blocking.close()
 
             // Move k0's slot to another master by hand.
             let slot = ClusterSlot.of("k0")

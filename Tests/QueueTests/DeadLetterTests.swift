@@ -183,8 +183,7 @@ struct DeadLetterTests {
 
     /// Enqueues `count` jobs, fetches them and dead-letters each, oldest first. Returns their ids.
     @discardableResult
-    func deadLetterJobs(_ count: Int, on queue: JobQueue, name: String, maxAttempts: Int = 25) async throws -> [String]
-    {
+    func deadLetterJobs(_ count: Int, on queue: JobQueue, name: String, maxAttempts: Int = 25) async throws -> [String] {
         let ids = try await queue.enqueueNumbered(count, queue: name, options: EnqueueOptions(maxAttempts: maxAttempts))
         for job in try await queue.fetchJobs(name) {
             try await queue.deadLetter(

@@ -76,6 +76,9 @@ extension JobQueue {
     /// Takes ready entries without blocking, in the request's queue order, skipping paused
     /// queues. Returns the deliveries and the names of the queues found paused.
     public func fetchReady(_ request: FetchRequest, consumer: String) async throws -> FetchResult {
+        var request = request
+        // A limit of 0 takes nothing (and `XREADGROUP COUNT 0` would take everything).
+        request.queues.removeAll { $0.limit <= 0 }
         guard !request.queues.isEmpty, request.total > 0 else { return FetchResult(deliveries: [], paused: [], emptyQueues: [:]) }
         if redis.isCluster && request.queues.count > 1 {
             return try await fetchReadyQueueByQueue(request, consumer: consumer)

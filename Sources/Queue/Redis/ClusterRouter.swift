@@ -142,6 +142,7 @@ final class ClusterRouter: Sendable {
     func pipeline(_ items: [RedisPipelineItem], client: RedisClient) async throws(RedisError) -> [RESPValue] {
         var replies = [RESPValue](repeating: .null, count: items.count)
         var pending = items.indices.map { ($0, Route.byKey) }
+        let routingKeys = Self.routingKeys(of: items)
         for round in 0...Self.maxRedirects {
             var groups: [Address: [(index: Int, asking: Bool)]] = [:]
             var order: [Address] = []
@@ -149,7 +150,7 @@ final class ClusterRouter: Sendable {
                 let node: Address
                 var asking = false
                 switch route {
-                case .byKey: node = try await self.node(forKey: items[index].routingKey)
+                case .byKey: node = try await self.node(forKey: routingKeys[index])
                 case .moved(let target): node = target
                 case .ask(let target):
                     node = target
@@ -182,6 +183,27 @@ final class ClusterRouter: Sendable {
             pending = next
         }
         return replies
+    }
+
+    /// Each item's routing key; a transaction (`MULTI` … `EXEC` or `DISCARD`) goes as a whole
+    /// where its first key belongs.
+    static func routingKeys(of items: [RedisPipelineItem]) -> [String?] {
+        var keys = items.map(\.routingKey)
+        var start: Int?
+        for (index, item) in items.enumerated() {
+            guard case .command(let command) = item else { continue }
+            switch command.name.uppercased() {
+            case "MULTI": start = index
+            case "EXEC", "DISCARD":
+                if let first = start {
+                    let key = keys[first...index].lazy.compactMap { $0 }.first
+                    for member in first...index { keys[member] = key }
+                }
+                start = nil
+            default: break
+            }
+        }
+        return keys
     }
 
     /// Sends each node its commands (`ASKING` before those redirected by `ASK`), the nodes at
