@@ -351,6 +351,9 @@ struct EnqueueFetchTests {
 
             let none = try await queue.fetchReady(FetchRequest(queues: [(low, 5)], total: 0), consumer: "c1")
             #expect(none.deliveries.isEmpty)
+            // One queue at a limit of 0 takes nothing (`XREADGROUP COUNT 0` would take all).
+            let capped = try await queue.fetchReady(FetchRequest(queues: [(low, 0)], total: 5), consumer: "c1")
+            #expect(capped.deliveries.isEmpty)
             let last = try await queue.fetchReady(
                 FetchRequest(queues: [(low, 0), (high, 5)], total: 5), consumer: "c1")
             #expect(last.deliveries.isEmpty)
