@@ -1,3 +1,4 @@
+import Foundation
 import HarrowTestSupport
 import NIOCore
 import Queue
@@ -109,6 +110,34 @@ import WorkerPool
             // A job whose acknowledgement died with the master runs again (redelivery), no more.
             #expect(twice <= 20, "\(twice) jobs ran twice")
             #expect(Set(runs) == Set(enqueued))
+        }
+    }
+
+    /// The "done when" with the real binary: `worker --queues=a,b,c` and a
+    /// `redis+cluster://` URL drains `noop` jobs added with plain XADD to three queues on three
+    /// masters, and stops cleanly on SIGTERM.
+    @Test func theWorkerBinaryDrainsQueuesOnThreeMastersOfACluster() async throws {
+        try await RedisClusterProcess.withCluster { cluster in
+            let client = RedisClient(configuration: try cluster.configuration(), logger: TestRedis.logger("harrow.test.cluster"))
+            defer { Task { await client.close() } }
+            let prefix = TestRedis.uniqueKeyPrefix("cluster-binary")
+            let queue = TestRedis.makeQueue(redis: client, keyPrefix: prefix)
+            let names = try await Self.queuesOnDistinctMasters(3, client: client)
+            for name in names {
+                _ = try await client.pipeline(
+                    (0..<500).map { _ in RedisCommand("XADD", [.string(queue.keys(name).stream), "*", "type", "noop", "payload", "{}"]) })
+            }
+            let worker = try WorkerProcess(queues: names.joined(separator: ","), redisURL: cluster.url, keyPrefix: prefix)
+            defer { if worker.isRunning { worker.signal(SIGKILL) } }
+            for name in names {
+                try await eventually("\(name) drained: \(worker.log().suffix(2000))", timeout: .seconds(60)) {
+                    let stats = try await queue.stats(name)
+                    return try await client.send("XLEN", [.string(queue.keys(name).stream)]).int == 0 && stats.pending == 0
+                }
+                #expect(try await queue.stats(name).dead == 0)
+            }
+            worker.signal(SIGTERM)
+            #expect(try await worker.waitForExit(timeout: .seconds(30)) == 0)
         }
     }
 }
