@@ -111,25 +111,19 @@ public struct OperationLog: Sendable {
         return Self.chunk(reply.array ?? [], after: after)
     }
 
-    /// Waits up to `block` for lines after the given cursors (one per operation) on a dedicated
-    /// connection; returns the chunks that have some, of at most `count` entries each.
-    public func follow(
-        _ cursors: [UUID: String], block: Duration, count: Int = 1000, connection: RedisConnection
-    ) async throws -> [UUID: Chunk] {
+    /// Waits up to `block` for lines after the given cursors (one per operation) on the
+    /// reader's connections (one per log on a Redis Cluster, where each log has a slot of its
+    /// own); returns the chunks that have some, of at most `count` entries each.
+    public func follow(_ cursors: [UUID: String], block: Duration, count: Int = 1000, reader: BlockingReader) async throws -> [UUID: Chunk]
+    {
         guard !cursors.isEmpty else { return [:] }
         let operations = Array(cursors.keys)
-        let milliseconds = Int(JobQueue.milliseconds(block))
-        let command = RedisCommand(
-            "XREAD",
-            ["COUNT", .int(max(1, count)), "BLOCK", .int(max(1, milliseconds)), "STREAMS"] + operations.map { .string(key($0)) }
-                + operations.map { .string(Self.validID(cursors[$0] ?? "0")) })
-        let reply = try await connection.send(command, timeout: .milliseconds(Int64(milliseconds) + 10_000))
+        let found = try await reader.read(
+            after: operations.map { (key($0), Self.validID(cursors[$0] ?? "0")) }, count: count, block: block)
         var chunks: [UUID: Chunk] = [:]
-        for stream in reply.array ?? [] {
-            guard let pair = stream.array, pair.count == 2, let name = pair[0].string,
-                let operation = operations.first(where: { key($0) == name })
-            else { continue }
-            chunks[operation] = Self.chunk(pair[1].array ?? [], after: cursors[operation] ?? "0")
+        for operation in operations {
+            guard let entries = found[key(operation)] else { continue }
+            chunks[operation] = Self.chunk(entries, after: cursors[operation] ?? "0")
         }
         return chunks
     }

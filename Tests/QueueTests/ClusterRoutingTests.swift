@@ -126,4 +126,37 @@ import Testing
             #expect(try await client.clusterNode(forKey: "k0") == .tcp(host: "127.0.0.1", port: target.port))
         }
     }
+
+    /// A blocking read of streams on three masters: one connection per stream, all waiting at
+    /// once; the first to see an entry ends the others (CLIENT UNBLOCK), so the read returns long
+    /// before its block time.
+    @Test func aBlockingReadSpansStreamsOnEveryMaster() async throws {
+        try await RedisClusterProcess.withCluster { cluster in
+            let client = RedisClient(configuration: try cluster.configuration(), logger: TestRedis.logger("harrow.test.cluster"))
+            defer { Task { await client.close() } }
+            var streams: [String] = []
+            var nodes: Set<RedisConfiguration.Address> = []
+            for index in 0..<1000 where streams.count < 3 {
+                let key = "log:{\(index)}"
+                if nodes.insert(try #require(try await client.clusterNode(forKey: key))).inserted { streams.append(key) }
+            }
+            for key in streams { try await client.send("XADD", [.string(key), "1-1", "line", "old"]) }
+            let reader = BlockingReader(redis: client)
+            defer { reader.closeNow() }
+            // Entries already there come back at once.
+            let old = try await reader.read(after: streams.map { ($0, "0") }, count: 10, block: .seconds(30))
+            #expect(Set(old.keys) == Set(streams))
+            let positions = streams.map { (stream: $0, id: "1-1") }
+            for _ in 0..<2 {
+                let waiting = Task { try await reader.read(after: positions, count: 10, block: .seconds(30)) }
+                try await Task.sleep(for: .milliseconds(300))
+                try await client.send("XADD", [.string(streams[1]), "*", "line", "new"])
+                let found = try await withDeadline(.seconds(10), "the other reads were ended") { try await waiting.value }
+                #expect(Array(found.keys) == [streams[1]])
+                try await client.send("XTRIM", [.string(streams[1]), "MAXLEN", 1])
+                try await client.send("DEL", [.string(streams[1])])
+                try await client.send("XADD", [.string(streams[1]), "1-1", "line", "old"])
+            }
+        }
+    }
 }

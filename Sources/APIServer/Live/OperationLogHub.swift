@@ -103,8 +103,8 @@ final class OperationLogHub: Service, Sendable {
 
     private func read() async {
         var lastIDs: [UUID: String] = [:]
-        var connection: RedisConnection?
-        defer { connection?.closeNow() }
+        let reader = BlockingReader(redis: log.redis)
+        defer { reader.closeNow() }
         var changes = self.changes.makeAsyncIterator()
         while !Task.isCancelled {
             let followed = followers.withLockedValue { $0.operations }
@@ -120,16 +120,9 @@ final class OperationLogHub: Service, Sendable {
                     moved.insert(operation)
                 }
                 notify(moved)
-                let active: RedisConnection
-                if let existing = connection, existing.isActive {
-                    active = existing
-                } else {
-                    active = try await log.redis.makeDedicatedConnection()
-                    connection = active
-                }
                 // One entry per stream is enough to learn it moved; where it ends now is read
                 // apart, so a busy log costs two small replies per round, not its lines.
-                let chunks = try await log.follow(lastIDs, block: block, count: 1, connection: active)
+                let chunks = try await log.follow(lastIDs, block: block, count: 1, reader: reader)
                 for operation in chunks.keys {
                     lastIDs[operation] = try await log.lastID(operation)
                 }
@@ -137,8 +130,7 @@ final class OperationLogHub: Service, Sendable {
             } catch {
                 if Task.isCancelled { return }
                 logger.warning("could not follow operation logs", metadata: ["error": "\(error)"])
-                connection?.closeNow()
-                connection = nil
+                reader.reset()
                 try? await Task.sleep(for: .seconds(1))
             }
         }

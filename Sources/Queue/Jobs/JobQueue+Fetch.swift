@@ -198,63 +198,11 @@ extension JobQueue {
 
     /// Blocks like ``waitForEntries(after:block:connection:)``, on the reader's connections:
     /// on a Redis Cluster one read per queue (each on the master serving it, all at once); the
-    /// first to see an entry ends the others (`CLIENT UNBLOCK`).
+    /// first to see an entry ends the others.
     @discardableResult
     public func waitForEntries(after positions: [(queue: String, id: String)], block: Duration, reader: BlockingReader) async throws -> Bool
     {
-        guard !positions.isEmpty else { return false }
-        guard redis.isCluster else {
-            return try await waitForEntries(
-                after: positions, block: block, connection: reader.connection(for: keys(positions[0].queue).stream).connection)
-        }
-        if positions.count == 1 {
-            return try await waitForEntries(on: positions[0], block: block, reader: reader)
-        }
-        let held = try await positions.asyncMap { try await reader.connection(for: self.keys($0.queue).stream) }
-        return try await withThrowingTaskGroup(of: Bool.self) { group in
-            for position in positions {
-                group.addTask { try await self.waitForEntries(on: position, block: block, reader: reader) }
-            }
-            var arrived = false
-            var unblocking: Task<Void, Never>?
-            defer { unblocking?.cancel() }
-            while true {
-                let seen: Bool
-                do {
-                    guard let next = try await group.next() else { break }
-                    seen = next
-                } catch {
-                    // The other reads would hold the group until they time out.
-                    reader.reset()
-                    throw error
-                }
-                guard seen, !arrived else { continue }
-                arrived = true
-                // Until every read has returned: one still on its way to Redis when the first
-                // UNBLOCK came would otherwise wait its full time.
-                unblocking = Task {
-                    while !Task.isCancelled {
-                        for each in held { await reader.unblock(each) }
-                        try? await Task.sleep(for: .milliseconds(5))
-                    }
-                }
-            }
-            return arrived
-        }
-    }
-
-    private func waitForEntries(on position: (queue: String, id: String), block: Duration, reader: BlockingReader) async throws -> Bool {
-        let stream = keys(position.queue).stream
-        let held = try await reader.connection(for: stream)
-        do {
-            return try await waitForEntries(after: [position], block: block, connection: held.connection)
-        } catch let error as RedisError where error.serverErrorPrefix == "MOVED" || error.serverErrorPrefix == "ASK" {
-            // The queue's slot moved (a failover, or resharding): read the map again, and reach
-            // the queue's new master with a new connection next time.
-            await redis.refreshClusterMap()
-            reader.reset()
-            throw error
-        }
+        try await !reader.read(after: positions.map { (keys($0.queue).stream, $0.id) }, count: 1, block: block).isEmpty
     }
 
     /// Waits up to `block` for entries on any of `queues` with `XREADGROUP … BLOCK` on a
