@@ -53,8 +53,17 @@ struct RunCommand: AsyncParsableCommand {
             their slot back and come back later). Env: HARROW_WORKER_RSA_CONCURRENCY.
             """) var rsaConcurrency: Int = Int(ProcessInfo.processInfo.environment["HARROW_WORKER_RSA_CONCURRENCY"] ?? "") ?? 1
 
-    @Option(name: .customLong("redis-url"), help: "redis://[user:password@]host:port/db or unix:///path. Env: REDIS_URL.") var redisURL:
-        String = ProcessInfo.processInfo.environment["REDIS_URL"] ?? "redis://127.0.0.1:6379/0"
+    @Option(
+        name: .customLong("redis-url"),
+        help: "redis://[user:password@]host:port/db, unix:///path or redis+cluster://host:port[,host:port…]. Env: REDIS_URL.")
+    var redisURL: String = ProcessInfo.processInfo.environment["REDIS_URL"] ?? "redis://127.0.0.1:6379/0"
+
+    @Flag(
+        help: """
+            Wait until a replica has each job this worker enqueues (the outbox relay's) before its outbox row is \
+            deleted (WAIT 1 1000): a failover then loses none of them. Env: HARROW_DURABLE_ENQUEUE=1.
+            """)
+    var durableEnqueue = ProcessInfo.processInfo.environment["HARROW_DURABLE_ENQUEUE"] == "1"
 
     @Option(help: "Seconds running jobs may take to finish after SIGTERM before they are cancelled.") var shutdownTimeout: Double = 20
 
@@ -281,7 +290,8 @@ struct RunCommand: AsyncParsableCommand {
         _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         let logger = logging.bootstrap()
         let redis = RedisClient(configuration: try RedisConfiguration(url: redisURL), logger: logger)
-        let jobQueue = JobQueue(redis: redis, options: JobQueue.Options(keyPrefix: keyPrefix))
+        let jobQueue = JobQueue(
+            redis: redis, options: JobQueue.Options(keyPrefix: keyPrefix, replicasToConfirm: durableEnqueue ? 1 : 0))
         let heartbeat = Duration.milliseconds(Int64(heartbeatInterval * 1000))
         // Checks each type's visibility timeout against this worker's heartbeat.
         var registry = JobRegistry(heartbeatInterval: heartbeat)

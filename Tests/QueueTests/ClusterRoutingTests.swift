@@ -159,4 +159,36 @@ import Testing
             }
         }
     }
+
+    /// `replicasToConfirm`: each queue's writes are followed by a WAIT on the connection that
+    /// made them (on a cluster, the master of that queue), and an enqueue no replica confirmed
+    /// throws `notReplicated`, the job written all the same.
+    @Test func aDurableEnqueueWaitsForAReplica() async throws {
+        try await RedisClusterProcess.withCluster { cluster in
+            let client = RedisClient(configuration: try cluster.configuration(), logger: TestRedis.logger("harrow.test.cluster"))
+            defer { Task { await client.close() } }
+            let queue = JobQueue(
+                redis: client, options: JobQueue.Options(keyPrefix: TestRedis.uniqueKeyPrefix("durable"), replicasToConfirm: 1))
+            let plain = (0..<30).map { EnqueueRequest(type: "noop", queue: "d\($0 % 3)", payload: ByteBuffer(string: "{}")) }
+            #expect(try await queue.enqueue(batch: plain).count == 30)
+            let unique = EnqueueRequest(
+                type: "noop", queue: "d1", payload: ByteBuffer(string: "{}"), options: EnqueueOptions(uniqueKey: "only-one"))
+            #expect(try await queue.enqueue(unique).enqueued)
+            for name in ["d0", "d1", "d2"] { #expect(try await queue.stats(queues: [name])[0].ready >= 10) }
+        }
+        try await RedisServerProcess.withServer { server in
+            let client = RedisClient(configuration: server.configuration(), logger: TestRedis.logger())
+            defer { Task { await client.close() } }
+            let queue = JobQueue(
+                redis: client, options: JobQueue.Options(replicasToConfirm: 1, replicationTimeout: .milliseconds(100)))
+            do {
+                try await queue.enqueue(type: "noop", queue: "lonely", payload: ByteBuffer(string: "{}"))
+                Issue.record("an enqueue no replica confirmed returned")
+            } catch let error as QueueError {
+                #expect(error.code == .notReplicated)
+            }
+            let ready = try await queue.stats(queues: ["lonely"])[0].ready
+            #expect(ready == 1, "written to the master all the same")
+        }
+    }
 }

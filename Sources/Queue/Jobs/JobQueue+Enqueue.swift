@@ -157,7 +157,9 @@ extension JobQueue {
                 items.append(.script(call))
             }
         }
-        let replies: [RESPValue]
+        let waits = replicationWaits(for: requests)
+        items += waits.map { .command($0) }
+        var replies: [RESPValue]
         do {
             replies = try await redis.pipeline(items)
             try Self.checkRegistration(Array(replies.prefix(registrationCount)))
@@ -165,6 +167,8 @@ extension JobQueue {
             forgetRegistration(of: requests.map(\.queue))
             throw error
         }
+        let confirmations = replies.suffix(waits.count)
+        replies.removeLast(waits.count)
         var results: [EnqueueResult] = []
         results.reserveCapacity(requests.count)
         for (index, reply) in replies.dropFirst(registrationCount).enumerated() {
@@ -180,7 +184,36 @@ extension JobQueue {
                 results.append(EnqueueResult(id: ids[index], enqueued: true))
             }
         }
+        try checkReplication(Array(confirmations))
         return results
+    }
+
+    /// One `WAIT` per queue of the batch, sent after its writes and routed like them (in a
+    /// cluster, to the connection of the master that took them); none unless
+    /// ``Options/replicasToConfirm`` asks.
+    private func replicationWaits(for requests: [EnqueueRequest]) -> [RedisCommand] {
+        guard options.replicasToConfirm > 0 else { return [] }
+        var seen = Set<String>()
+        let timeout = max(1, Int(Self.milliseconds(options.replicationTimeout)))
+        return requests.compactMap { request in
+            guard seen.insert(request.queue).inserted else { return nil }
+            return RedisCommand("WAIT", [.int(options.replicasToConfirm), .int(timeout)], routedLike: keys(request.queue).stream)
+        }
+    }
+
+    /// Throws `notReplicated` when a `WAIT` saw fewer replicas than asked for.
+    private func checkReplication(_ replies: [RESPValue]) throws {
+        for reply in replies {
+            if case .error(let message) = reply { throw RedisError.server(message, command: "WAIT") }
+            let confirmed = reply.int ?? 0
+            if confirmed < options.replicasToConfirm {
+                throw QueueError(
+                    code: .notReplicated,
+                    message:
+                        "the job was written to the master, but only \(confirmed) of \(options.replicasToConfirm) replicas confirmed it within \(options.replicationTimeout): a failover now could lose it; enqueue it again with the same id to be sure"
+                )
+            }
+        }
     }
 
     /// The common case, jobs to run now without a unique key: one `XADD` each, encoded straight
@@ -195,7 +228,9 @@ extension JobQueue {
             envelope.appendXADD(to: &pipeline, stream: keys(request.queue).stream)
             results.append(EnqueueResult(id: envelope.id, enqueued: true))
         }
-        let replies: [RESPValue]
+        let waits = replicationWaits(for: requests)
+        for wait in waits { pipeline.append(wait) }
+        var replies: [RESPValue]
         do {
             replies = try await redis.pipeline(pipeline)
             try Self.checkRegistration(Array(replies.prefix(registration.count)))
@@ -203,9 +238,12 @@ extension JobQueue {
             forgetRegistration(of: requests.map(\.queue))
             throw error
         }
+        let confirmations = replies.suffix(waits.count)
+        replies.removeLast(waits.count)
         for reply in replies.dropFirst(registration.count) {
             if case .error(let message) = reply { throw RedisError.server(message, command: "XADD") }
         }
+        try checkReplication(Array(confirmations))
         return results
     }
 

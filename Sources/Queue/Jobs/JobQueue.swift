@@ -20,19 +20,29 @@ public final class JobQueue: Sendable {
         public var defaultUniqueFor: Duration
         /// The clock the queue stamps jobs with (never the one that decides when they are due).
         public var clock: WallClock
+        /// How many replicas must confirm each enqueue (`WAIT`, on the connection that wrote it)
+        /// before it returns; 0 (the default) returns once the master has it. Redis replicates
+        /// asynchronously: a master that fails over loses what its replicas had not received.
+        public var replicasToConfirm: Int
+        /// How long an enqueue waits for ``replicasToConfirm``; then it throws `notReplicated`.
+        public var replicationTimeout: Duration
 
         public init(
             keyPrefix: String = "harrow",
             deadLetterLimit: Int = 10_000,
             defaultVisibilityTimeout: Duration = .seconds(60),
             defaultUniqueFor: Duration = .seconds(24 * 3600),
-            clock: WallClock = .system
+            clock: WallClock = .system,
+            replicasToConfirm: Int = 0,
+            replicationTimeout: Duration = .seconds(1)
         ) {
             self.keyPrefix = keyPrefix
             self.deadLetterLimit = max(1, deadLetterLimit)
             self.defaultVisibilityTimeout = defaultVisibilityTimeout
             self.defaultUniqueFor = defaultUniqueFor
             self.clock = clock
+            self.replicasToConfirm = max(0, replicasToConfirm)
+            self.replicationTimeout = replicationTimeout
         }
     }
 

@@ -11,6 +11,9 @@ public struct QueueError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let jobIsRunning = Code(name: "jobIsRunning")
         /// Another job holds the unique key of the job to retry.
         public static let uniqueKeyHeld = Code(name: "uniqueKeyHeld")
+        /// A durable enqueue (``JobQueue/Options/replicasToConfirm``) was written to the master
+        /// but not confirmed by enough replicas in time: a failover now could lose it.
+        public static let notReplicated = Code(name: "notReplicated")
     }
 
     public var code: Code

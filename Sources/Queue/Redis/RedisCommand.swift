@@ -63,6 +63,13 @@ public struct RedisCommand: Sendable {
         self.routingKey = Self.routingKey(name: name, arguments: arguments)
     }
 
+    /// Encodes a command that names no key but must run where `key` lives in a Redis
+    /// Cluster: `WAIT` after writes to that key, on the same connection.
+    public init(_ name: String, _ arguments: [RESPArgument], routedLike key: String) {
+        let command = RedisCommand(name, arguments)
+        self.init(name: command.name, encoded: command.encoded, routingKey: key)
+    }
+
     /// Commands that name no key (or only keys of every node, such as `SCAN`).
     private static let keyless: Set<String> = [
         "ACL", "ASKING", "AUTH", "BGSAVE", "CLIENT", "CLUSTER", "COMMAND", "CONFIG", "DBSIZE", "DEBUG", "DISCARD", "ECHO",
