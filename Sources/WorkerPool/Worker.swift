@@ -157,10 +157,10 @@ public final class Worker: Service, Sendable {
     /// still heartbeated, to be handed back.
     func beginShutdown() {
         lifecycle.withLockedValue { $0.stopping = true }
-        reader.closeNow()
         logger.info("worker stopping: no new jobs", metadata: ["running": "\(gate.running)"])
-        let unstarted = gate.close()
-        lifecycle.withLockedValue { $0.unstarted += unstarted }
+        lifecycle.withLockedValue { $0.unstarted += gate.close() }
+        // Last: the fetch loop this wakes hands back `unstarted` at once, so it must hold them.
+        reader.closeNow()
     }
 
     /// Creates the queues' groups, publishes the types' policies and sends the first heartbeat,
@@ -421,11 +421,12 @@ public final class Worker: Service, Sendable {
     /// Hands back, at the start of a shutdown, what this worker holds but never started: the
     /// prefetched jobs, and deliveries whose reply was lost.
     private func handBackUnstarted() async {
-        let unstarted =
-            lifecycle.withLockedValue { state in
-                defer { state.unstarted.removeAll() }
-                return state.unstarted
-            } + gate.close()
+        // The gate closed under the same lock as in beginShutdown: jobs it returned there are
+        // in `unstarted` by the time this reads it.
+        let unstarted = lifecycle.withLockedValue { state in
+            defer { state.unstarted.removeAll() }
+            return state.unstarted + gate.close()
+        }
         await handBack(unstarted)
         do { try await recoverOrphans() } catch {
             logger.warning("could not look for lost deliveries at shutdown", metadata: ["error": "\(error)"])
