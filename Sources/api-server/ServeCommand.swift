@@ -48,7 +48,9 @@ struct ServeCommand: AsyncParsableCommand {
     var liveMaxSubscriptions = Int(ProcessInfo.processInfo.environment["HARROW_LIVE_MAX_SUBSCRIPTIONS"] ?? "") ?? 100
     @Option(help: "Most /ws sockets one session may have open on this server. Env: HARROW_LIVE_MAX_SOCKETS.")
     var liveMaxSockets = Int(ProcessInfo.processInfo.environment["HARROW_LIVE_MAX_SOCKETS"] ?? "") ?? 10
-    @Option(name: .customLong("redis-url"), help: "Env: REDIS_URL.")
+    @Option(
+        name: .customLong("redis-url"),
+        help: "redis://[user:password@]host:port/db, unix:///path or redis+cluster://host:port[,host:port…]. Env: REDIS_URL.")
     var redisURL = ProcessInfo.processInfo.environment["REDIS_URL"] ?? "redis://127.0.0.1:6379/0"
     @Option(help: "Key prefix of every Redis key. Env: HARROW_KEY_PREFIX.")
     var keyPrefix = ProcessInfo.processInfo.environment["HARROW_KEY_PREFIX"] ?? "harrow"

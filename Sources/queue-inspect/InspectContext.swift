@@ -7,7 +7,9 @@ import Store
 
 /// Options every subcommand takes.
 struct GlobalOptions: ParsableArguments {
-    @Option(name: .customLong("redis-url"), help: "redis://[user:password@]host:port/db or unix:///path. Env: REDIS_URL.")
+    @Option(
+        name: .customLong("redis-url"),
+        help: "redis://[user:password@]host:port/db, unix:///path or redis+cluster://host:port[,host:port…]. Env: REDIS_URL.")
     var redisURL: String = ProcessInfo.processInfo.environment["REDIS_URL"] ?? "redis://127.0.0.1:6379/0"
 
     @Option(help: "Key prefix of every Redis key. Env: HARROW_KEY_PREFIX.")
