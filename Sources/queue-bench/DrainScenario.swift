@@ -9,6 +9,9 @@ import Queue
 /// `--concurrency`, and `--prefetch` when given): jobs/s from resuming the queue to finding it
 /// empty, CPU and memory read from `/proc`. `--runner bench` uses `queue-bench-worker` (the
 /// library's `Worker` alone) and measures from the first handler start to the last end inside it.
+///
+/// `--queues N` spreads the jobs evenly over N queues, all read by every worker (`--queues a,b,c`);
+/// on a Redis Cluster the queues sit on different masters, and Redis's CPU is read on each.
 struct DrainScenario: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "drain", abstract: "Drain rate and cost per job.")
 
@@ -19,27 +22,32 @@ struct DrainScenario: AsyncParsableCommand {
     var prefetch: Int?
     @Option(help: "worker (the binary users run) or bench (queue-bench-worker).") var runner = "worker"
     @Option(help: "Worker processes.") var workers = 1
+    @Option(help: "Queues the jobs are spread over evenly (on a cluster, over the masters).") var queues = 1
 
     func run() async throws {
         let queue = try BenchSupport.makeQueue(options)
         try await BenchSupport.reset(queue)
-        let name = "bench-drain"
-        try await queue.prepare(queues: [name])
-        try await BenchSupport.enqueueNoops(jobs, queue: name, on: queue)
-        // Held paused while the workers start, so the window holds only draining.
-        try await queue.pause(queue: name)
+        let names = try await BenchSupport.queueNames(queues, base: "bench-drain", redis: queue.redis)
+        let nodes = try await BenchSupport.redisNodes(serving: names, redis: queue.redis)
+        try await queue.prepare(queues: names)
+        for (index, name) in names.enumerated() {
+            try await BenchSupport.enqueueNoops(jobs / queues + (index < jobs % queues ? 1 : 0), queue: name, on: queue)
+            // Held paused while the workers start, so the window holds only draining.
+            try await queue.pause(queue: name)
+        }
         if runner == "worker" {
-            try await drainWithWorkers(queue, name)
+            try await drainWithWorkers(queue, names, nodes: nodes)
             return
         }
         guard runner == "bench" else { throw BenchError("--runner is worker or bench") }
         let prefetch = self.prefetch ?? 0
-        let processes = try WorkerProcesses(count: workers, queue: name, concurrency: concurrency, prefetch: prefetch, options: options)
-        try await queue.redis.send("CONFIG", ["RESETSTAT"])
-        let before = try await BenchSupport.RedisCounters.read(queue.redis)
-        try await queue.resume(queue: name)
-        try await BenchSupport.waitUntilEmpty(queue, name)
-        let after = try await BenchSupport.RedisCounters.read(queue.redis)
+        let processes = try WorkerProcesses(
+            count: workers, queue: names.joined(separator: ","), concurrency: concurrency, prefetch: prefetch, options: options)
+        try await BenchSupport.sendToEach(RedisCommand("CONFIG", ["RESETSTAT"]), nodes: nodes, redis: queue.redis)
+        let before = try await BenchSupport.RedisCounters.read(queue.redis, nodes: nodes)
+        for name in names { try await queue.resume(queue: name) }
+        try await BenchSupport.waitUntilEmpty(queue, names)
+        let after = try await BenchSupport.RedisCounters.read(queue.redis, nodes: nodes)
         let reports = try processes.stop()
         let ran = reports.reduce(0) { $0 + $1.jobs }
         guard ran >= jobs else { throw BenchError("the workers ran \(ran) of \(jobs) jobs") }
@@ -56,9 +64,9 @@ struct DrainScenario: AsyncParsableCommand {
     }
 
     /// The drain with `worker` processes, measured from outside.
-    private func drainWithWorkers(_ queue: JobQueue, _ name: String) async throws {
+    private func drainWithWorkers(_ queue: JobQueue, _ names: [String], nodes: [RedisConfiguration.Address]) async throws {
         let arguments = ["--concurrency", "\(concurrency)"] + (prefetch.map { ["--prefetch", "\($0)"] } ?? [])
-        let processes = try RealWorkers(count: workers, queue: name, arguments: arguments, options: options)
+        let processes = try RealWorkers(count: workers, queue: names.joined(separator: ","), arguments: arguments, options: options)
         let started = ContinuousClock.now
         while try await queue.liveWorkers().count < workers {
             guard ContinuousClock.now - started < .seconds(30) else { throw BenchError("the workers did not start within 30 s") }
@@ -67,17 +75,16 @@ struct DrainScenario: AsyncParsableCommand {
         // Settled: their first fetch has found the queue paused.
         try await Task.sleep(for: .milliseconds(300))
         let idleRSS = processes.rssKiB(peak: false)
-        try await queue.redis.send("CONFIG", ["RESETSTAT"])
-        let before = try await BenchSupport.RedisCounters.read(queue.redis)
+        try await BenchSupport.sendToEach(RedisCommand("CONFIG", ["RESETSTAT"]), nodes: nodes, redis: queue.redis)
+        let before = try await BenchSupport.RedisCounters.read(queue.redis, nodes: nodes)
         let cpuBefore = processes.cpuMicroseconds()
         let resumed = ContinuousClock.now
-        try await queue.resume(queue: name)
+        for name in names { try await queue.resume(queue: name) }
         // A worker finds a paused queue on a fetch and looks again after its block timeout: the
-        // window starts when the first jobs are done (the stream shrinks), and counts the rest.
-        let stream = queue.keys(name).stream
+        // window starts when the first jobs are done (the streams shrink), and counts the rest.
         var (begin, left) = (ContinuousClock.now, jobs)
         while true {
-            let length = try await queue.redis.send("XLEN", [.string(stream)]).int ?? jobs
+            let length = try await BenchSupport.streamLength(queue, names)
             if length < jobs {
                 (begin, left) = (ContinuousClock.now, length)
                 break
@@ -86,13 +93,13 @@ struct DrainScenario: AsyncParsableCommand {
         }
         // Acknowledged jobs are deleted from the stream: it is empty when every job is done. XLEN
         // costs Redis next to nothing, unlike the stats script.
-        while try await queue.redis.send("XLEN", [.string(stream)]).int ?? 0 > 0 { try await Task.sleep(for: .milliseconds(2)) }
+        while try await BenchSupport.streamLength(queue, names) > 0 { try await Task.sleep(for: .milliseconds(2)) }
         // (A tiny run may be done before the first look: then it counts from the resume.)
         if left == 0 { (begin, left) = (resumed, jobs) }
         let elapsed = ContinuousClock.now - begin
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         let cpu = processes.cpuMicroseconds() - cpuBefore
-        let after = try await BenchSupport.RedisCounters.read(queue.redis)
+        let after = try await BenchSupport.RedisCounters.read(queue.redis, nodes: nodes)
         let peakRSS = processes.rssKiB(peak: true)
         try processes.stop()
         emit(
@@ -111,16 +118,9 @@ struct DrainScenario: AsyncParsableCommand {
             "drain",
             [
                 ("n", "\(jobs)"), ("workers", "\(workers)"), ("conc", "\(concurrency)"), ("prefetch", prefetch), ("runner", runner),
-                ("jobs_per_s", BenchSupport.format(jobsPerSecond, decimals: 0)),
+                ("queues", "\(queues)"), ("jobs_per_s", BenchSupport.format(jobsPerSecond, decimals: 0)),
                 ("worker_cpu_us_per_job", BenchSupport.format(workerCPU / Double(jobs), decimals: 2)),
-                (
-                    "redis_cpu_us_per_job",
-                    BenchSupport.format((redis.after.cpuMicroseconds - redis.before.cpuMicroseconds) / Double(jobs), decimals: 2)
-                ),
-                (
-                    "redis_cmds_per_job",
-                    BenchSupport.format(Double(redis.after.commands - redis.before.commands) / Double(jobs), decimals: 3)
-                ),
+            ] + BenchSupport.RedisCounters.fields(redis.before, redis.after, jobs: jobs) + [
                 ("worker_idle_rss_mb", BenchSupport.format(Double(idleRSSKiB) / 1024)),
                 ("worker_rss_mb", BenchSupport.format(Double(peakRSSKiB) / 1024)), ("redis", options.mode),
             ])

@@ -36,7 +36,7 @@ struct LatencyScenario: AsyncParsableCommand {
             }
             try await Task.sleep(until: start + .milliseconds(Int64((Double(sent) / Double(rate)) * 1000)), clock: clock)
         }
-        try await BenchSupport.waitUntilEmpty(queue, name)
+        try await BenchSupport.waitUntilEmpty(queue, [name])
         let report = try processes.stop()[0]
         let latencies = report.latenciesNanoseconds
         guard latencies.count >= total else { throw BenchError("the worker saw \(latencies.count) of \(total) probes") }
