@@ -226,7 +226,7 @@ harrow_redis_running() {
 # with its data, log and pid file in DIR. Waits until it answers PING.
 harrow_start_redis() {
   local dir="$1" port="$2" mode="${3:-}"
-  [[ -n "$dir" && -n "$port" ]] || harrow_die "usage: harrow_start_redis DIR PORT [aof]"
+  [[ -n "$dir" && -n "$port" ]] || harrow_die "usage: harrow_start_redis DIR PORT [aof|cluster]"
   mkdir -p "$dir"
   dir="$(cd "$dir" && pwd)" # absolute, so --dir and --logfile agree
   if harrow_redis_running "$dir"; then
@@ -289,7 +289,7 @@ harrow_start_redis() {
 # harrow_start_redis_cluster DIR
 # A private Redis Cluster: three masters with a replica each, under DIR/node-N,
 # on free loopback ports, joined with `redis-cli --cluster create`. Waits until
-# every node reports cluster_state:ok, then sets HARROW_CLUSTER_URL to
+# every node reports cluster_state:ok and every replica is linked, then sets HARROW_CLUSTER_URL to
 # redis+cluster://127.0.0.1:port,... (every node a seed).
 harrow_start_redis_cluster() {
   local dir="$1" index port ports=() seeds=()
@@ -305,11 +305,16 @@ harrow_start_redis_cluster() {
     cat "$dir/create.log" >&2
     harrow_die "redis-cli --cluster create failed"
   }
+  # Every node sees every slot served, and every replica's link to its master is up (a
+  # replica still syncing could not take over from a master a test kills).
   local waited state
   for ((waited = 0; waited < 300; waited++)); do
     state=ok
     for port in "${ports[@]}"; do
       redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || state=waiting
+      if redis-cli -p "$port" info replication 2>/dev/null | grep -q '^role:slave'; then
+        redis-cli -p "$port" info replication 2>/dev/null | grep -q '^master_link_status:up' || state=waiting
+      fi
     done
     if [[ $state == ok ]]; then
       HARROW_CLUSTER_URL="redis+cluster://$(IFS=,; echo "${seeds[*]}")"

@@ -220,6 +220,8 @@ public final class Worker: Service, Sendable {
     /// ready, blocks on the empty queues until an entry arrives (no polling), then fetches again.
     private func fetchLoop() async {
         var failures = 0
+        // Queues the last fetch could not read (their master down), to log each change once.
+        var unreadable: Set<String> = []
         var random = SystemRandomNumberGenerator()
         while !isStopping && !Task.isCancelled {
             let slots = gate.snapshot()
@@ -243,9 +245,25 @@ public final class Worker: Service, Sendable {
                 continue
             }
             do {
-                if failures > 0 { try await recoverOrphans() }
+                if failures > 0 {
+                    // Best effort: what stays behind is redelivered once its visibility timeout passes.
+                    do { try await recoverOrphans() } catch {
+                        logger.debug("could not look for lost deliveries", metadata: ["error": "\(error)"])
+                    }
+                }
                 let ready = try await jobQueue.fetchReady(FetchRequest(queues: open, total: wanted), consumer: workerID)
                 failures = 0
+                let unavailable = Set(ready.unavailable.keys)
+                if unavailable != unreadable {
+                    if !unavailable.isEmpty {
+                        logger.warning(
+                            "some queues cannot be read; reading the others",
+                            metadata: [
+                                "queues": "\(unavailable.sorted().joined(separator: ","))", "error": "\(ready.unavailable.values.first!)",
+                            ])
+                    }
+                    unreadable = unavailable
+                }
                 // Stopped while the fetch was on its way: what it took stays pending for this
                 // worker, which hands it back, unstarted.
                 if isStopping || Task.isCancelled { break }
@@ -369,13 +387,21 @@ public final class Worker: Service, Sendable {
     /// they are pending for this worker, which does not know them. Hand them back now rather
     /// than after their visibility timeout.
     private func recoverOrphans() async throws {
+        // Queue by queue to the end: on a cluster one whose master is down must not keep the
+        // others' orphans from going back.
+        var firstError: (any Error)?
         for queue in options.queues.names {
-            let pending = try await jobQueue.pendingEntryIDs(queue: queue, consumer: workerID)
-            let orphans = pending.filter { !inFlight.isHeld($0) }
-            guard !orphans.isEmpty else { continue }
-            let returned = try await jobQueue.handBack(queue: queue, entryIDs: orphans, consumer: workerID)
-            logger.warning("handed back deliveries lost with a connection", metadata: ["queue": "\(queue)", "jobs": "\(returned)"])
+            do {
+                let pending = try await jobQueue.pendingEntryIDs(queue: queue, consumer: workerID)
+                let orphans = pending.filter { !inFlight.isHeld($0) }
+                guard !orphans.isEmpty else { continue }
+                let returned = try await jobQueue.handBack(queue: queue, entryIDs: orphans, consumer: workerID)
+                logger.warning("handed back deliveries lost with a connection", metadata: ["queue": "\(queue)", "jobs": "\(returned)"])
+            } catch {
+                firstError = firstError ?? error
+            }
         }
+        if let firstError { throw firstError }
     }
 
     // MARK: Heartbeats and shutdown
@@ -393,28 +419,30 @@ public final class Worker: Service, Sendable {
             do { try await heartbeats.sleep(for: failed ? min(options.heartbeatInterval, .seconds(1)) : options.heartbeatInterval) } catch {
                 return
             }
+            // The beat and the refreshes apart: on a Redis Cluster they go to different masters,
+            // and one that is down must not keep the others' jobs from being refreshed.
+            let (held, locks) = inFlight.snapshot()
+            var beat: Duration?
+            var errors: [any Error] = []
             do {
                 let now = try await jobQueue.heartbeat(info, ttl: options.deadWorkerAfter * 2)
-                let gap = Duration.milliseconds(now - lastBeat)
+                beat = .milliseconds(now - lastBeat)
                 lastBeat = now
-                // Every held entry, every beat (one XCLAIM per queue): then any visibility timeout
-                // of at least three beats is safe, whichever source the reclaimer reads it from.
-                let (held, locks) = inFlight.snapshot()
-                try await jobQueue.refresh(held, consumer: workerID)
-                try await jobQueue.extend(locks)
-                if failed || gap > options.heartbeatInterval * 3 / 2 {
-                    logger.notice(
-                        "heartbeat back after a gap; refreshed every held job", metadata: ["gap": "\(gap)", "jobs": "\(held.count)"])
-                    // After the refresh, so a failure here cannot hold the refreshes back.
-                    do { try await jobQueue.publishPolicies(registry.policies, queues: options.queues.names) } catch {
-                        logger.warning("could not publish the job types' policies", metadata: ["error": "\(error)"])
-                    }
+            } catch { errors.append(error) }
+            // Every held entry, every beat (one XCLAIM per queue): then any visibility timeout of
+            // at least three beats is safe, whichever source the reclaimer reads it from.
+            do { try await jobQueue.refresh(held, consumer: workerID) } catch { errors.append(error) }
+            do { try await jobQueue.extend(locks) } catch { errors.append(error) }
+            if let gap = beat, errors.isEmpty, failed || gap > options.heartbeatInterval * 3 / 2 {
+                logger.notice(
+                    "heartbeat back after a gap; refreshed every held job", metadata: ["gap": "\(gap)", "jobs": "\(held.count)"])
+                // After the refresh, so a failure here cannot hold the refreshes back.
+                do { try await jobQueue.publishPolicies(registry.policies, queues: options.queues.names) } catch {
+                    logger.warning("could not publish the job types' policies", metadata: ["error": "\(error)"])
                 }
-                failed = false
-            } catch {
-                if !failed { logger.warning("heartbeat failed", metadata: ["error": "\(error)"]) }
-                failed = true
             }
+            if let error = errors.first, !failed { logger.warning("heartbeat failed", metadata: ["error": "\(error)"]) }
+            failed = !errors.isEmpty
         }
     }
 

@@ -290,8 +290,27 @@ struct RunCommand: AsyncParsableCommand {
         _ = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         let logger = logging.bootstrap()
         let redis = RedisClient(configuration: try RedisConfiguration(url: redisURL), logger: logger)
-        let jobQueue = JobQueue(
-            redis: redis, options: JobQueue.Options(keyPrefix: keyPrefix, replicasToConfirm: durableEnqueue ? 1 : 0))
+        let jobQueue = JobQueue(redis: redis, options: JobQueue.Options(keyPrefix: keyPrefix))
+        // The outbox relay's durable enqueues on a client of their own: a WAIT holds its
+        // connection until a replica confirms (up to a second), and must not hold up the
+        // fetches and acknowledgements that share the worker's.
+        let durableRedis = durableEnqueue ? RedisClient(configuration: try RedisConfiguration(url: redisURL), logger: logger) : nil
+        let relayQueue =
+            durableRedis.map { JobQueue(redis: $0, options: JobQueue.Options(keyPrefix: keyPrefix, replicasToConfirm: 1)) } ?? jobQueue
+        if durableEnqueue {
+            // Without a replica every WAIT fails: the outbox would never drain, and once its
+            // deduplication window passed, the same jobs would be written again.
+            let lonely: [RedisConfiguration.Address]
+            do { lonely = try await redis.mastersWithoutReplicas() } catch {
+                logger.warning("could not check that every master has a replica for --durable-enqueue", metadata: ["error": "\(error)"])
+                lonely = []
+            }
+            guard lonely.isEmpty else {
+                throw ValidationError(
+                    "--durable-enqueue needs a replica of every Redis master, and \(lonely.map(\.description).joined(separator: ", ")) has none"
+                )
+            }
+        }
         let heartbeat = Duration.milliseconds(Int64(heartbeatInterval * 1000))
         // Checks each type's visibility timeout against this worker's heartbeat.
         var registry = JobRegistry(heartbeatInterval: heartbeat)
@@ -336,6 +355,7 @@ struct RunCommand: AsyncParsableCommand {
         // The Redis client first: the group stops services in reverse order, so it closes last,
         // also when another service throws.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: redis)]
+        if let durableRedis { services.append(.init(service: durableRedis)) }
         if let client {
             let migrator = Migrator(client: client, logger: logger)
             let ready = DatabaseReadiness(migrator: migrator, migrate: migrate)
@@ -346,7 +366,7 @@ struct RunCommand: AsyncParsableCommand {
             }
             if !noMaintenance {
                 let relay = OutboxRelay(
-                    client: client, jobQueue: jobQueue, options: OutboxRelay.Options(holder: worker.options.workerID), logger: logger)
+                    client: client, jobQueue: relayQueue, options: OutboxRelay.Options(holder: worker.options.workerID), logger: logger)
                 services.append(.init(service: CheckedService(relay) { try await ready.wait() }))
                 let sweeper = LostRunSweeper(
                     operations: OperationStore(client: client, logger: logger),

@@ -85,6 +85,19 @@ public final class RedisClusterProcess: Sendable {
         throw RedisServerProcess.Failure(message: "no node knows who serves slot \(slot)")
     }
 
+    /// The replica of `master` (from its `INFO replication`).
+    public func replica(of master: RedisServerProcess) async throws -> RedisServerProcess {
+        let client = RedisClient(configuration: master.configuration(), logger: Logger(label: "harrow.test.cluster"))
+        defer { Task { await client.close() } }
+        let info = try await client.send("INFO", ["replication"]).string ?? ""
+        for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("slave0:") {
+            for field in line.dropFirst("slave0:".count).split(separator: ",") where field.hasPrefix("port=") {
+                if let port = Int(field.dropFirst("port=".count)), let node = nodes.first(where: { $0.port == port }) { return node }
+            }
+        }
+        throw RedisServerProcess.Failure(message: "master \(master.port) has no replica")
+    }
+
     /// Waits until every running node says the cluster is ok and every running replica's link
     /// to its master is up.
     public func waitUntilHealthy(timeout: Duration = .seconds(30)) async throws {

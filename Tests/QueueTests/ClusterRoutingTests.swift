@@ -83,10 +83,11 @@ import Testing
             for name in ["q0", "q1", "q2"] { #expect(try await queue.stats(name).ready == 10) }
             // One blocking read cannot span two queues' slots: a clear error, nothing taken.
             let blocking = try await client.makeDedicatedConnection(forKey: queue.keys("q0").stream)
-            await #expect(throws: RedisError.self) {
+            await #expect {
                 try await queue.fetchBlocking(
                     queues: ["q0", "q1"], count: 1, block: .milliseconds(10), consumer: "c", connection: blocking)
-            }
+            } throws: { ($0 as? RedisError)?.code == .invalidConfiguration }
+            #expect(try await queue.stats(queues: ["q0"])[0].pending == 0, "nothing taken")
             #expect(
                 try await queue.fetchBlocking(queues: ["q0"], count: 2, block: .milliseconds(10), consumer: "c", connection: blocking).count
                     == 2)
@@ -189,6 +190,69 @@ import Testing
             }
             let ready = try await queue.stats(queues: ["lonely"])[0].ready
             #expect(ready == 1, "written to the master all the same")
+        }
+    }
+
+    /// A durable enqueue whose queue's slot moved without the client knowing: the XADD is
+    /// redirected (MOVED), and so must be the WAIT after it. The old master has lost its
+    /// replica, so a WAIT left there would report 0 and the enqueue would throw.
+    @Test func aDurableEnqueueWaitsWhereItsWriteWent() async throws {
+        try await RedisClusterProcess.withCluster { cluster in
+            let client = RedisClient(configuration: try cluster.configuration(), logger: TestRedis.logger("harrow.test.cluster"))
+            defer { Task { await client.close() } }
+            let queue = JobQueue(
+                redis: client,
+                options: JobQueue.Options(keyPrefix: "durable-moved", replicasToConfirm: 1, replicationTimeout: .milliseconds(200)))
+            let name = "moving"
+            let slot = ClusterSlot.of("{\(name)}")
+            let source = try await cluster.master(serving: "{\(name)}")
+            let masters = try await client.clusterMasters()
+            let targetAddress = try #require(masters.first { $0 != .tcp(host: "127.0.0.1", port: source.port) })
+            let target = try #require(
+                cluster.nodes.first { RedisConfiguration.Address.tcp(host: "127.0.0.1", port: $0.port) == targetAddress })
+            try await cluster.replica(of: source).kill()
+            // The slot is empty: hand it over on every master, behind the client's back.
+            let targetClient = RedisClient(configuration: target.configuration(), logger: TestRedis.logger())
+            defer { Task { await targetClient.close() } }
+            let targetID = try #require(try await targetClient.send("CLUSTER", ["MYID"]).string)
+            for master in masters {
+                let node = RedisClient(
+                    configuration: try cluster.configuration {
+                        $0.clusterSeeds = []
+                        $0.address = master
+                    }, logger: TestRedis.logger())
+                try await node.send("CLUSTER", ["SETSLOT", .int(slot), "NODE", .string(targetID)])
+                await node.close()
+            }
+            #expect(try await queue.enqueue(type: "noop", queue: name, payload: ByteBuffer(string: "{}")).enqueued)
+            #expect(try await client.clusterNode(forKey: "{\(name)}") == targetAddress)
+            #expect(try await queue.stats(queues: [name])[0].ready == 1)
+        }
+    }
+
+    /// A pipeline over three masters, one of them dead: the others' commands run and answer,
+    /// and the dead one's get an error reply each, rather than the whole pipeline throwing.
+    @Test func aPipelineOverADeadMasterAnswersForTheOthers() async throws {
+        try await RedisClusterProcess.withCluster { cluster in
+            let client = RedisClient(configuration: try cluster.configuration(), logger: TestRedis.logger("harrow.test.cluster"))
+            defer { Task { await client.close() } }
+            var keys: [String] = []
+            var nodes: Set<RedisConfiguration.Address> = []
+            for index in 0..<1000 where keys.count < 3 {
+                if nodes.insert(try #require(try await client.clusterNode(forKey: "p\(index)"))).inserted { keys.append("p\(index)") }
+            }
+            let dead = try await cluster.master(serving: keys[2])
+            try await cluster.replica(of: dead).kill()
+            try await dead.kill()
+            let replies = try await client.pipeline(keys.map { RedisCommand("INCR", [.string($0)]) })
+            #expect(replies[0].int == 1 && replies[1].int == 1)
+            guard case .error(let message) = replies[2] else {
+                Issue.record("the dead master's command answered \(replies[2])")
+                return
+            }
+            #expect(message.hasPrefix("UNREACHABLE"))
+            // Its keys alone: the error is thrown, as for any single command.
+            await #expect(throws: RedisError.self) { try await client.send("INCR", [.string(keys[2])]) }
         }
     }
 }

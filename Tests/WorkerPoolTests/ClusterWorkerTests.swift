@@ -113,6 +113,36 @@ import WorkerPool
         }
     }
 
+    /// A master and its replica both dead: that queue is out of reach, and the worker goes on
+    /// serving its other queues (the attacker review found every fetch, blocking read and
+    /// heartbeat failing as a whole for one dead master).
+    @Test func aWorkerServesItsOtherQueuesWhileOnesMasterIsDown() async throws {
+        try await RedisClusterProcess.withCluster { cluster in
+            let client = RedisClient(configuration: try cluster.configuration(), logger: TestRedis.logger("harrow.test.cluster"))
+            defer { Task { await client.close() } }
+            let queue = JobQueue(redis: client, options: JobQueue.Options(keyPrefix: "cluster-partial"))
+            let names = try await Self.queuesOnDistinctMasters(3, client: client)
+            try await queue.prepare(queues: names)
+            let recorder = RunRecorder()
+            let selection = QueueSelection(entries: names.map { QueueSelection.Entry(name: $0) }, weighted: false)
+            try await withWorker(
+                queue: queue, registry: try Self.registry(recorder), options: .fast(selection, deadWorkerAfter: .seconds(30))
+            ) { _ in
+                let dead = try await cluster.master(serving: "{\(names[1])}")
+                try await cluster.replica(of: dead).kill()
+                try await dead.kill()
+                for name in [names[0], names[2]] {
+                    _ = try await client.pipeline(
+                        (0..<50).map { _ in RedisCommand("XADD", [.string(queue.keys(name).stream), "*", "type", "tick", "payload", "{}"]) }
+                    )
+                }
+                try await eventually("the live masters' jobs ran", timeout: .seconds(30)) {
+                    recorder.runs(queue: names[0]).count == 50 && recorder.runs(queue: names[2]).count == 50
+                }
+            }
+        }
+    }
+
     /// The "done when" with the real binary: `worker --queues=a,b,c` and a
     /// `redis+cluster://` URL drains `noop` jobs added with plain XADD to three queues on three
     /// masters, and stops cleanly on SIGTERM.

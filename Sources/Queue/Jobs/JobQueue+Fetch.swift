@@ -68,8 +68,11 @@ public struct FetchResult: Sendable {
     /// Queues found paused (nothing was taken from them).
     public var paused: Set<String>
     /// Queues read and found empty, each with the id after which its next entry will arrive:
-    /// what ``JobQueue/waitForEntries(after:block:connection:)`` waits on.
+    /// what ``JobQueue/waitForEntries(after:block:reader:)`` waits on.
     public var emptyQueues: [String: String]
+    /// Queues that could not be read (on a Redis Cluster, their master did not answer), with
+    /// why: the others were read all the same.
+    public var unavailable: [String: RedisError] = [:]
 }
 
 extension JobQueue {
@@ -104,12 +107,20 @@ extension JobQueue {
         for queue in request.queues {
             let remaining = request.total - result.deliveries.count
             guard remaining > 0 else { break }
-            let one = try await fetchReady(
-                FetchRequest(queues: [(queue.name, min(queue.limit, remaining))], total: remaining), consumer: consumer)
+            let one: FetchResult
+            do {
+                one = try await fetchReady(
+                    FetchRequest(queues: [(queue.name, min(queue.limit, remaining))], total: remaining), consumer: consumer)
+            } catch let error as RedisError where error.code == .unreachable || error.code == .connectionClosed || error.code == .timeout {
+                // Its master is down: the other queues' masters may not be.
+                result.unavailable[queue.name] = error
+                continue
+            }
             result.deliveries += one.deliveries
             result.paused.formUnion(one.paused)
             result.emptyQueues.merge(one.emptyQueues) { _, new in new }
         }
+        if result.unavailable.count == request.queues.count, let error = result.unavailable.values.first { throw error }
         return result
     }
 
@@ -180,12 +191,18 @@ extension JobQueue {
     /// Blocks up to `block` until an entry newer than the given id arrives in any of the given
     /// queues (`XREAD … BLOCK` on a dedicated connection). It takes nothing: the caller then
     /// fetches with ``fetchReady(_:consumer:)``, which honours priorities, limits and pauses.
-    /// Returns whether something arrived.
+    /// Returns whether something arrived. On a Redis Cluster, where one read cannot span queues,
+    /// use ``waitForEntries(after:block:reader:)``.
     @discardableResult
     public func waitForEntries(
         after positions: [(queue: String, id: String)], block: Duration, connection: RedisConnection
     ) async throws -> Bool {
         guard !positions.isEmpty else { return false }
+        if redis.isCluster && positions.count > 1 {
+            throw RedisError(
+                code: .invalidConfiguration, command: "XREAD",
+                message: "one blocking read cannot span queues on a Redis Cluster; use waitForEntries(after:block:reader:)")
+        }
         let blockMilliseconds = max(1, Int(Self.milliseconds(block)))
         let command = RedisCommand(
             "XREAD",
@@ -207,7 +224,9 @@ extension JobQueue {
 
     /// Waits up to `block` for entries on any of `queues` with `XREADGROUP … BLOCK` on a
     /// dedicated connection, taking at most `count` from each. Creates missing consumer groups.
-    /// A Redis Cluster refuses this for queues in different slots (every two queues).
+    /// On a Redis Cluster each queue has a slot of its own and no command may span two, so
+    /// this takes one queue there, and `connection` must reach its master
+    /// (``RedisClient/makeDedicatedConnection(forKey:)`` with the queue's stream key).
     public func fetchBlocking(
         queues: [String], count: Int, block: Duration, consumer: String, connection: RedisConnection
     ) async throws -> [Delivery] {

@@ -108,8 +108,20 @@ extension JobQueue {
             RedisPipelineItem.script(
                 RedisScript.Call(QueueScripts.releaseUnique, keys: [keys.unique(pairs[index])], arguments: [.string(pairs[index + 1])]))
         }
-        for reply in try await redis.pipeline(calls) {
-            if case .error(let message) = reply { throw RedisError.server(message, command: "EVALSHA release-unique") }
+        // The dead letters are written: these pairs exist nowhere else, so a failed release is
+        // tried again (a lock left behind refuses its key until the lock's TTL, 24 h by default).
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                for reply in try await redis.pipeline(calls) {
+                    if case .error(let message) = reply { throw RedisError.server(message, command: "EVALSHA release-unique") }
+                }
+                return
+            } catch {
+                if attempt >= 5 { throw error }
+                try await Task.sleep(for: .milliseconds(100 * attempt))
+            }
         }
     }
 

@@ -22,7 +22,12 @@ enum QueueScripts {
     static let enqueue = RedisScript(
         name: "enqueue",
         source: """
-            if tonumber(ARGV[5]) > 0 and redis.call('EXISTS', KEYS[5]) == 1 then return {2, ARGV[1]} end
+            if tonumber(ARGV[5]) > 0 and redis.call('EXISTS', KEYS[5]) == 1 then
+              -- A write all the same (the marker as it was): a WAIT after this call then waits
+              -- for the replication of the first enqueue too, which came before it.
+              redis.call('SET', KEYS[5], '1', 'KEEPTTL')
+              return {2, ARGV[1]}
+            end
             local uniqueTTL = tonumber(ARGV[4])
             if uniqueTTL > 0 then
               local owner = redis.call('GET', KEYS[4])
@@ -469,8 +474,12 @@ enum QueueScripts {
               local retry = ok and type(job) == 'table' and type(job['type']) == 'string' and type(job['payload']) == 'string'
               local lock = nil
               local lockIndex = tonumber(ARGV[i + 1])
-              if retry and lockIndex > 0 and type(job['unique_key']) == 'string' and type(job['id']) == 'string' then
-                lock = KEYS[lockIndex]
+              if retry and type(job['unique_key']) == 'string' and type(job['id']) == 'string' then
+                -- A lock the caller did not see (its reading of the record differed) is kept
+                -- dead rather than retried without its lock.
+                if lockIndex > 0 then lock = KEYS[lockIndex] else retry = false end
+              end
+              if lock then
                 local owner = redis.call('GET', lock)
                 if owner and owner ~= job['id'] then retry = false end
               end

@@ -36,8 +36,9 @@ public final class BlockingReader: Sendable {
         if let held = state.withLockedValue({ $0.connections[name] }), held.connection.isActive { return held }
         let held: Held
         if redis.isCluster {
-            let node = try await redis.clusterNode(forKey: stream)
-            let connection = try await redis.makeDedicatedConnection(forKey: stream)
+            // One lookup, so the connection and the node its UNBLOCK goes to agree.
+            guard let node = try await redis.clusterNode(forKey: stream) else { throw CancellationError() }
+            let connection = try await redis.makeDedicatedConnection(toNode: node)
             do {
                 let id = try await connection.send(RedisCommand("CLIENT", ["ID"])).int
                 held = Held(connection: connection, clientID: id, node: node)
@@ -75,38 +76,62 @@ public final class BlockingReader: Sendable {
         guard redis.isCluster, positions.count > 1 else {
             return try await read(positions, count: count, block: block, on: connection(for: positions[0].stream))
         }
-        let held = try await positions.asyncMap { try await self.connection(for: $0.stream) }
-        return try await withThrowingTaskGroup(of: [String: [RESPValue]].self) { group in
-            for (position, connection) in zip(positions, held) {
-                group.addTask { try await self.read([position], count: count, block: block, on: connection) }
+        closeConnections(except: Set(positions.map(\.stream)))
+        // Each stream on its own: a master that is down fails its streams' reads only, and the
+        // others wait as usual (they may hold jobs to run meanwhile).
+        return try await withThrowingTaskGroup(of: (held: Held?, found: [String: [RESPValue]], error: (any Error)?).self) { group in
+            for position in positions {
+                group.addTask {
+                    do {
+                        let held = try await self.connection(for: position.stream)
+                        return (held, try await self.read([position], count: count, block: block, on: held), nil)
+                    } catch {
+                        return (nil, [:], error)
+                    }
+                }
             }
             var found: [String: [RESPValue]] = [:]
+            var failures: [any Error] = []
             var unblocking: Task<Void, Never>?
-            defer { unblocking?.cancel() }
-            while true {
-                let entries: [String: [RESPValue]]
-                do {
-                    guard let next = try await group.next() else { break }
-                    entries = next
-                } catch {
-                    // The other reads would hold the group until they time out.
-                    reset()
-                    throw error
+            for try await outcome in group {
+                if let error = outcome.error {
+                    failures.append(error)
+                    continue
                 }
-                guard !entries.isEmpty else { continue }
-                found.merge(entries) { _, new in new }
+                guard !outcome.found.isEmpty else { continue }
+                found.merge(outcome.found) { _, new in new }
                 guard unblocking == nil else { continue }
                 // Until every read has returned: one still on its way to Redis when the first
                 // UNBLOCK came would otherwise wait its full time.
+                let held = heldConnections()
                 unblocking = Task {
                     while !Task.isCancelled {
-                        for each in held { await self.unblock(each) }
+                        for each in held where !Task.isCancelled { await self.unblock(each) }
                         try? await Task.sleep(for: .milliseconds(5))
                     }
                 }
             }
+            // Every UNBLOCK sent before the next read starts: a late one would end that read,
+            // and with it the wait for its stream.
+            unblocking?.cancel()
+            await unblocking?.value
+            if found.isEmpty, failures.count == positions.count, let first = failures.first { throw first }
             return found
         }
+    }
+
+    private func heldConnections() -> [Held] {
+        state.withLockedValue { Array($0.connections.values) }
+    }
+
+    /// Closes the connections of streams no longer read (an operation log no longer followed),
+    /// so they do not pile up.
+    private func closeConnections(except streams: Set<String>) {
+        let stale = state.withLockedValue { state -> [Held] in
+            let names = state.connections.keys.filter { !streams.contains($0) }
+            return names.compactMap { state.connections.removeValue(forKey: $0) }
+        }
+        for held in stale { held.connection.closeNow() }
     }
 
     private func read(

@@ -86,13 +86,16 @@ final class ClusterRouter: Sendable {
             return task
         }
         let result = await task.result
-        state.withLockedValue { state in
+        let gone = state.withLockedValue { state -> [ConnectionSlot] in
             if state.refresh == task { state.refresh = nil }
-            if case .success(let topology) = result {
-                state.topology = topology
-                state.refreshedAt = .now
-            }
+            guard case .success(let topology) = result else { return [] }
+            state.topology = topology
+            state.refreshedAt = .now
+            // Pools of nodes that are no longer masters (failed over, removed) go.
+            let left = state.pools.keys.filter { !topology.masters.contains($0) }
+            return left.flatMap { state.pools.removeValue(forKey: $0) ?? [] }
         }
+        for slot in gone { await slot.close() }
         switch result {
         case .success(let topology): return topology
         case .failure(let error as RedisError): throw error
@@ -109,19 +112,54 @@ final class ClusterRouter: Sendable {
         if due { Task { _ = try? await self.refresh() } }
     }
 
+    /// Asks every candidate at once and takes the first map that comes back: a dead or hung
+    /// master among them (the usual reason for a refresh) must not hold it up.
     private func readTopology(asking candidates: [Address]) async throws(RedisError) -> ClusterTopology {
-        var failures: [String] = []
-        for node in candidates {
-            do {
-                let reply = try await connection(to: node).send(RedisCommand("CLUSTER", ["SHARDS"]))
-                return try ClusterTopology(shards: reply)
-            } catch {
-                failures.append("\(node): \(error)")
+        let outcome = NIOLockedValueBox((done: false, failures: [String]()))
+        let result: Result<ClusterTopology, RedisError> = await withCheckedContinuation { continuation in
+            guard !candidates.isEmpty else {
+                continuation.resume(returning: .failure(RedisError(code: .unreachable, message: "no seed nodes")))
+                return
+            }
+            for node in candidates {
+                Task {
+                    let answer: Result<ClusterTopology, RedisError>
+                    do {
+                        let reply = try await self.connection(to: node).send(RedisCommand("CLUSTER", ["SHARDS"]))
+                        answer = .success(try ClusterTopology(shards: reply))
+                    } catch {
+                        answer = .failure((error as? RedisError) ?? RedisError(code: .unreachable, message: "\(error)"))
+                    }
+                    let resume = outcome.withLockedValue { outcome -> Result<ClusterTopology, RedisError>? in
+                        guard !outcome.done else { return nil }
+                        switch answer {
+                        case .success:
+                            outcome.done = true
+                            return answer
+                        case .failure(let error):
+                            outcome.failures.append("\(node): \(error)")
+                            guard outcome.failures.count == candidates.count else { return nil }
+                            outcome.done = true
+                            return .failure(
+                                RedisError(
+                                    code: .unreachable, command: "CLUSTER SHARDS",
+                                    message: "no node of the cluster answered (\(outcome.failures.joined(separator: "; ")))"))
+                        }
+                    }
+                    if let resume { continuation.resume(returning: resume) }
+                }
             }
         }
-        throw RedisError(
-            code: .unreachable, command: "CLUSTER SHARDS",
-            message: "no node of the cluster answered (\(failures.joined(separator: "; ")))")
+        return try result.get()
+    }
+
+    /// Whether a redirect may be followed to `node`: only to a master of the slot map, read
+    /// again when it does not know the node. A reply naming any other host (a compromised or
+    /// misconfigured node) is not followed: the client would send it commands, and its
+    /// credentials.
+    private func isKnownMaster(_ node: Address) async -> Bool {
+        if state.withLockedValue({ $0.topology?.masters.contains(node) ?? false }) { return true }
+        return (try? await refresh().masters.contains(node)) ?? false
     }
 
     private func learn(slot: Int, servedBy node: Address) {
@@ -142,6 +180,7 @@ final class ClusterRouter: Sendable {
     func pipeline(_ items: [RedisPipelineItem], client: RedisClient) async throws(RedisError) -> [RESPValue] {
         var replies = [RESPValue](repeating: .null, count: items.count)
         var pending = items.indices.map { ($0, Route.byKey) }
+        let transactions = Self.transactions(of: items)
         let routingKeys = Self.routingKeys(of: items)
         for round in 0...Self.maxRedirects {
             var groups: [Address: [(index: Int, asking: Bool)]] = [:]
@@ -160,48 +199,77 @@ final class ClusterRouter: Sendable {
                 groups[node, default: []].append((index, asking))
             }
             let answered = try await send(groups: order.map { ($0, groups[$0]!) }, items: items, client: client)
-            var next: [(Int, Route)] = []
+            var redirected: [Int: Route] = [:]
             var wait = false
             for (node, index, reply) in answered {
+                replies[index] = reply
                 guard round < Self.maxRedirects, case .error(let message) = reply, let redirect = Redirect(message, from: node) else {
-                    replies[index] = reply
                     continue
                 }
                 switch redirect {
                 case .moved(let slot, let target):
+                    guard await isKnownMaster(target) else { continue }
                     learn(slot: slot, servedBy: target)
-                    next.append((index, .moved(target)))
+                    redirected[index] = .moved(target)
                 case .ask(let target):
-                    next.append((index, .ask(target)))
+                    guard await isKnownMaster(target) else { continue }
+                    redirected[index] = .ask(target)
                 case .tryAgain:
                     wait = true
-                    next.append((index, .byKey))
+                    redirected[index] = .byKey
                 }
             }
-            if next.isEmpty { return replies }
+            if redirected.isEmpty { return replies }
+            for (index, route) in redirected {
+                // A transaction goes again as a whole (its EXEC failed with EXECABORT); during a
+                // migration (ASK) it waits for the slot to settle rather than follow.
+                if let block = transactions[index] {
+                    for member in block { redirected[member] = { if case .ask = route { return .byKey } else { return route } }() }
+                    if case .ask = route { wait = true }
+                }
+            }
+            // A WAIT covers the writes before it on its connection: one whose slot's writes went
+            // elsewhere goes again after them, where they went.
+            let movedSlots = Dictionary(
+                redirected.compactMap { index, route in routingKeys[index].map { (ClusterSlot.of($0), route) } },
+                uniquingKeysWith: { first, _ in first })
+            for (index, item) in items.enumerated() where redirected[index] == nil {
+                guard case .command(let command) = item, command.name == "WAIT", let key = routingKeys[index],
+                    let route = movedSlots[ClusterSlot.of(key)]
+                else { continue }
+                redirected[index] = { if case .ask(let target) = route { return .moved(target) } else { return route } }()
+            }
             if wait { try? await Task.sleep(for: .milliseconds(25)) }
-            pending = next
+            pending = redirected.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         }
         return replies
     }
 
-    /// Each item's routing key; a transaction (`MULTI` … `EXEC` or `DISCARD`) goes as a whole
-    /// where its first key belongs.
-    static func routingKeys(of items: [RedisPipelineItem]) -> [String?] {
-        var keys = items.map(\.routingKey)
+    /// For each item inside a transaction (`MULTI` … `EXEC` or `DISCARD`), the indices of the
+    /// whole transaction.
+    static func transactions(of items: [RedisPipelineItem]) -> [Int: ClosedRange<Int>] {
+        var blocks: [Int: ClosedRange<Int>] = [:]
         var start: Int?
         for (index, item) in items.enumerated() {
             guard case .command(let command) = item else { continue }
             switch command.name.uppercased() {
             case "MULTI": start = index
             case "EXEC", "DISCARD":
-                if let first = start {
-                    let key = keys[first...index].lazy.compactMap { $0 }.first
-                    for member in first...index { keys[member] = key }
-                }
+                if let first = start { for member in first...index { blocks[member] = first...index } }
                 start = nil
             default: break
             }
+        }
+        return blocks
+    }
+
+    /// Each item's routing key; a transaction (`MULTI` … `EXEC` or `DISCARD`) goes as a whole
+    /// where its first key belongs.
+    static func routingKeys(of items: [RedisPipelineItem]) -> [String?] {
+        var keys = items.map(\.routingKey)
+        for block in Set(transactions(of: items).values) {
+            let key = keys[block].lazy.compactMap { $0 }.first
+            for member in block { keys[member] = key }
         }
         return keys
     }
@@ -214,20 +282,38 @@ final class ClusterRouter: Sendable {
         if groups.count == 1 {
             return try await send(to: groups[0].node, groups[0].members, items: items, client: client)
         }
-        do {
-            return try await withThrowingTaskGroup(of: [(Address, Int, RESPValue)].self) { group in
-                for (node, members) in groups {
-                    group.addTask { try await self.send(to: node, members, items: items, client: client) }
+        let outcomes = await withTaskGroup(of: Result<[(Address, Int, RESPValue)], RedisError>.self) { group in
+            for (node, members) in groups {
+                group.addTask {
+                    do { return .success(try await self.send(to: node, members, items: items, client: client)) } catch {
+                        return .failure((error as? RedisError) ?? RedisError(code: .connectionClosed, message: "\(error)"))
+                    }
                 }
-                var all: [(Address, Int, RESPValue)] = []
-                for try await answered in group { all += answered }
-                return all
             }
-        } catch let error as RedisError {
-            throw error
-        } catch {
-            throw RedisError(code: .connectionClosed, message: "\(error)")
+            var all: [Result<[(Address, Int, RESPValue)], RedisError>] = []
+            for await outcome in group { all.append(outcome) }
+            return all
         }
+        // One node that did not answer fails its own commands only: the others' ran, and their
+        // replies must not be hidden (a caller retrying the whole pipeline would repeat them).
+        var answered: [(Address, Int, RESPValue)] = []
+        var failures: [RedisError] = []
+        for outcome in outcomes {
+            switch outcome {
+            case .success(let replies): answered += replies
+            case .failure(let error): failures.append(error)
+            }
+        }
+        if let first = failures.first, answered.isEmpty { throw first }
+        if !failures.isEmpty {
+            let failed = groups.filter { group in !answered.contains { $0.0 == group.node } }
+            for (index, group) in failed.enumerated() {
+                let error = failures[min(index, failures.count - 1)]
+                let reply = RESPValue.error("UNREACHABLE \(group.node): \(error)")
+                answered += group.members.map { (group.node, $0.index, reply) }
+            }
+        }
+        return answered
     }
 
     private func send(

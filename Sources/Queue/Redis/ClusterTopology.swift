@@ -21,10 +21,13 @@ struct ClusterTopology: Sendable {
                 let node = try Self.fields(of: node, unexpected: unexpected)
                 guard node["role"]?.string == "master", node["health"]?.string ?? "online" == "online" else { continue }
                 let endpoint = node["endpoint"]?.string.flatMap { $0.isEmpty || $0 == "?" ? nil : $0 } ?? node["ip"]?.string
-                guard let host = endpoint, let port = node["port"]?.int ?? node["tls-port"]?.int else { throw unexpected() }
+                // No TLS here: a node that only has a `tls-port` is one this client cannot reach.
+                guard let host = endpoint, let port = node["port"]?.int else { throw unexpected() }
                 master = .tcp(host: host, port: port)
             }
-            guard let master, ranges.count % 2 == 0 else { continue }
+            // A master without slots (a node still becoming a replica, or an empty one) serves
+            // nothing: it is not a master to route to, nor one whose replicas a WAIT counts.
+            guard let master, !ranges.isEmpty, ranges.count % 2 == 0 else { continue }
             let index = Int16(masters.count)
             masters.append(master)
             for pair in stride(from: 0, to: ranges.count, by: 2) {

@@ -53,6 +53,21 @@ public final class RedisClient: Sendable {
         try await cluster?.masters() ?? []
     }
 
+    /// The masters (the server, when it is a single one) with no replica connected now: what
+    /// a durable enqueue (`WAIT`) would wait for in vain.
+    public func mastersWithoutReplicas() async throws(RedisError) -> [RedisConfiguration.Address] {
+        let masters = try await clusterMasters()
+        var lonely: [RedisConfiguration.Address] = []
+        for node in masters.isEmpty ? [configuration.address] : masters {
+            let info = try await send(RedisCommand("INFO", ["replication"]), toNode: node).string ?? ""
+            let replicas =
+                info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("connected_slaves:") }
+                .flatMap { Int($0.dropFirst("connected_slaves:".count)) } ?? 0
+            if replicas == 0 { lonely.append(node) }
+        }
+        return lonely
+    }
+
     /// Reads a cluster's slot map again (nothing for a single server): after a `MOVED` on a
     /// connection of one's own.
     public func refreshClusterMap() async {
