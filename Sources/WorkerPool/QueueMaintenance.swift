@@ -84,7 +84,9 @@ struct QueueMaintenance: Sendable {
             }
             return (contact.since ?? now, newGap)
         }
-        defer { contact.withLockedValue { $0.lastTurn = .now } }
+        // Only a turn that ends well counts (not a `defer`, which a throw runs too): on a Redis
+        // Cluster one master can fail while the others answer, and the turns that fail on it
+        // must make a gap, so its entries, whose idle times count its outage, wait too.
         let grace = options.deadWorkerAfter
         guard uptime >= grace, now - steadySince >= grace else {
             if newGap || uptime < options.reclaimInterval {
@@ -92,6 +94,7 @@ struct QueueMaintenance: Sendable {
                     "reclaimer waits --dead-worker-after for live workers to beat again before reclaiming",
                     metadata: ["redis_uptime": "\(uptime)", "in_touch_for": "\(now - steadySince)", "wait": "\(grace)"])
             }
+            contact.withLockedValue { $0.lastTurn = .now }
             return
         }
         let dead = try await jobQueue.reclaimDeadWorkers(deadAfter: options.deadWorkerAfter)
@@ -107,5 +110,6 @@ struct QueueMaintenance: Sendable {
                     metadata: ["queue": "\(queue)", "requeued": "\(stalled.requeued)", "dead_lettered": "\(stalled.deadLettered)"])
             }
         }
+        contact.withLockedValue { $0.lastTurn = .now }
     }
 }
