@@ -41,7 +41,7 @@ public final class RedisClusterProcess: Sendable {
                 nodes.append(try await RedisServerProcess.start(options))
             }
             let cluster = RedisClusterProcess(nodes: nodes)
-            try cluster.create()
+            try await cluster.create()
             try await cluster.waitUntilHealthy()
             return cluster
         } catch {
@@ -129,7 +129,7 @@ public final class RedisClusterProcess: Sendable {
         for node in nodes { await node.shutdown() }
     }
 
-    private func create() throws {
+    private func create() async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.redisCLI())
         process.arguments =
@@ -139,8 +139,10 @@ public final class RedisClusterProcess: Sendable {
         process.standardError = output
         process.standardInput = FileHandle.nullDevice
         try process.run()
+        // Polled rather than waited for: a blocking wait would hold one of the few threads
+        // every test shares (redis-cli's few kilobytes of output fit the pipe meanwhile).
+        while process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             throw RedisServerProcess.Failure(message: "redis-cli --cluster create failed: \(text)")
         }

@@ -67,9 +67,15 @@ import WorkerPool
             let observerClient = RedisClient(
                 configuration: queue.redis.configuration, eventLoopGroup: group, logger: TestRedis.logger("harrow.test.redis"))
             let observer = JobQueue(redis: observerClient, options: queue.options)
+            // The worker on event loops of its own too: the spin holds its loop for 3 s, which
+            // on the shared loops would stall every other test's connections meanwhile.
+            let workerGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            let workerClient = RedisClient(
+                configuration: queue.redis.configuration, eventLoopGroup: workerGroup, logger: TestRedis.logger("harrow.test.redis"))
+            let workerQueue = JobQueue(redis: workerClient, options: queue.options)
             var options = Worker.Options.fast(.strict("spin"), concurrency: 1, runsMaintenance: false)
             options.heartbeatInterval = .milliseconds(200)
-            try await withWorker(queue: queue, registry: registry, options: options) { worker in
+            try await withWorker(queue: workerQueue, registry: registry, options: options) { worker in
                 try await eventually("registered") { try await queue.liveWorkers().contains { $0.id == worker.id } }
                 try await queue.enqueue(Spinner(ms: 3000))
                 try await eventually("spinning") { recorder.running == 1 }
@@ -84,7 +90,9 @@ import WorkerPool
                 try await eventually("spun", timeout: .seconds(10)) { recorder.running == 0 && recorder.count == 1 }
             }
             await observerClient.close()
+            await workerClient.close()
             try await group.shutdownGracefully()
+            try await workerGroup.shutdownGracefully()
         }
     }
 
