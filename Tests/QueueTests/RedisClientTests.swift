@@ -197,7 +197,17 @@ struct RedisClientTests {
             let error = await #expect(throws: RedisError.self) { try await client.send("BLPOP", [.string(key), 2]) }
             #expect(error?.code == .timeout)
             #expect(error?.command == "BLPOP")
-            let pong = try await withDeadline(.seconds(5), "PING after a timeout") { try await client.send("PING", []) }
+            // The PING must answer, on a fresh connection, with its own reply: not the stale
+            // error of the BLPOP, and not never. A PING that itself takes longer than the 300 ms
+            // timeout on a loaded machine is not that defect: it is asked again.
+            let pong = try await withDeadline(.seconds(5), "PING after a timeout") {
+                var attempts = 0
+                while true {
+                    do { return try await client.send("PING", []) } catch let error as RedisError
+                        where error.code == .timeout && error.command == "PING" && attempts < 3
+                    { attempts += 1 }
+                }
+            }
             #expect(pong == .simpleString(ByteBuffer(string: "PONG")))
         }
         #expect(failures.isEmpty, "the command after a timeout failed: \(failures.prefix(3))")

@@ -49,7 +49,9 @@ import WorkerPool
             let recorder = RunRecorder()
             var registry = JobRegistry()
             try registry.registerNap(recorder)
-            let ids = try await queue.enqueue(batch: Array(repeating: Nap(ms: 300), count: 4)).map(\.id)
+            // Long enough that the first is still running when the stop comes, on a loaded
+            // machine too (300 ms was not: it ended first and the next one started).
+            let ids = try await queue.enqueue(batch: Array(repeating: Nap(ms: 1500), count: 4)).map(\.id)
             let options = Worker.Options.fast(.strict("naps"), concurrency: 1, prefetch: 3)
             try await withWorker(queue: queue, registry: registry, options: options) { worker in
                 try await eventually("one runs, three wait in the worker") {
