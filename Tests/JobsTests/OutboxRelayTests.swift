@@ -191,6 +191,43 @@ import Testing
         }
     }
 
+    /// `--durable-enqueue`: while no replica confirms, the relay's batch fails with
+    /// `notReplicated` and the rows stay (the jobs are in Redis all the same); once a replica
+    /// has them, the next batch confirms, deletes the rows and adds nothing twice.
+    @Test func aDurableRelayKeepsItsRowsUntilAReplicaHasTheJobs() async throws {
+        try await RedisServerProcess.withServer { primary in
+            try await RedisServerProcess.withServer { replica in
+                try await TestDatabase.withDatabase("outbox_durable") { client, _ in
+                    try await Migrator(client: client, logger: Self.logger).migrate()
+                    let redis = RedisClient(configuration: primary.configuration(), logger: Self.logger)
+                    defer { Task { await redis.close() } }
+                    let queue = JobQueue(
+                        redis: redis,
+                        options: JobQueue.Options(
+                            keyPrefix: TestRedis.uniqueKeyPrefix("outbox-durable"), replicasToConfirm: 1,
+                            replicationTimeout: .milliseconds(200)))
+                    let jobs = try (0..<3).map { try OutboxJob(NoopContract(n: $0)) }
+                    try await Self.record(jobs, client: client)
+                    await #expect {
+                        try await Self.relay(client, queue).relayBatch()
+                    } throws: { ($0 as? QueueError)?.code == .notReplicated }
+                    #expect(try await Self.depth(client) == 3, "the rows went before a replica had the jobs")
+                    #expect(try await Self.streamed(queue, "work").count == 3)
+
+                    let replicaClient = RedisClient(configuration: replica.configuration(), logger: Self.logger)
+                    defer { Task { await replicaClient.close() } }
+                    try await replicaClient.send("REPLICAOF", ["127.0.0.1", .int(primary.port)])
+                    try await eventually("the replica is in sync", timeout: .seconds(20)) {
+                        (try await replicaClient.send("INFO", ["replication"]).string ?? "").contains("master_link_status:up")
+                    }
+                    #expect(try await Self.relay(client, queue).relayBatch() == 3)
+                    #expect(try await Self.depth(client) == 0)
+                    #expect(try await Self.streamed(queue, "work").map(\.id) == jobs.map(\.jobID), "a job was added twice")
+                }
+            }
+        }
+    }
+
     @Test func twoRelaysAtOnceDeliverEachJobOnce() async throws {
         try await Self.withOutbox("outbox_two") { client, queue in
             let jobs = try (0..<2000).map { try OutboxJob(NoopContract(n: $0)) }
