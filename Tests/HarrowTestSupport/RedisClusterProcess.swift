@@ -67,6 +67,19 @@ public final class RedisClusterProcess: Sendable {
         return configuration
     }
 
+    /// The first `count` of `key(0)`, `key(1)`, … whose slots sit on different masters.
+    public static func keysOnDistinctMasters(
+        _ count: Int, client: RedisClient, _ key: (Int) -> String
+    ) async throws -> [String] {
+        var chosen: [String] = []
+        var nodes: Set<RedisConfiguration.Address> = []
+        for index in 0..<10_000 where chosen.count < count {
+            if let node = try await client.clusterNode(forKey: key(index)), nodes.insert(node).inserted { chosen.append(key(index)) }
+        }
+        guard chosen.count == count else { throw RedisServerProcess.Failure(message: "fewer than \(count) masters") }
+        return chosen
+    }
+
     /// The node that serves `key`'s slot as a master now.
     public func master(serving key: String) async throws -> RedisServerProcess {
         let slot = ClusterSlot.of(key)

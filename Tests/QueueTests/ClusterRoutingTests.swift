@@ -72,7 +72,9 @@ import Testing
             let client = RedisClient(configuration: try cluster.configuration(), logger: TestRedis.logger("harrow.test.cluster"))
             defer { Task { await client.close() } }
             let keys = (0..<60).map { "k\($0)" }
-            #expect(Set(try await keys.asyncMap { try await client.clusterNode(forKey: $0) }).count == 3)
+            var nodes: Set<RedisConfiguration.Address?> = []
+            for key in keys { nodes.insert(try await client.clusterNode(forKey: key)) }
+            #expect(nodes.count == 3)
             let set = try await client.pipeline(keys.map { RedisCommand("SET", [.string($0), .string("v-\($0)")]) })
             #expect(set.allSatisfy { $0.string == "OK" })
             let got = try await client.pipeline(keys.map { RedisCommand("GET", [.string($0)]) })
@@ -135,12 +137,7 @@ import Testing
         try await RedisClusterProcess.withCluster { cluster in
             let client = RedisClient(configuration: try cluster.configuration(), logger: TestRedis.logger("harrow.test.cluster"))
             defer { Task { await client.close() } }
-            var streams: [String] = []
-            var nodes: Set<RedisConfiguration.Address> = []
-            for index in 0..<1000 where streams.count < 3 {
-                let key = "log:{\(index)}"
-                if nodes.insert(try #require(try await client.clusterNode(forKey: key))).inserted { streams.append(key) }
-            }
+            let streams = try await RedisClusterProcess.keysOnDistinctMasters(3, client: client) { "log:{\($0)}" }
             for key in streams { try await client.send("XADD", [.string(key), "1-1", "line", "old"]) }
             let reader = BlockingReader(redis: client)
             defer { reader.closeNow() }
@@ -236,11 +233,7 @@ import Testing
         try await RedisClusterProcess.withCluster { cluster in
             let client = RedisClient(configuration: try cluster.configuration(), logger: TestRedis.logger("harrow.test.cluster"))
             defer { Task { await client.close() } }
-            var keys: [String] = []
-            var nodes: Set<RedisConfiguration.Address> = []
-            for index in 0..<1000 where keys.count < 3 {
-                if nodes.insert(try #require(try await client.clusterNode(forKey: "p\(index)"))).inserted { keys.append("p\(index)") }
-            }
+            let keys = try await RedisClusterProcess.keysOnDistinctMasters(3, client: client) { "p\($0)" }
             let dead = try await cluster.master(serving: keys[2])
             try await cluster.replica(of: dead).kill()
             try await dead.kill()

@@ -276,9 +276,24 @@ struct EnqueueFetchTests {
         }
     }
 
-    @Test(.disabled(if: TestRedis.isCluster, "one blocking read cannot span queues (slots) on a cluster"))
-    func fetchBlockingReturnsNothingAfterTheBlockTime() async throws {
-        try await TestRedis.withJobQueue("fetch-blocking-empty") { queue in
+    /// A queue on a private single Redis: one blocking read over several queues is a
+    /// single-server feature (a cluster refuses it, see ClusterRoutingTests), so these tests run
+    /// on one whatever `REDIS_URL` names.
+    static func withSingleServerQueue(_ body: (JobQueue) async throws -> Void) async throws {
+        try await RedisServerProcess.withServer { server in
+            let client = RedisClient(configuration: server.configuration(), logger: TestRedis.logger())
+            do {
+                try await body(JobQueue(redis: client))
+                await client.close()
+            } catch {
+                await client.close()
+                throw error
+            }
+        }
+    }
+
+    @Test func fetchBlockingReturnsNothingAfterTheBlockTime() async throws {
+        try await Self.withSingleServerQueue { queue in
             let names = [TestRedis.uniqueQueueName("empty-1"), TestRedis.uniqueQueueName("empty-2")]
             try await queue.prepare(queues: names)
             let connection = try await queue.redis.makeDedicatedConnection()
@@ -293,9 +308,8 @@ struct EnqueueFetchTests {
         }
     }
 
-    @Test(.disabled(if: TestRedis.isCluster, "one blocking read cannot span queues (slots) on a cluster"))
-    func fetchBlockingTakesUpToCountFromEachQueue() async throws {
-        try await TestRedis.withJobQueue("fetch-blocking-many") { queue in
+    @Test func fetchBlockingTakesUpToCountFromEachQueue() async throws {
+        try await Self.withSingleServerQueue { queue in
             let first = TestRedis.uniqueQueueName("first")
             let second = TestRedis.uniqueQueueName("second")
             let firstIDs = try await queue.enqueueNumbered(3, queue: first)

@@ -15,15 +15,24 @@ import WorkerPool
 
     /// Queue names whose slots sit on `count` different masters.
     static func queuesOnDistinctMasters(_ count: Int, client: RedisClient) async throws -> [String] {
-        var chosen: [String] = []
-        var nodes: Set<RedisConfiguration.Address> = []
-        for index in 0..<1000 where chosen.count < count {
-            let name = "cq\(index)"
-            let node = try #require(try await client.clusterNode(forKey: "{\(name)}"))
-            if nodes.insert(node).inserted { chosen.append(name) }
+        try await RedisClusterProcess.keysOnDistinctMasters(count, client: client) { "{cq\($0)}" }.map {
+            String($0.dropFirst().dropLast())
         }
-        try #require(chosen.count == count)
-        return chosen
+    }
+
+    /// A private cluster, a client of it, and a queue under a prefix of its own with three
+    /// queues whose slots sit on three masters, prepared.
+    static func withThreeQueues(
+        _ label: String, _ body: (RedisClusterProcess, RedisClient, JobQueue, [String]) async throws -> Void
+    ) async throws {
+        try await RedisClusterProcess.withCluster { cluster in
+            let client = RedisClient(configuration: try cluster.configuration(), logger: TestRedis.logger("harrow.test.cluster"))
+            defer { Task { await client.close() } }
+            let queue = JobQueue(redis: client, options: JobQueue.Options(keyPrefix: TestRedis.uniqueKeyPrefix(label)))
+            let names = try await queuesOnDistinctMasters(3, client: client)
+            try await queue.prepare(queues: names)
+            try await body(cluster, client, queue, names)
+        }
     }
 
     static func registry(_ recorder: RunRecorder) throws -> JobRegistry {
@@ -35,12 +44,7 @@ import WorkerPool
     /// The "done when", in process: one worker reading three queues whose slots sit on
     /// three masters drains jobs added with plain XADD, each once.
     @Test func aWorkerDrainsQueuesOnThreeMasters() async throws {
-        try await RedisClusterProcess.withCluster { cluster in
-            let client = RedisClient(configuration: try cluster.configuration(), logger: TestRedis.logger("harrow.test.cluster"))
-            defer { Task { await client.close() } }
-            let queue = JobQueue(redis: client, options: JobQueue.Options(keyPrefix: TestRedis.uniqueKeyPrefix("cluster-drain")))
-            let names = try await Self.queuesOnDistinctMasters(3, client: client)
-            try await queue.prepare(queues: names)
+        try await Self.withThreeQueues("cluster-drain") { cluster, client, queue, names in
             let recorder = RunRecorder()
             let selection = QueueSelection(entries: names.map { QueueSelection.Entry(name: $0) }, weighted: false)
             try await withWorker(queue: queue, registry: try Self.registry(recorder), options: .fast(selection)) { _ in
@@ -70,12 +74,7 @@ import WorkerPool
     /// rest is what asynchronous replication may lose, and none is here because enqueues pause
     /// around the kill.
     @Test func aMasterKilledMidFlowIsReplacedByItsReplica() async throws {
-        try await RedisClusterProcess.withCluster { cluster in
-            let client = RedisClient(configuration: try cluster.configuration(), logger: TestRedis.logger("harrow.test.cluster"))
-            defer { Task { await client.close() } }
-            let queue = JobQueue(redis: client, options: JobQueue.Options(keyPrefix: TestRedis.uniqueKeyPrefix("cluster-failover")))
-            let names = try await Self.queuesOnDistinctMasters(3, client: client)
-            try await queue.prepare(queues: names)
+        try await Self.withThreeQueues("cluster-failover") { cluster, client, queue, names in
             let recorder = RunRecorder()
             let selection = QueueSelection(entries: names.map { QueueSelection.Entry(name: $0) }, weighted: false)
             var enqueued: [String] = []
@@ -117,12 +116,7 @@ import WorkerPool
     /// serving its other queues (the attacker review found every fetch, blocking read and
     /// heartbeat failing as a whole for one dead master).
     @Test func aWorkerServesItsOtherQueuesWhileOnesMasterIsDown() async throws {
-        try await RedisClusterProcess.withCluster { cluster in
-            let client = RedisClient(configuration: try cluster.configuration(), logger: TestRedis.logger("harrow.test.cluster"))
-            defer { Task { await client.close() } }
-            let queue = JobQueue(redis: client, options: JobQueue.Options(keyPrefix: "cluster-partial"))
-            let names = try await Self.queuesOnDistinctMasters(3, client: client)
-            try await queue.prepare(queues: names)
+        try await Self.withThreeQueues("cluster-partial") { cluster, client, queue, names in
             let recorder = RunRecorder()
             let selection = QueueSelection(entries: names.map { QueueSelection.Entry(name: $0) }, weighted: false)
             try await withWorker(

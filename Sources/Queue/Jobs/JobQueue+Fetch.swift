@@ -288,13 +288,3 @@ extension JobQueue {
         }
     }
 }
-
-extension Array {
-    /// `map` with an async transform, one element after the other.
-    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
-        var results: [T] = []
-        results.reserveCapacity(count)
-        for element in self { results.append(try await transform(element)) }
-        return results
-    }
-}

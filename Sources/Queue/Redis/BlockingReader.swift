@@ -179,6 +179,4 @@ public final class BlockingReader: Sendable {
         reset()
     }
 
-    /// Whether ``closeNow()`` was called.
-    public var isClosed: Bool { state.withLockedValue { $0.closed } }
 }
