@@ -76,12 +76,14 @@ struct WorkerLeaseTests {
         try await TestRedis.withJobQueue("live-workers") { queue in
             let silent = WorkerInfo(id: "silent", host: "h", pid: 1, queues: [], concurrency: 1, startedAt: 0)
             try await queue.heartbeat(silent, ttl: .seconds(60))
-            try await eventually("the silent worker is older than 500 ms") {
-                try await queue.liveWorkers(maxAge: .milliseconds(500)).isEmpty
+            // Two seconds, not less: on a loaded machine (the cluster pass of scripts/test) the
+            // fresh beat below can take half a second to be read back.
+            try await eventually("the silent worker is older than 2 s") {
+                try await queue.liveWorkers(maxAge: .seconds(2)).isEmpty
             }
             let fresh = WorkerInfo(id: "fresh", host: "h", pid: 2, queues: [], concurrency: 1, startedAt: 0)
             try await queue.heartbeat(fresh, ttl: .seconds(60))
-            #expect(try await queue.liveWorkers(maxAge: .milliseconds(500)).map(\.id) == ["fresh"])
+            #expect(try await queue.liveWorkers(maxAge: .seconds(2)).map(\.id) == ["fresh"])
             #expect(try await queue.liveWorkers(maxAge: .seconds(60)).map(\.id).sorted() == ["fresh", "silent"])
         }
     }
